@@ -1,0 +1,123 @@
+// Package wire is the imbi-worker wire contract (docs: wire-contract v1) in
+// Go: subjects, CloudEvent attributes, header names, dead-letter reasons and
+// the typed envelope. Publishers and the worker both use it, so the two
+// sides cannot drift.
+package wire
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/aweber-imbi/imbi-worker/plugins"
+)
+
+// Contract version and CloudEvent attributes (wire-contract §3).
+const (
+	ContractVersion   = 1
+	EventType         = "io.imbi.webhook.action.v1"
+	SourcePrefix      = "/imbi-gateway/webhooks/"
+	ContentTypeCE     = "application/cloudevents+json"
+	ContentTypeJSON   = "application/json"
+	EnvelopeSchemaV1  = "testdata/schemas/action-envelope.v1.json"
+	SensitiveHdrsFile = "testdata/schemas/sensitive-headers.json"
+)
+
+// Default stream, subject and consumer names (wire-contract §2).
+const (
+	DefaultStream        = "IMBI_ACTIONS"
+	DefaultSubjectPrefix = "imbi.actions"
+	DefaultDLQStream     = "IMBI_ACTIONS_DLQ"
+	DefaultDLQPrefix     = "imbi.dlq.actions"
+	DefaultConsumer      = "imbi-worker"
+	DefaultDoneBucket    = "imbi_actions_done"
+	InvalidToken         = "_invalid"
+)
+
+// Subject is the work subject of a handler: <prefix>.<plugin>.<action>.
+func Subject(prefix string, h plugins.Handler) string {
+	return prefix + "." + h.Plugin + "." + h.Action
+}
+
+// NATS and CloudEvents header names.
+const (
+	HeaderContentType = "Content-Type"
+	HeaderMsgID       = "Nats-Msg-Id"
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+	CEHeaderPrefix    = "ce-"
+)
+
+// Dead-letter headers added to the original message (wire-contract §5).
+const (
+	DLQReason          = "Imbi-Dlq-Reason"
+	DLQLastReason      = "Imbi-Dlq-Last-Reason"
+	DLQError           = "Imbi-Dlq-Error"
+	DLQAttempts        = "Imbi-Dlq-Attempts"
+	DLQOriginalSubject = "Imbi-Dlq-Original-Subject"
+	DLQOriginalSeq     = "Imbi-Dlq-Original-Seq"
+	DLQFirstReceived   = "Imbi-Dlq-First-Received"
+	DLQDeadAt          = "Imbi-Dlq-Dead-At"
+	DLQWorker          = "Imbi-Dlq-Worker"
+	DLQErrorMaxBytes   = 1024
+)
+
+// Reason is a dead-letter reason code (wire-contract §4).
+type Reason string
+
+const (
+	ReasonInvalidEvent       Reason = "invalid_event"
+	ReasonUnsupportedType    Reason = "unsupported_type"
+	ReasonInvalidHandler     Reason = "invalid_handler"
+	ReasonUnknownHandler     Reason = "unknown_handler"
+	ReasonInvalidConfig      Reason = "invalid_config"
+	ReasonCredentialsMissing Reason = "credentials_missing"
+	ReasonTimeout            Reason = "timeout"
+	ReasonUnavailable        Reason = "unavailable"
+	ReasonRateLimited        Reason = "rate_limited"
+	ReasonPanic              Reason = "panic"
+	ReasonActionFailed       Reason = "action_failed"
+	ReasonMaxAttempts        Reason = "max_attempts"
+	// ReasonUnsettled is the Last-Reason of a crash-looping message.
+	ReasonUnsettled Reason = "unsettled"
+)
+
+// Reasons lists every reason code, for docs and metric label checks.
+var Reasons = []Reason{
+	ReasonInvalidEvent, ReasonUnsupportedType, ReasonInvalidHandler,
+	ReasonUnknownHandler, ReasonInvalidConfig, ReasonCredentialsMissing,
+	ReasonTimeout, ReasonUnavailable, ReasonRateLimited, ReasonPanic,
+	ReasonActionFailed, ReasonMaxAttempts,
+}
+
+// ActionData is the CloudEvent data (wire-contract §3; schema
+// testdata/schemas/action-envelope.v1.json).
+type ActionData struct {
+	Rule               Rule                  `json:"rule"`
+	Plugin             *PluginRef            `json:"plugin,omitempty"`
+	Context            plugins.PluginContext `json:"context"`
+	ExternalIdentifier string                `json:"external_identifier"`
+	Event              plugins.Event         `json:"event"`
+}
+
+// Rule is the matched WebhookRule.
+type Rule struct {
+	ID            string          `json:"id,omitempty"`
+	Handler       string          `json:"handler"`
+	HandlerConfig json.RawMessage `json:"handler_config,omitempty"`
+	Ordinal       int             `json:"ordinal"`
+}
+
+// PluginRef names the Plugin node that holds the credentials.
+type PluginRef struct {
+	ID   string `json:"id,omitempty"`
+	Slug string `json:"slug,omitempty"`
+}
+
+// IsSensitiveHeader reports whether a header's value must be redacted.
+func IsSensitiveHeader(name string) bool {
+	_, ok := sensitive[strings.ToLower(name)]
+	return ok
+}
+
+// Redacted is the value that replaces a sensitive header's.
+const Redacted = "[redacted]"
