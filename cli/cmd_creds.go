@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -7,10 +7,10 @@ import (
 )
 
 // STUB: replaced by the issue that owns this command.
-func newRunCmd() *cobra.Command {
+func newCredsCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "run",
+		Use:   "creds",
 		Short: "(not built yet)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("run: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("creds: not built yet") },
 	}
 }

@@ -1,0 +1,4 @@
+// Package actions holds the built-in webhook plugins shipped in the
+// imbi-worker binary. Importing it registers them; each plugin lives in its
+// own sub-package (imported below) so it can be tested alone.
+package actions

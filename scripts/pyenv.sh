@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create or update the repo's Python venv (.venv) with requirements-dev.txt
+# and the in-repo Python client. Idempotent: re-installs only when the
+# requirements change. Prints the venv's python path.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+venv="$top/.venv"
+stamp="$venv/.requirements.sha"
+want=$(cat "$top/requirements-dev.txt" "$top"/clients/python/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" >&2
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$top/requirements-dev.txt" >&2
+  if [ -f "$top/clients/python/pyproject.toml" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$top/clients/python" >&2
+  fi
+  echo "$want" > "$stamp"
+fi
+echo "$venv/bin/python"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one test command (make test, .ci/run). It installs what the tests need
+# (Python venv, Neo4j via scripts/neo4j.sh), starts the services, runs every
+# suite and stops the services again, whatever happens.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+# --- Python venv (foreign clients: cryptography, cloudevents, nats-py) ---
+IMBI_TEST_PYTHON=$(scripts/pyenv.sh)
+export IMBI_TEST_PYTHON
+
+# --- Neo4j (started here, stopped on exit) ---
+if [ -x scripts/neo4j.sh ]; then
+  trap 'scripts/neo4j.sh stop || true' EXIT
+  scripts/neo4j.sh start
+  eval "$(scripts/neo4j.sh env)"
+fi
+
+# --- Go ---
+go test -race -count=1 -timeout 20m ./...
+
+# --- example plugin module (its own go.mod) ---
+for d in examples/plugins/*/; do
+  [ -f "$d/go.mod" ] && (cd "$d" && go test -count=1 ./...)
+done
+
+# --- Python client ---
+if [ -d clients/python/tests ]; then
+  "$IMBI_TEST_PYTHON" -m pytest -q clients/python/tests
+fi
+
+# --- fuzz targets, briefly (make fuzz runs them longer) ---
+if [ "${CI:-}" = "true" ] && [ -x scripts/fuzz.sh ]; then
+  FUZZTIME=${FUZZTIME:-5s} scripts/fuzz.sh
+fi
