@@ -1,0 +1,197 @@
+// Package chaosplugin is a test-only webhook plugin for the reliability
+// suites (test/chaos). It is compiled into the in-process tests and into
+// the test binary test/chaos/cmd/imbi-worker-chaos, never into the shipped
+// imbi-worker.
+//
+// Its actions either record the CloudEvent id they ran for (so a suite can
+// count lost and duplicated effects) or misbehave on purpose: sleep past
+// their deadline, ignore their context, panic, or fail with a message that
+// carries a secret.
+//
+// The CloudEvent id reaches the action through the event payload: the
+// suites publish every event with payload {"id": <ce id>}, because the SDK
+// hands actions the event, not the CloudEvent envelope.
+package chaosplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aweber-imbi/imbi-worker/plugins"
+)
+
+// Slugs of the two plugins. CredsSlug declares a required credential
+// ("token"), so its actions exercise the worker's credential path.
+const (
+	Slug      = "chaos"
+	CredsSlug = "chaos-creds"
+)
+
+// Action names.
+const (
+	ActionRecord    = "record"     // record the id, optionally after sleep_ms
+	ActionSleep     = "sleep"      // sleep sleep_ms honouring ctx (times out)
+	ActionIgnoreCtx = "ignore_ctx" // sleep sleep_ms ignoring ctx (abandoned)
+	ActionPanic     = "panic"      // panic
+	ActionFail      = "fail"       // return an error (message, + token for chaos-creds)
+)
+
+// ShortTimeout is the own deadline of the sleep and ignore_ctx actions, so
+// the stuck-action tests do not wait for the 10 s default.
+const ShortTimeout = 300 * time.Millisecond
+
+// Recorder receives the effect of the record action: the CloudEvent id it
+// ran for. Implementations must be safe for concurrent use.
+type Recorder interface {
+	Record(ctx context.Context, id string) error
+}
+
+// RecordConfig is the handler_config of every chaos action. Label is
+// required so the poison corpus can violate the schema.
+type RecordConfig struct {
+	Label   string `json:"label" jsonschema:"minLength=1"`
+	SleepMS int    `json:"sleep_ms,omitempty" jsonschema:"minimum=0,maximum=600000"`
+	// Message is the error text of the fail action.
+	Message string `json:"message,omitempty"`
+}
+
+// Plugin is the chaos webhook plugin. Build it with New or NewCreds.
+type Plugin struct {
+	slug      string
+	withCreds bool
+	rec       Recorder
+}
+
+// New returns the "chaos" plugin (no credentials) recording into rec.
+func New(rec Recorder) *Plugin { return &Plugin{slug: Slug, rec: rec} }
+
+// NewCreds returns the "chaos-creds" plugin: its manifest declares a
+// required credential "token" and its actions fail without it.
+func NewCreds(rec Recorder) *Plugin { return &Plugin{slug: CredsSlug, withCreds: true, rec: rec} }
+
+// Manifest implements plugins.Plugin.
+func (p *Plugin) Manifest() plugins.PluginManifest {
+	desc := "Test-only plugin of the reliability suites; never shipped."
+	m := plugins.PluginManifest{
+		Slug:            p.slug,
+		Name:            "Chaos (" + p.slug + ")",
+		Description:     &desc,
+		PluginType:      plugins.TypeWebhook,
+		AuthType:        plugins.AuthAPIToken,
+		APIVersion:      1,
+		Cacheable:       true,
+		DefaultScopes:   []string{},
+		Options:         []plugins.PluginOption{},
+		Credentials:     []plugins.CredentialField{},
+		DataTypes:       []plugins.DataType{},
+		VertexLabels:    []plugins.PluginVertexLabel{},
+		EdgeLabels:      []plugins.PluginEdgeLabel{},
+		OpsLogTemplates: map[string]plugins.OpsLogTemplate{},
+	}
+	if p.withCreds {
+		m.Credentials = []plugins.CredentialField{{Name: "token", Label: "API token", Required: true}}
+	}
+	return m
+}
+
+// Actions implements plugins.WebhookActionPlugin.
+func (p *Plugin) Actions() ([]plugins.ActionDescriptor, error) {
+	var out []plugins.ActionDescriptor
+	for _, spec := range []struct {
+		name string
+		fn   plugins.ActionFunc[RecordConfig]
+		opts []plugins.ActionOption
+	}{
+		{ActionRecord, p.record, nil},
+		{ActionSleep, p.sleep, []plugins.ActionOption{plugins.WithTimeout(ShortTimeout)}},
+		{ActionIgnoreCtx, p.ignoreCtx, []plugins.ActionOption{plugins.WithTimeout(ShortTimeout)}},
+		{ActionPanic, p.panic, nil},
+		{ActionFail, p.fail, nil},
+	} {
+		d, err := plugins.NewAction(spec.name, "Chaos "+spec.name, spec.fn, spec.opts...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// EventID is the CloudEvent id the suites put in the payload.
+func EventID(ev plugins.Event) (string, error) {
+	id, _ := ev.Payload["id"].(string)
+	if id == "" {
+		return "", plugins.Permanent(errors.New("chaos: event payload has no string \"id\""))
+	}
+	return id, nil
+}
+
+func (p *Plugin) checkCreds(creds plugins.Credentials) error {
+	if p.withCreds && creds["token"] == "" {
+		// The worker must not run us without the required credential.
+		return plugins.Permanent(errors.New("chaos-creds: ran without the required token"))
+	}
+	return nil
+}
+
+func (p *Plugin) record(ctx context.Context, in plugins.ActionInput[RecordConfig]) error {
+	if err := p.checkCreds(in.Credentials); err != nil {
+		return err
+	}
+	id, err := EventID(in.Event)
+	if err != nil {
+		return err
+	}
+	if d := time.Duration(in.Config.SleepMS) * time.Millisecond; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	return p.rec.Record(ctx, id)
+}
+
+func (p *Plugin) sleep(ctx context.Context, in plugins.ActionInput[RecordConfig]) error {
+	t := time.NewTimer(time.Duration(in.Config.SleepMS) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	id, err := EventID(in.Event)
+	if err != nil {
+		return err
+	}
+	return p.rec.Record(ctx, id)
+}
+
+// ignoreCtx is the badly written action: it never looks at ctx. The worker
+// has to give up on it at the deadline and free the slot.
+func (p *Plugin) ignoreCtx(_ context.Context, in plugins.ActionInput[RecordConfig]) error {
+	time.Sleep(time.Duration(in.Config.SleepMS) * time.Millisecond)
+	return nil
+}
+
+func (p *Plugin) panic(_ context.Context, in plugins.ActionInput[RecordConfig]) error {
+	panic(fmt.Sprintf("chaos: deliberate panic (%s)", in.Config.Label))
+}
+
+// fail returns an error whose text carries the plugin's token when it has
+// one: an action's error may contain anything, and the worker must redact
+// the credentials it loaded before logging or dead-lettering the text.
+func (p *Plugin) fail(_ context.Context, in plugins.ActionInput[RecordConfig]) error {
+	msg := in.Config.Message
+	if msg == "" {
+		msg = "chaos: deliberate failure"
+	}
+	if tok := in.Credentials["token"]; tok != "" {
+		msg += " (token " + tok + " rejected)"
+	}
+	return plugins.Permanent(errors.New(msg))
+}
