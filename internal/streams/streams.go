@@ -1,0 +1,209 @@
+// Package streams provisions the JetStream objects the worker needs
+// (wire-contract §2 and §6) idempotently, and runs the embedded
+// nats-server used when no NATS URL is configured.
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// Config names and sizes every object. Zero fields take the defaults
+// written beside them (setDefaults).
+type Config struct {
+	// Stream is the work stream (IMBI_ACTIONS), subjects SubjectPrefix.>.
+	Stream string
+	// SubjectPrefix is the work subject prefix (imbi.actions).
+	SubjectPrefix string
+	// DLQStream is the dead-letter stream (IMBI_ACTIONS_DLQ).
+	DLQStream string
+	// DLQPrefix is the dead-letter subject prefix (imbi.dlq.actions).
+	DLQPrefix string
+	// Consumer is the durable pull consumer shared by every replica
+	// (imbi-worker).
+	Consumer string
+	// FilterSubjects restricts the consumer to a subset of plugins
+	// (none: every work subject). Pools with different filters need
+	// different consumer names: a work-queue stream refuses overlapping
+	// consumers.
+	FilterSubjects []string
+	// DoneBucket is the idempotency KV bucket (imbi_actions_done).
+	DoneBucket string
+	// Replicas of every stream and the bucket (1).
+	Replicas int
+	// DuplicateWindow is the work stream's Nats-Msg-Id dedup window (2 min).
+	DuplicateWindow time.Duration
+	// DLQMaxAge is how long dead letters are kept (14 days).
+	DLQMaxAge time.Duration
+	// DoneTTL is how long a done-marker lives (24 h).
+	DoneTTL time.Duration
+	// AckWait is the consumer's ack wait (30 s); the worker keeps long
+	// actions alive with InProgress.
+	AckWait time.Duration
+	// MaxAckPending bounds unacked messages across every replica
+	// (default 1024; must be ≥ replicas × concurrency).
+	MaxAckPending int
+	// MaxDeliver is the server's delivery cap; it must exceed the
+	// worker's max attempts so the worker, not the server, decides when
+	// a message is dead (default 10).
+	MaxDeliver int
+	// Idempotency: create the done-marker bucket (true unless
+	// --no-idempotency).
+	Idempotency bool
+}
+
+// Defaults.
+const (
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultDLQMaxAge       = 14 * 24 * time.Hour
+	DefaultDoneTTL         = 24 * time.Hour
+	DefaultAckWait         = 30 * time.Second
+	DefaultMaxAckPending   = 1024
+	DefaultMaxDeliver      = 10
+)
+
+// DefaultConfig returns the wire-contract defaults.
+func DefaultConfig() Config {
+	c := Config{Idempotency: true}
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Stream, wire.DefaultStream)
+	def(&c.SubjectPrefix, wire.DefaultSubjectPrefix)
+	def(&c.DLQStream, wire.DefaultDLQStream)
+	def(&c.DLQPrefix, wire.DefaultDLQPrefix)
+	def(&c.Consumer, wire.DefaultConsumer)
+	def(&c.DoneBucket, wire.DefaultDoneBucket)
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.DLQMaxAge <= 0 {
+		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.DoneTTL <= 0 {
+		c.DoneTTL = DefaultDoneTTL
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+}
+
+// Validate checks the limits against each other.
+func (c Config) Validate(maxAttempts, concurrency, replicas int) error {
+	if c.MaxDeliver <= maxAttempts {
+		return fmt.Errorf("consumer MaxDeliver (%d) must be greater than max attempts (%d) so the worker dead-letters a crash-looping message itself", c.MaxDeliver, maxAttempts)
+	}
+	if need := max(replicas, 1) * concurrency; c.MaxAckPending < need {
+		return fmt.Errorf("consumer MaxAckPending (%d) must be at least replicas × concurrency (%d)", c.MaxAckPending, need)
+	}
+	return nil
+}
+
+// WorkSubjects is the work stream's subject filter.
+func (c Config) WorkSubjects() []string { return []string{c.SubjectPrefix + ".>"} }
+
+// DLQSubjects is the dead-letter stream's subject filter.
+func (c Config) DLQSubjects() []string { return []string{c.DLQPrefix + ".>"} }
+
+// Provisioned is what Apply created or updated.
+type Provisioned struct {
+	Stream, DLQ jetstream.Stream
+	Consumer    jetstream.Consumer
+	Done        jetstream.KeyValue // nil when Idempotency is off
+}
+
+// Apply creates or updates the work stream, the dead-letter stream, the
+// done-marker bucket and the durable consumer. Running it again with the
+// same config changes nothing.
+func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned, error) {
+	c.SetDefaults()
+	var p Provisioned
+	var err error
+	p.Stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        c.Stream,
+		Description: "imbi-worker actions (wire-contract v1)",
+		Subjects:    c.WorkSubjects(),
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("work stream %s: %w", c.Stream, err)
+	}
+	p.DLQ, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        c.DLQStream,
+		Description: "imbi-worker dead letters (wire-contract v1 §5)",
+		Subjects:    c.DLQSubjects(),
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		MaxAge:      c.DLQMaxAge,
+		Duplicates:  c.DuplicateWindow,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", c.DLQStream, err)
+	}
+	if c.Idempotency {
+		p.Done, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      c.DoneBucket,
+			Description: "imbi-worker done-markers by CloudEvent id (wire-contract §6)",
+			TTL:         c.DoneTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			History:     1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("done-marker bucket %s: %w", c.DoneBucket, err)
+		}
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable:       c.Consumer,
+		Description:   "imbi-worker pool",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxAckPending: c.MaxAckPending,
+		MaxDeliver:    c.MaxDeliver,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch len(c.FilterSubjects) {
+	case 0:
+	case 1:
+		cc.FilterSubject = c.FilterSubjects[0]
+	default:
+		cc.FilterSubjects = c.FilterSubjects
+	}
+	p.Consumer, err = js.CreateOrUpdateConsumer(ctx, c.Stream, cc)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			err = fmt.Errorf("%w (a work-queue stream needs disjoint filter subjects per consumer)", err)
+		}
+		return nil, fmt.Errorf("consumer %s on %s: %w", c.Consumer, c.Stream, err)
+	}
+	return &p, nil
+}

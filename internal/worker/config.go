@@ -1,0 +1,118 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/aweber-imbi/imbi-worker/internal/streams"
+)
+
+// Defaults (issue 3, wire-contract §2/§4).
+const (
+	DefaultConcurrency   = 16
+	DefaultMaxAttempts   = 5
+	DefaultBackoffBase   = time.Second
+	DefaultBackoffMax    = 5 * time.Minute
+	DefaultShutdownGrace = 30 * time.Second
+)
+
+// Config configures a Worker. Zero fields take the defaults in their
+// comments (setDefaults).
+type Config struct {
+	// Streams names the work stream, consumer, dead-letter prefix and
+	// done-marker bucket (streams.DefaultConfig()).
+	Streams streams.Config
+	// Concurrency bounds in-flight actions in this process (16).
+	Concurrency int
+	// Prefetch is how many messages the pull subscription buffers
+	// (2 × Concurrency). Buffered messages count against AckWait, so keep
+	// it small relative to throughput × AckWait.
+	Prefetch int
+	// MaxAttempts is the number of deliveries a retryable failure gets
+	// before it is dead-lettered (5).
+	MaxAttempts int
+	// BackoffBase and BackoffMax bound the exponential backoff with full
+	// jitter between retries (1 s, 5 min).
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// ShutdownGrace is how long in-flight actions may run after shutdown
+	// starts (30 s).
+	ShutdownGrace time.Duration
+	// InProgressInterval is how often a running action's message is
+	// marked in progress (AckWait / 3).
+	InProgressInterval time.Duration
+	// Idempotency: check and write done-markers (wire-contract §6).
+	Idempotency bool
+	// WorkerID names this instance in dead letters (hostname-pid).
+	WorkerID string
+	// Logger receives every log line (slog.Default()).
+	Logger *slog.Logger
+	// MeterProvider and TracerProvider are OTel API providers (no-op).
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+
+	// hooks are test-only fault injection points.
+	hooks hooks
+}
+
+type hooks struct {
+	// afterDone runs after the done-marker is written and before the ack;
+	// returning true skips the ack (simulates a crash in between).
+	afterDone func(ceID string) (skipAck bool)
+}
+
+func (c *Config) setDefaults() {
+	c.Streams.SetDefaults()
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = 2 * c.Concurrency
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = DefaultBackoffBase
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.InProgressInterval <= 0 {
+		c.InProgressInterval = c.Streams.AckWait / 3
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = tracenoop.NewTracerProvider()
+	}
+}
+
+func (c *Config) validate() error {
+	if c.BackoffMax < c.BackoffBase {
+		return errors.New("backoff max must not be below backoff base")
+	}
+	if c.Streams.MaxDeliver > 0 && c.Streams.MaxDeliver <= c.MaxAttempts {
+		return fmt.Errorf("consumer MaxDeliver (%d) must exceed max attempts (%d)", c.Streams.MaxDeliver, c.MaxAttempts)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package worker
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// Outcomes of imbi_worker.messages.settled.
+const (
+	outcomeAck        = "ack"
+	outcomeRetry      = "retry"
+	outcomeDeadLetter = "dead_letter"
+	outcomeDuplicate  = "duplicate"
+	// outcomeRequeued: nak'ed without counting as a failure (shutdown).
+	outcomeRequeued = "requeued"
+)
+
+// unknownHandler is the metric label of handlers that did not resolve,
+// so garbage in messages cannot blow up label cardinality.
+const unknownHandler = "_unknown"
+
+type metrics struct {
+	settled   metric.Int64Counter
+	duration  metric.Float64Histogram
+	retries   metric.Int64Counter
+	dead      metric.Int64Counter
+	inflight  metric.Int64UpDownCounter
+	timeouts  metric.Int64Counter
+	abandoned metric.Int64Counter
+}
+
+func newMetrics(mp metric.MeterProvider) (*metrics, error) {
+	m := mp.Meter("github.com/aweber-imbi/imbi-worker/internal/worker")
+	var (
+		out metrics
+		err error
+	)
+	if out.settled, err = m.Int64Counter("imbi_worker.messages.settled", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages settled, by handler and outcome (ack, retry, dead_letter, duplicate).")); err != nil {
+		return nil, err
+	}
+	if out.duration, err = m.Float64Histogram("imbi_worker.action.duration", metric.WithUnit("s"),
+		metric.WithDescription("Action run time, by handler and outcome.")); err != nil {
+		return nil, err
+	}
+	if out.retries, err = m.Int64Counter("imbi_worker.retries", metric.WithUnit("{message}"),
+		metric.WithDescription("Retryable failures nak'ed for redelivery, by handler and reason.")); err != nil {
+		return nil, err
+	}
+	if out.dead, err = m.Int64Counter("imbi_worker.dead_letters", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages dead-lettered, by reason and handler.")); err != nil {
+		return nil, err
+	}
+	if out.inflight, err = m.Int64UpDownCounter("imbi_worker.inflight", metric.WithUnit("{message}"),
+		metric.WithDescription("Actions running now.")); err != nil {
+		return nil, err
+	}
+	if out.timeouts, err = m.Int64Counter("imbi_worker.action.timeouts", metric.WithUnit("{action}"),
+		metric.WithDescription("Actions that exceeded their deadline, by handler.")); err != nil {
+		return nil, err
+	}
+	if out.abandoned, err = m.Int64Counter("imbi_worker.action.abandoned", metric.WithUnit("{action}"),
+		metric.WithDescription("Actions that ignored their deadline and were left running, by handler.")); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (m *metrics) settle(ctx context.Context, handler, outcome string) {
+	m.settled.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", handler), attribute.String("outcome", outcome)))
+}
+
+func (m *metrics) retry(ctx context.Context, handler string, reason wire.Reason) {
+	m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", handler), attribute.String("reason", string(reason))))
+}
+
+func (m *metrics) deadLetter(ctx context.Context, handler string, reason wire.Reason) {
+	m.dead.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", string(reason)), attribute.String("handler", handler)))
+}

@@ -1,0 +1,339 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/plugins"
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// attrDeliveryCount is messaging.message.delivery_count; semconv has no
+// generic constant for it (only per-broker ones).
+const attrDeliveryCount = attribute.Key("messaging.message.delivery_count")
+
+// delivery is what the worker knows about one message while settling it.
+type delivery struct {
+	msg      jetstream.Msg
+	meta     *jetstream.MsgMetadata
+	attempt  int
+	ev       *envelope.Message // nil when the bytes are not a CloudEvent
+	ceID     string
+	rawHndlr string // rule.handler as sent
+	handler  string // metric label: canonical handler or "_unknown"
+	span     trace.Span
+	log      *slog.Logger
+}
+
+// process runs one message end to end and settles it exactly once.
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
+	received := time.Now()
+	d := &delivery{msg: msg, handler: unknownHandler}
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery: nothing to settle against.
+		w.log.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
+		return
+	}
+	d.meta, d.attempt = meta, int(meta.NumDelivered)
+
+	ev, decodeErr := w.dec.Decode(msg.Headers(), msg.Data())
+	decoded := time.Now()
+	d.ev = ev
+	if ev != nil {
+		d.ceID = ev.ID()
+		d.rawHndlr = ev.Data.Rule.Handler
+		if d.rawHndlr == "" {
+			d.rawHndlr = ev.Event.Subject()
+		}
+		if h, ok := w.disp.KnownHandler(d.rawHndlr); ok {
+			d.handler = h
+		}
+	}
+
+	ctx, d.span = w.tracer.Start(w.parentContext(ctx, ev, msg), "process "+msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingDestinationName(msg.Subject()),
+			semconv.MessagingMessageID(d.ceID),
+			attrDeliveryCount.Int(d.attempt),
+			attribute.String("handler", d.handler),
+		))
+	defer d.span.End()
+	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
+	if decodeErr != nil {
+		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
+	}
+	decodeSpan.End(trace.WithTimestamp(decoded))
+
+	d.log = w.log.With("ce_id", d.ceID, "handler", d.handler, "attempt", d.attempt,
+		"trace_id", d.span.SpanContext().TraceID().String(), "stream_seq", meta.Sequence.Stream)
+
+	if decodeErr != nil {
+		w.deadLetter(ctx, d, envelope.ReasonOf(decodeErr), "", dispatch.RedactText(decodeErr.Error(), nil))
+		return
+	}
+
+	// Crash loop: attempts already made (deliveries before this one)
+	// reached the limit without the message being settled.
+	if d.attempt > w.cfg.MaxAttempts {
+		w.deadLetter(ctx, d, wire.ReasonMaxAttempts, wire.ReasonUnsettled,
+			"delivered "+strconv.Itoa(d.attempt)+" times without being settled (worker crashed or lost the message)")
+		return
+	}
+
+	if w.done != nil {
+		if _, err := w.done.Get(ctx, doneKey(d.ceID)); err == nil {
+			w.ack(ctx, d, outcomeDuplicate)
+			return
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			// Cannot tell whether it ran: retry later rather than risk a double run.
+			d.log.Warn("done-marker lookup failed; retrying later", "error", err)
+			w.nak(ctx, d, dispatch.Result{Class: dispatch.Retryable, Reason: wire.ReasonUnavailable,
+				ErrorText: dispatch.RedactText(err.Error(), nil)})
+			return
+		}
+	}
+
+	res := w.runAction(ctx, d, ev)
+	w.settle(ctx, d, res)
+}
+
+// runAction dispatches with an InProgress heartbeat so a long action does
+// not hit AckWait.
+func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Message) dispatch.Result {
+	w.metrics.inflight.Add(ctx, 1)
+	defer w.metrics.inflight.Add(ctx, -1)
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.cfg.InProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = d.msg.InProgress()
+			}
+		}
+	}()
+	res := w.disp.Dispatch(ctx, ev)
+	close(stop)
+
+	if res.Ran {
+		outcome := "success"
+		if res.Class != dispatch.Success {
+			outcome = string(res.Reason)
+		}
+		w.metrics.duration.Record(ctx, res.ActionDuration.Seconds(), metric.WithAttributes(
+			attribute.String("handler", d.handler), attribute.String("outcome", outcome)))
+	}
+	if res.TimedOut {
+		w.metrics.timeouts.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", d.handler)))
+	}
+	if res.Abandoned {
+		w.metrics.abandoned.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", d.handler)))
+		d.log.Warn("action ignored its deadline and was abandoned")
+	}
+	return res
+}
+
+// settle acks, naks or dead-letters per wire-contract §4.
+func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
+	switch res.Class {
+	case dispatch.Success:
+		if w.done != nil {
+			if _, err := w.done.Put(ctx, doneKey(d.ceID), []byte(w.cfg.WorkerID)); err != nil {
+				// The action ran; acking without the marker only loses the
+				// guard against a later redelivery, re-running it is worse.
+				d.log.Warn("done-marker write failed", "error", err)
+			}
+			if w.cfg.hooks.afterDone != nil && w.cfg.hooks.afterDone(d.ceID) {
+				return
+			}
+		}
+		w.ack(ctx, d, outcomeAck)
+	case dispatch.Retryable:
+		if w.draining.Load() && errors.Is(res.Err, context.Canceled) {
+			// Cut off by shutdown: hand it to another replica at once.
+			_ = d.msg.Nak()
+			w.metrics.settle(ctx, d.handler, outcomeRequeued)
+			d.log.Info("action cancelled by shutdown; requeued")
+			return
+		}
+		if d.attempt >= w.cfg.MaxAttempts {
+			w.deadLetter(ctx, d, wire.ReasonMaxAttempts, res.Reason, res.ErrorText)
+			return
+		}
+		w.nak(ctx, d, res)
+	default:
+		w.deadLetter(ctx, d, res.Reason, "", res.ErrorText)
+	}
+}
+
+func (w *Worker) ack(ctx context.Context, d *delivery, outcome string) {
+	if err := d.msg.Ack(); err != nil {
+		d.log.Warn("ack failed; the message will be redelivered", "error", err)
+	}
+	w.metrics.settle(ctx, d.handler, outcome)
+	d.span.SetAttributes(attribute.String("outcome", outcome))
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		d.log.Debug("settled", "outcome", outcome)
+	}
+}
+
+// nak schedules a retry: the rate limit's retry-after, else backoff.
+func (w *Worker) nak(ctx context.Context, d *delivery, res dispatch.Result) {
+	delay := backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)
+	if res.Reason == wire.ReasonRateLimited && res.RetryAfter > 0 {
+		delay = res.RetryAfter
+	}
+	if err := d.msg.NakWithDelay(delay); err != nil {
+		d.log.Warn("nak failed; the message will be redelivered after AckWait", "error", err)
+	}
+	w.metrics.retry(ctx, d.handler, res.Reason)
+	w.metrics.settle(ctx, d.handler, outcomeRetry)
+	d.span.SetAttributes(attribute.String("outcome", outcomeRetry), attribute.String("imbi.reason", string(res.Reason)))
+	d.span.SetStatus(codes.Error, string(res.Reason))
+	d.log.Warn("action failed; retrying", "reason", res.Reason, "delay", delay, "error", res.ErrorText)
+}
+
+// deadLetter publishes the original message with the Imbi-Dlq-* headers
+// and acks it only once the dead-letter stream has acknowledged it.
+func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason, lastReason wire.Reason, errText string) {
+	out := w.deadLetterMsg(d, reason, lastReason, errText, time.Now())
+	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := w.js.PublishMsg(pubCtx, out); err != nil {
+		// Keep the original: it is better delivered again than lost.
+		d.log.Error("dead-letter publish failed; message kept for redelivery", "reason", reason, "error", err)
+		_ = d.msg.NakWithDelay(w.cfg.BackoffBase)
+		return
+	}
+	if err := d.msg.Ack(); err != nil {
+		// Redelivery publishes the dead letter again with the same
+		// Nats-Msg-Id, which the dead-letter stream's dedup window drops.
+		d.log.Warn("ack after dead letter failed", "error", err)
+	}
+	w.metrics.deadLetter(ctx, d.handler, reason)
+	w.metrics.settle(ctx, d.handler, outcomeDeadLetter)
+	d.span.SetAttributes(attribute.String("outcome", outcomeDeadLetter), attribute.String("imbi.reason", string(reason)))
+	d.span.SetStatus(codes.Error, string(reason))
+	attrs := []any{"reason", reason, "dlq_subject", out.Subject, "error", errText}
+	if lastReason != "" {
+		attrs = append(attrs, "last_reason", lastReason)
+	}
+	d.log.Error("dead-lettered", attrs...)
+}
+
+// deadLetterMsg builds the dead letter (wire-contract §5): original body
+// byte for byte, original headers (sensitive values redacted) plus ours.
+func (w *Worker) deadLetterMsg(d *delivery, reason, lastReason wire.Reason, errText string, now time.Time) *nats.Msg {
+	out := nats.NewMsg(w.dlqSubject(d, reason))
+	for k, vals := range d.msg.Headers() {
+		if hasPrefixFold(k, "Imbi-Dlq-") {
+			continue // from an earlier dead-lettering of a replayed message
+		}
+		if wire.IsSensitiveHeader(k) {
+			out.Header[k] = []string{wire.Redacted}
+			continue
+		}
+		out.Header[k] = append([]string(nil), vals...)
+	}
+	out.Data = d.msg.Data()
+	out.Header.Set(wire.DLQReason, string(reason))
+	if lastReason != "" {
+		out.Header.Set(wire.DLQLastReason, string(lastReason))
+	}
+	out.Header.Set(wire.DLQError, headerSafe(dispatch.Truncate(errText, wire.DLQErrorMaxBytes)))
+	out.Header.Set(wire.DLQAttempts, strconv.Itoa(d.attempt))
+	out.Header.Set(wire.DLQOriginalSubject, d.msg.Subject())
+	out.Header.Set(wire.DLQOriginalSeq, strconv.FormatUint(d.meta.Sequence.Stream, 10))
+	out.Header.Set(wire.DLQFirstReceived, d.meta.Timestamp.UTC().Format(time.RFC3339Nano))
+	out.Header.Set(wire.DLQDeadAt, now.UTC().Format(time.RFC3339Nano))
+	out.Header.Set(wire.DLQWorker, w.cfg.WorkerID)
+	return out
+}
+
+// dlqSubject: <dlq prefix>.<plugin>.<action> from the handler; the
+// original subject's tail when the handler does not parse; _invalid for
+// bytes that are not a CloudEvent.
+func (w *Worker) dlqSubject(d *delivery, reason wire.Reason) string {
+	prefix := w.cfg.Streams.DLQPrefix
+	invalid := prefix + "." + wire.InvalidToken
+	if d.ev == nil || reason == wire.ReasonInvalidEvent {
+		return invalid
+	}
+	if h, err := plugins.ParseHandler(d.rawHndlr); err == nil {
+		return wire.Subject(prefix, h)
+	}
+	if tail, ok := strings.CutPrefix(d.msg.Subject(), w.cfg.Streams.SubjectPrefix+"."); ok && tail != "" {
+		return prefix + "." + tail
+	}
+	return invalid
+}
+
+// parentContext continues the publisher's trace: the CloudEvent
+// distributed-tracing extension, else the NATS traceparent header.
+func (w *Worker) parentContext(ctx context.Context, ev *envelope.Message, msg jetstream.Msg) context.Context {
+	carrier := propagation.MapCarrier{}
+	if ev != nil && ev.Traceparent != "" {
+		carrier["traceparent"] = ev.Traceparent
+		if ev.Tracestate != "" {
+			carrier["tracestate"] = ev.Tracestate
+		}
+	} else {
+		for k, v := range msg.Headers() {
+			if len(v) > 0 && (strings.EqualFold(k, wire.HeaderTraceparent) || strings.EqualFold(k, wire.HeaderTracestate)) {
+				carrier[strings.ToLower(k)] = v[0]
+			}
+		}
+	}
+	if len(carrier) == 0 {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, carrier)
+}
+
+// kvKeyPattern is what a JetStream KV key may look like.
+var kvKeyPattern = regexp.MustCompile(`^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$`)
+
+// doneKey is the done-marker key of a CloudEvent id: the id itself when
+// it is a valid KV key (readable), else a hash of it.
+func doneKey(ceID string) string {
+	if len(ceID) <= 200 && kvKeyPattern.MatchString(ceID) {
+		return ceID
+	}
+	return "sha256." + sha256Hex(ceID)
+}
+
+// headerSafe keeps a header value on one line.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}

@@ -1,0 +1,208 @@
+// Package worker is the JetStream runtime: it pulls action CloudEvents
+// from the shared durable consumer, runs them through dispatch with a
+// bounded number of slots, and settles each message as wire-contract §4
+// says — ack, nak with backoff, or dead letter (§5) — with done-markers
+// for idempotency (§6) and a graceful shutdown.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+)
+
+// Errors Ready returns.
+var (
+	ErrNotConnected = errors.New("not connected to NATS")
+	ErrNotBound     = errors.New("consumer not bound yet")
+	ErrDraining     = errors.New("worker is draining")
+)
+
+// Worker consumes and settles messages. Build it with New; Run once.
+type Worker struct {
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	disp    *dispatch.Dispatcher
+	dec     *envelope.Decoder
+	metrics *metrics
+	tracer  trace.Tracer
+	log     *slog.Logger
+
+	// Set by Run before the first message.
+	consumer jetstream.Consumer
+	stream   jetstream.Stream
+	done     jetstream.KeyValue
+
+	bound    atomic.Bool
+	draining atomic.Bool
+}
+
+// New builds a worker on a connected NATS connection. The streams,
+// bucket and consumer must exist (streams.Apply).
+func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) {
+	if nc == nil || disp == nil || disp.Registry == nil {
+		return nil, errors.New("worker: NATS connection, dispatcher and registry are required")
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	dec, err := envelope.NewDecoder()
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	m, err := newMetrics(cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("worker: metrics: %w", err)
+	}
+	tracer := cfg.TracerProvider.Tracer("github.com/aweber-imbi/imbi-worker/internal/worker")
+	if disp.Tracer == nil {
+		disp.Tracer = tracer
+	}
+	return &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger}, nil
+}
+
+// Ready reports whether the worker can take messages: connected, the
+// consumer bound, not draining. The admin server's /readyz uses it.
+func (w *Worker) Ready() error {
+	switch {
+	case w.draining.Load():
+		return ErrDraining
+	case !w.nc.IsConnected():
+		return ErrNotConnected
+	case !w.bound.Load():
+		return ErrNotBound
+	}
+	return nil
+}
+
+// Draining reports whether shutdown has started.
+func (w *Worker) Draining() bool { return w.draining.Load() }
+
+// bind looks up the consumer, the work stream and the done bucket.
+func (w *Worker) bind(ctx context.Context) error {
+	sc := w.cfg.Streams
+	var err error
+	if w.stream, err = w.js.Stream(ctx, sc.Stream); err != nil {
+		return fmt.Errorf("work stream %s: %w", sc.Stream, err)
+	}
+	if w.consumer, err = w.js.Consumer(ctx, sc.Stream, sc.Consumer); err != nil {
+		return fmt.Errorf("consumer %s: %w", sc.Consumer, err)
+	}
+	if w.cfg.Idempotency {
+		if w.done, err = w.js.KeyValue(ctx, sc.DoneBucket); err != nil {
+			return fmt.Errorf("done-marker bucket %s: %w", sc.DoneBucket, err)
+		}
+	}
+	return nil
+}
+
+// Run consumes until ctx is cancelled, then shuts down gracefully: stop
+// pulling, let in-flight actions finish within ShutdownGrace, nak what is
+// left so another replica gets it at once. It returns nil after a clean
+// shutdown. The caller owns (and drains) the connection.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.bind(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	adv, err := w.subscribeAdvisories()
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer func() { _ = adv.Unsubscribe() }()
+
+	iter, err := w.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch))
+	if err != nil {
+		return fmt.Errorf("worker: pull subscription: %w", err)
+	}
+	w.bound.Store(true)
+	w.log.Info("worker started", "stream", w.cfg.Streams.Stream, "consumer", w.cfg.Streams.Consumer,
+		"concurrency", w.cfg.Concurrency, "max_attempts", w.cfg.MaxAttempts,
+		"idempotency", w.cfg.Idempotency, "worker_id", w.cfg.WorkerID)
+
+	// Actions run under actionCtx, not ctx: shutdown must not cut them off
+	// before the grace period ends.
+	actionCtx, cancelActions := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelActions()
+
+	go func() {
+		<-ctx.Done()
+		w.draining.Store(true)
+		// Drain: Next returns what is buffered, then ErrMsgIteratorClosed.
+		iter.Drain()
+	}()
+
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var inflight sync.WaitGroup
+	requeued := 0
+	for {
+		acquired := false
+		select {
+		case slots <- struct{}{}:
+			acquired = true
+		case <-ctx.Done():
+		}
+		release := func() {
+			if acquired {
+				<-slots
+			}
+		}
+		msg, err := iter.Next()
+		if err != nil {
+			release()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			w.log.Warn("pull failed", "error", err)
+			time.Sleep(50 * time.Millisecond) // a broken connection must not spin the loop
+			continue
+		}
+		if !acquired || ctx.Err() != nil {
+			// Pulled but not started: give it back now instead of after AckWait.
+			release()
+			_ = msg.Nak()
+			requeued++
+			continue
+		}
+		inflight.Add(1)
+		go func() {
+			defer func() { release(); inflight.Done() }()
+			w.process(actionCtx, msg)
+		}()
+	}
+
+	allDone := make(chan struct{})
+	go func() { inflight.Wait(); close(allDone) }()
+	w.log.Info("worker draining", "grace", w.cfg.ShutdownGrace, "requeued", requeued)
+	select {
+	case <-allDone:
+	case <-time.After(w.cfg.ShutdownGrace):
+		w.log.Warn("shutdown grace expired; cancelling running actions")
+		cancelActions()
+		// Cancelled actions settle as "requeued"; an action that ignores its
+		// context is abandoned by dispatch after its grace.
+		select {
+		case <-allDone:
+		case <-time.After(5 * time.Second):
+			w.log.Error("actions still running after cancellation; exiting anyway")
+		}
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
