@@ -44,7 +44,9 @@ type Readier interface{ Ready() error }
 
 // Pinger is a dependency that can be probed, e.g. the Neo4j credential
 // store.
-type Pinger interface{ Ping(ctx context.Context) error }
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // ReadyCheck adapts a Readier.
 func ReadyCheck(name string, r Readier) Check {
