@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,8 @@ func field[T any](d *objectDecoder, name string, dst *T, p presence, parse parse
 		if p == nullable {
 			var zero T
 			*dst = zero
+		} else {
+			emptyIfNil(dst)
 		}
 		return
 	case isNull(raw) && p == nullable:
@@ -112,6 +115,19 @@ func joinLoc(a, b string) string {
 		return a
 	}
 	return a + "." + b
+}
+
+// emptyIfNil makes a defaulted list or dict field [] or {} as pydantic's
+// fresh per-instance default, so decoded values compare equal whether the
+// key was absent or sent empty.
+func emptyIfNil[T any](dst *T) {
+	v := reflect.ValueOf(dst).Elem()
+	switch {
+	case v.Kind() == reflect.Slice && v.IsNil():
+		v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+	case v.Kind() == reflect.Map && v.IsNil():
+		v.Set(reflect.MakeMap(v.Type()))
+	}
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
