@@ -2,3 +2,7 @@
 // imbi-worker binary. Importing it registers them; each plugin lives in its
 // own sub-package (imported below) so it can be tested alone.
 package actions
+
+import (
+	_ "github.com/aweber-imbi/imbi-worker/internal/actions/httprequest" // http#request
+)
