@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -178,6 +179,10 @@ func isStructured(contentType string, body []byte) bool {
 }
 
 func decodeStructured(ev *event.Event, body []byte) error {
+	if !utf8.Valid(body) {
+		// encoding/json would quietly turn bad bytes into U+FFFD.
+		return invalid("structured CloudEvent is not UTF-8")
+	}
 	if err := ev.UnmarshalJSON(body); err != nil {
 		return invalid("structured CloudEvent: %v", err)
 	}
@@ -225,6 +230,9 @@ func decodeBinary(ev *event.Event, hv headerView, body []byte) error {
 	}
 	if hv.contentType != "" {
 		ev.SetDataContentType(hv.contentType)
+	}
+	if !utf8.Valid(body) {
+		return invalid("data is not UTF-8")
 	}
 	ev.DataEncoded = body
 	return checkEvent(ev)
