@@ -4,5 +4,7 @@
 package actions
 
 import (
+	// gateway-actions#{update_project,create_release,add_deployment_event,ingest_sbom}
+	_ "github.com/aweber-imbi/imbi-worker/internal/actions/gatewayactions"
 	_ "github.com/aweber-imbi/imbi-worker/internal/actions/httprequest" // http#request
 )
