@@ -152,3 +152,15 @@ func (kr *Keyring) open(token string, keys []*fernet.Key) (string, bool) {
 	}
 	return string(msg), true
 }
+
+// GenerateKey returns a new random Fernet key, urlsafe base64 of 32 bytes
+// (for `creds rotate` documentation and tests; the worker never invents one).
+func GenerateKey() (string, error) {
+	var k fernet.Key
+	if err := k.Generate(); err != nil {
+		return "", err
+	}
+	return k.Encode(), nil
+}
+
+func encodeKey(raw []byte) string { return base64.URLEncoding.EncodeToString(raw) }
