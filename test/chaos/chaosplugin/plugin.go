@@ -55,6 +55,9 @@ type RecordConfig struct {
 	SleepMS int    `json:"sleep_ms,omitempty" jsonschema:"minimum=0,maximum=600000"`
 	// Message is the error text of the fail action.
 	Message string `json:"message,omitempty"`
+	// Retryable makes the fail action's error retryable (plain error)
+	// instead of permanent.
+	Retryable bool `json:"retryable,omitempty"`
 }
 
 // Plugin is the chaos webhook plugin. Build it with New or NewCreds.
@@ -178,8 +181,14 @@ func (p *Plugin) ignoreCtx(_ context.Context, in plugins.ActionInput[RecordConfi
 	return nil
 }
 
+// panic panics with a value that carries the token when there is one: a
+// panic message is an error text like any other.
 func (p *Plugin) panic(_ context.Context, in plugins.ActionInput[RecordConfig]) error {
-	panic(fmt.Sprintf("chaos: deliberate panic (%s)", in.Config.Label))
+	msg := fmt.Sprintf("chaos: deliberate panic (%s)", in.Config.Label)
+	if tok := in.Credentials["token"]; tok != "" {
+		msg += " with token " + tok
+	}
+	panic(msg)
 }
 
 // fail returns an error whose text carries the plugin's token when it has
@@ -192,6 +201,9 @@ func (p *Plugin) fail(_ context.Context, in plugins.ActionInput[RecordConfig]) e
 	}
 	if tok := in.Credentials["token"]; tok != "" {
 		msg += " (token " + tok + " rejected)"
+	}
+	if in.Config.Retryable {
+		return errors.New(msg)
 	}
 	return plugins.Permanent(errors.New(msg))
 }
