@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.js.errors
 import pytest
 from jsonschema import Draft202012Validator
+from nats.js.api import RetentionPolicy, StreamConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = REPO_ROOT / "testdata" / "schemas"
@@ -70,3 +77,72 @@ def inputs() -> dict[str, Any]:
         },
     }
     return inputs
+
+
+# --- real NATS (the worker's embedded nats-server) ---------------------------
+
+
+def go_build(package: str, out: Path) -> Path:
+    """Build a Go command of this repository (the tests' only way to get a
+    nats-server or the worker: no binaries are downloaded)."""
+    if shutil.which("go") is None:
+        pytest.fail("go is not on PATH: the integration tests build the worker")
+    subprocess.run(
+        ["go", "build", "-o", str(out), package],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=600,
+        env={**os.environ, "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0")},
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def natsd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real nats-server with JetStream on 127.0.0.1 and a random port."""
+    tmp = tmp_path_factory.mktemp("natsd")
+    binary = go_build("./clients/python/tests/testdata/natsd", tmp / "natsd")
+    proc = subprocess.Popen(
+        [str(binary), "--data-dir", str(tmp / "js")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("nats://"):
+            pytest.fail(f"natsd did not start (printed {url!r})")
+        yield url
+    finally:
+        # Closing stdin is natsd's signal to stop; the pid is ours.
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+async def work_stream(natsd_url: str) -> AsyncIterator[str]:
+    """A fresh IMBI_ACTIONS stream (limits retention, so the tests can read
+    back what was stored; 2-minute duplicate window as the worker sets)."""
+    nc = await nats.connect(natsd_url)
+    js = nc.jetstream()
+    cfg = StreamConfig(
+        name="IMBI_ACTIONS",
+        subjects=["imbi.actions.>"],
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=120.0,
+    )
+    try:
+        await js.delete_stream("IMBI_ACTIONS")
+    except nats.js.errors.NotFoundError:
+        pass
+    await js.add_stream(cfg)
+    try:
+        yield natsd_url
+    finally:
+        await nc.close()
