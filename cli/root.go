@@ -66,6 +66,7 @@ func NewRootCmd() *cobra.Command {
 		newPublishCmd(),
 		newDLQCmd(),
 		newCredsCmd(),
+		newDocsCmd(),
 	)
 	return root
 }
