@@ -229,8 +229,17 @@ var datetimeLayouts = []string{
 }
 
 // parseTime accepts ISO-8601 strings and unix seconds (milliseconds when
-// the number is larger than 2e10, as pydantic does).
+// the number is larger than 2e10, as pydantic does) within Python's
+// datetime range, years 1 to 9999.
 func parseTime(raw json.RawMessage) (time.Time, error) {
+	t, err := parseTimeAnyYear(raw)
+	if err == nil && (t.Year() < 1 || t.Year() > 9999) {
+		return time.Time{}, typeError("Input should be a valid datetime, dates after 9999 or before 0001 are not supported")
+	}
+	return t, err
+}
+
+func parseTimeAnyYear(raw json.RawMessage) (time.Time, error) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err == nil {
 		switch t := v.(type) {
