@@ -36,18 +36,22 @@ type StrictConfig struct {
 type Recorder struct {
 	mu    sync.Mutex
 	calls map[string]int
-	creds []plugins.Credentials
+	times map[string][]time.Time
+	last  plugins.Credentials
 }
 
 // NewRecorder returns an empty recorder.
-func NewRecorder() *Recorder { return &Recorder{calls: map[string]int{}} }
+func NewRecorder() *Recorder {
+	return &Recorder{calls: map[string]int{}, times: map[string][]time.Time{}}
+}
 
 func (r *Recorder) add(in plugins.Invocation) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := Key(in.Event, in.ExternalIdentifier)
 	r.calls[k]++
-	r.creds = append(r.creds, in.Credentials)
+	r.times[k] = append(r.times[k], time.Now())
+	r.last = in.Credentials
 	return r.calls[k]
 }
 
@@ -66,6 +70,13 @@ func (r *Recorder) Calls(key string) int {
 	return r.calls[key]
 }
 
+// Times returns when each call of key started.
+func (r *Recorder) Times(key string) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.times[key]...)
+}
+
 // Snapshot copies the call counts.
 func (r *Recorder) Snapshot() map[string]int {
 	r.mu.Lock()
@@ -81,10 +92,7 @@ func (r *Recorder) Snapshot() map[string]int {
 func (r *Recorder) LastCredentials() plugins.Credentials {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.creds) == 0 {
-		return nil
-	}
-	return r.creds[len(r.creds)-1]
+	return r.last
 }
 
 // Plugin is the test webhook plugin.
