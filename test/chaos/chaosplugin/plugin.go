@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aweber-imbi/imbi-worker/plugins"
@@ -53,7 +54,8 @@ type Recorder interface {
 type RecordConfig struct {
 	Label   string `json:"label" jsonschema:"minLength=1"`
 	SleepMS int    `json:"sleep_ms,omitempty" jsonschema:"minimum=0,maximum=600000"`
-	// Message is the error text of the fail action.
+	// Message is the error text of the fail action; "{token}" in it is
+	// replaced by the plugin's token.
 	Message string `json:"message,omitempty"`
 	// Retryable makes the fail action's error retryable (plain error)
 	// instead of permanent.
@@ -200,7 +202,13 @@ func (p *Plugin) fail(_ context.Context, in plugins.ActionInput[RecordConfig]) e
 		msg = "chaos: deliberate failure"
 	}
 	if tok := in.Credentials["token"]; tok != "" {
-		msg += " (token " + tok + " rejected)"
+		// "{token}" in the configured message is replaced by the secret, so
+		// a test can put it in any position (e.g. after "Bearer ").
+		if strings.Contains(msg, "{token}") {
+			msg = strings.ReplaceAll(msg, "{token}", tok)
+		} else {
+			msg += " (token " + tok + " rejected)"
+		}
 	}
 	if in.Config.Retryable {
 		return errors.New(msg)

@@ -1,0 +1,232 @@
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/cli"
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/plugins"
+	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// canarySource hands every plugin the canary as its "token": it stands
+// for the credential store at the dispatch interface, so the test controls
+// the secret. (The Neo4j-backed store has its own canary test in
+// internal/creds.) It counts calls so the test can prove the secret
+// really reached the actions.
+type canarySource struct {
+	token string
+	calls atomic.Int64
+}
+
+func (s *canarySource) Credentials(_ context.Context, _ dispatch.CredentialRequest) (plugins.Credentials, error) {
+	s.calls.Add(1)
+	return plugins.Credentials{"token": s.token}, nil
+}
+
+// TestSecretCanary (issue 6 item 4): the plugin credential, an
+// authorization header and action error texts all carry a random canary.
+// The run covers success, a permanent failure, retries to max_attempts, a
+// panic, an invalid config and a message that is not a CloudEvent. Then
+// every log line, every dead letter (headers and body), every span (name,
+// attributes, events, status) and every metric (Prometheus text) is
+// scanned: the canary must appear nowhere.
+func TestSecretCanary(t *testing.T) {
+	canary := newCanary(t)
+	src := &canarySource{token: canary}
+	h := newHarness(t, harnessOptions{Credentials: src, MaxAttempts: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	creds := func(action string) string { return chaosplugin.CredsSlug + "#" + action }
+	cfg := func(c chaosplugin.RecordConfig) json.RawMessage {
+		b, err := json.Marshal(c)
+		require.NoError(t, err)
+		return b
+	}
+	type send struct {
+		id, handler string
+		config      json.RawMessage
+		// leakAuth puts the canary, unredacted, into the event's
+		// authorization/cookie headers and into a NATS Authorization header:
+		// a publisher that forgot to redact.
+		leakAuth bool
+		// raw replaces the body (not a CloudEvent).
+		raw []byte
+		// wantReason is the dead-letter reason ("" = must succeed).
+		wantReason wire.Reason
+	}
+	sends := []send{
+		{id: "canary.ok", handler: creds(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{Label: "ok"})},
+		{id: "canary.ok-leaky-publisher", handler: creds(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{Label: "ok"}), leakAuth: true},
+		{id: "canary.fail", handler: creds(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "f", Message: "upstream said 401"}), wantReason: wire.ReasonActionFailed},
+		{id: "canary.fail-bearer", handler: creds(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "f", Message: "request with Authorization: Bearer {token} failed; retry with token={token}"}), wantReason: wire.ReasonActionFailed},
+		{id: "canary.retry", handler: creds(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "r", Retryable: true}), wantReason: wire.ReasonMaxAttempts},
+		{id: "canary.panic", handler: creds(chaosplugin.ActionPanic), config: cfg(chaosplugin.RecordConfig{Label: "p"}), wantReason: wire.ReasonPanic},
+		{id: "canary.invalid-config", handler: creds(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{}), leakAuth: true, wantReason: wire.ReasonInvalidConfig},
+		{id: "canary.not-a-cloudevent", handler: creds(chaosplugin.ActionRecord), raw: []byte("not a CloudEvent"), wantReason: wire.ReasonInvalidEvent},
+	}
+	var okIDs []string
+	want := map[string]wire.Reason{}
+	leakyBodies := map[string]bool{}
+	for _, s := range sends {
+		msg, err := encodeFor(ctx, s.id, s.handler, s.config)
+		require.NoError(t, err)
+		if s.leakAuth {
+			leakyBodies[s.id] = true
+			msg.Data = withLeakedAuth(t, msg.Data, canary)
+			msg.Header.Set("Authorization", "Bearer "+canary)
+		}
+		if s.raw != nil {
+			msg.Data = s.raw
+			msg.Header.Set("Authorization", "Bearer "+canary)
+			msg.Header.Set("Cookie", "session="+canary)
+		}
+		msg.Header.Set(caseHeader, s.id)
+		_, err = h.js.PublishMsg(ctx, msg)
+		require.NoError(t, err)
+		if s.wantReason == "" {
+			okIDs = append(okIDs, s.id)
+		} else {
+			want[s.id] = s.wantReason
+		}
+	}
+
+	require.Empty(t, h.rec.WaitFor(ctx, okIDs), "successful canary actions never ran")
+	letters := h.waitDeadLetters(ctx, len(want))
+	h.waitSettled(ctx)
+	h.requireRunning()
+	require.Len(t, letters, len(want))
+	// Positive controls: the secret reached the actions, and the failures
+	// carried it into their error texts, which the worker redacted.
+	require.Positive(t, src.calls.Load(), "credential source never called")
+	for _, dl := range letters {
+		id := dl.Header.Get(caseHeader)
+		require.Equal(t, string(want[id]), dl.Header.Get(wire.DLQReason), "%s: %s", id, dl.Header.Get(wire.DLQError))
+		if id == "canary.fail" || id == "canary.panic" || id == "canary.retry" {
+			require.Contains(t, dl.Header.Get(wire.DLQError), wire.Redacted, "%s: error text did not pass through redaction", id)
+		}
+	}
+
+	require.Contains(t, h.logs.String(), wire.Redacted, "no redacted error text was logged: is the log captured?")
+
+	// Give the batch span processor nothing to hold back: spans are synced.
+	require.NoError(t, h.tp.ForceFlush(ctx))
+	var leaks []string
+	scan := func(where, text string) {
+		if strings.Contains(text, canary) {
+			leaks = append(leaks, fmt.Sprintf("%s: %s", where, excerpt(text, canary)))
+		}
+	}
+	for i, line := range strings.Split(h.logs.String(), "\n") {
+		scan(fmt.Sprintf("log line %d", i+1), line)
+	}
+	for _, dl := range letters {
+		where := fmt.Sprintf("dead letter %s (seq %d)", dl.Header.Get(caseHeader), dl.Seq)
+		scan(where+" subject", dl.Subject)
+		for k, vs := range dl.Header {
+			scan(where+" header "+k, k+": "+strings.Join(vs, ", "))
+		}
+		if leakyBodies[dl.Header.Get(caseHeader)] {
+			// The publisher put the secret in the body itself. The dead
+			// letter keeps the original body byte for byte (§5), which
+			// contradicts "redacts again before it dead-letters" (§3):
+			// checked strictly only with IMBI_CANARY_STRICT_BODY=1 until
+			// the contract settles it (docs/reliability.md, known gaps).
+			if os.Getenv("IMBI_CANARY_STRICT_BODY") == "1" {
+				scan(where+" body (leaky publisher)", string(dl.Data))
+			} else if strings.Contains(string(dl.Data), canary) {
+				t.Logf("KNOWN GAP: %s body keeps the publisher's unredacted authorization header", where)
+			}
+			continue
+		}
+		scan(where+" body", string(dl.Data))
+	}
+	spans := h.spans.GetSpans()
+	require.NotEmpty(t, spans, "no spans recorded")
+	for _, s := range spans {
+		where := "span " + s.Name
+		scan(where+" name", s.Name)
+		scan(where+" status", s.Status.Description)
+		for _, a := range s.Attributes {
+			scan(where+" attribute "+string(a.Key), a.Value.Emit())
+		}
+		for _, e := range s.Events {
+			scan(where+" event "+e.Name, e.Name)
+			for _, a := range e.Attributes {
+				scan(where+" event attribute "+string(a.Key), a.Value.Emit())
+			}
+		}
+	}
+	metrics := h.metricsText()
+	require.Contains(t, metrics, "imbi_worker_dead_letters", "metrics not exported")
+	scan("metrics", metrics)
+	for _, dl := range letters {
+		out, err := dlqShow(ctx, h.srv.URL(), dl.Seq)
+		if err != nil {
+			t.Logf("dlq show not available: %v", err)
+			break
+		}
+		scan(fmt.Sprintf("dlq show %d", dl.Seq), out)
+	}
+
+	t.Logf("FIGURES canary: %d log lines, %d dead letters, %d spans, %d metric bytes scanned; %d hits",
+		strings.Count(h.logs.String(), "\n"), len(letters), len(spans), len(metrics), len(leaks))
+	require.Empty(t, leaks, "the canary leaked")
+}
+
+func newCanary(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 12)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return "CANARY" + hex.EncodeToString(b)
+}
+
+// withLeakedAuth rewrites a structured event so its webhook headers carry
+// the secret unredacted, as a publisher that forgot to redact would send.
+func withLeakedAuth(t *testing.T, body []byte, secret string) []byte {
+	t.Helper()
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(body, &ev))
+	md := ev["data"].(map[string]any)["event"].(map[string]any)["metadata"].(map[string]any)
+	md["headers"] = map[string]any{
+		"x-github-event": "push",
+		"authorization":  "Bearer " + secret,
+		"cookie":         "session=" + secret,
+	}
+	out, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return out
+}
+
+// excerpt shows the canary in context without flooding the output.
+func excerpt(text, canary string) string {
+	i := strings.Index(text, canary)
+	lo, hi := max(i-80, 0), min(i+len(canary)+40, len(text))
+	return strings.ReplaceAll(text[lo:hi], canary, "<CANARY>")
+}
+
+// dlqShow runs `imbi-worker dlq show` in process and returns its output.
+func dlqShow(ctx context.Context, url string, seq uint64) (string, error) {
+	cmd := cli.NewRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"dlq", "show", "--nats-url", url, "--seq", fmt.Sprint(seq)})
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
