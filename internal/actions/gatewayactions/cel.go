@@ -141,7 +141,9 @@ func (e *celEngine) compile(text string) (cel.Program, error) {
 	prg, err := e.env.Program(ast,
 		cel.CostLimit(e.costLimit),
 		cel.InterruptCheckFrequency(celInterruptFrequency),
-		cel.EvalOptions(cel.OptOptimize),
+		// No cel.OptOptimize: its constant folding evaluates literal-only
+		// subexpressions at compile time with no cost limit, so a rule
+		// like [..].all(a, [..].all(b, ...)) would stall the compile.
 	)
 	if err != nil {
 		return nil, &CELError{Expression: text, Phase: "compile", Err: err}
