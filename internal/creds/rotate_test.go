@@ -80,4 +80,3 @@ func TestRotateReencryptsUnderFirstKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before, e.storedBlob(oldPlugins[1]))
 }
-
