@@ -29,7 +29,9 @@ func TestListFiltersOnThousandLetters(t *testing.T) {
 		{"reason", dlq.Filter{Reasons: []string{"panic"}},
 			func(_ int, s letterSpec) bool { return s.reason == wire.ReasonPanic }},
 		{"two reasons", dlq.Filter{Reasons: []string{"panic", "invalid_config"}},
-			func(_ int, s letterSpec) bool { return s.reason == wire.ReasonPanic || s.reason == wire.ReasonInvalidConfig }},
+			func(_ int, s letterSpec) bool {
+				return s.reason == wire.ReasonPanic || s.reason == wire.ReasonInvalidConfig
+			}},
 		{"last reason", dlq.Filter{Reasons: []string{"timeout"}},
 			func(_ int, s letterSpec) bool { return s.lastReason == wire.ReasonTimeout }},
 		{"handler", dlq.Filter{Handlers: []string{"github#create_issue"}},
@@ -55,7 +57,9 @@ func TestListFiltersOnThousandLetters(t *testing.T) {
 		{"seq range", dlq.Filter{FromSeq: seqOf(10), ToSeq: seqOf(19)},
 			func(i int, _ letterSpec) bool { return i >= 10 && i <= 19 }},
 		{"limit", dlq.Filter{Reasons: []string{"rate_limited"}, Limit: 3},
-			func(i int, s letterSpec) bool { return s.reason == wire.ReasonRateLimited && countBefore(i, wire.ReasonRateLimited) < 3 }},
+			func(i int, s letterSpec) bool {
+				return s.reason == wire.ReasonRateLimited && countBefore(i, wire.ReasonRateLimited) < 3
+			}},
 		{"combined", dlq.Filter{Handlers: []string{"http#request"}, Reasons: []string{"max_attempts"}, Since: baseTime.Add(300 * time.Minute)},
 			func(i int, s letterSpec) bool {
 				return s.handler == "http#request" && s.reason == wire.ReasonMaxAttempts && i >= 300

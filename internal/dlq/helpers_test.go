@@ -177,4 +177,3 @@ func specIDs(specs []letterSpec, keep func(i int, s letterSpec) bool) []string {
 	}
 	return out
 }
-
