@@ -242,3 +242,12 @@ func (e *env) waitDLQ(id string, within time.Duration) *nats.Msg {
 	}, within, 10*time.Millisecond, "no dead letter for %s", id)
 	return got
 }
+
+func natsMsg(subject string, headers map[string]string, body []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	for k, v := range headers {
+		m.Header[k] = []string{v}
+	}
+	m.Data = body
+	return m
+}

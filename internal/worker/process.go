@@ -165,9 +165,9 @@ func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 				// guard against a later redelivery, re-running it is worse.
 				d.log.Warn("done-marker write failed", "error", err)
 			}
-			if w.cfg.hooks.afterDone != nil && w.cfg.hooks.afterDone(d.ceID) {
-				return
-			}
+		}
+		if w.cfg.hooks.afterDone != nil && w.cfg.hooks.afterDone(d.ceID) {
+			return
 		}
 		w.ack(ctx, d, outcomeAck)
 	case dispatch.Retryable:
