@@ -31,6 +31,10 @@ const (
 	// nullable: missing or null → the zero value of T (nil for pointers,
 	// slices and maps), i.e. JSON null.
 	nullable
+	// nullMeansDefault: missing or null → the default. Not pydantic: used
+	// only where this project's wire contract allows null for a
+	// defaulted container (PluginContext in action-envelope.v1.json).
+	nullMeansDefault
 )
 
 // parser turns one JSON value into T; its *ValidationError carries a loc
@@ -89,6 +93,9 @@ func field[T any](d *objectDecoder, name string, dst *T, p presence, parse parse
 	case isNull(raw) && p == nullable:
 		var zero T
 		*dst = zero
+		return
+	case isNull(raw) && p == nullMeansDefault:
+		emptyIfNil(dst)
 		return
 	}
 	v, err := parse(raw)

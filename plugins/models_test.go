@@ -162,3 +162,17 @@ func TestKinds(t *testing.T) {
 	require.EqualError(t, plugins.CheckKind(stubConfig{}, plugins.NewManifest("c", "C", plugins.TypeLogs)),
 		"Class does not implement LogsPlugin for plugin_type='logs'")
 }
+
+// The wire contract's envelope schema allows null for PluginContext's
+// four containers; they decode as empty (a documented deviation from
+// pydantic, which would reject null there).
+func TestPluginContextNullContainers(t *testing.T) {
+	c := decode[plugins.PluginContext](t, `{"project_id":"p","project_slug":"s","org_slug":"o",
+		"assignment_options":null,"project_links":null,"project_type_slugs":null,"environment_config":null}`)
+	require.Equal(t, map[string]any{}, c.AssignmentOptions)
+	require.Equal(t, map[string]string{}, c.ProjectLinks)
+	require.Equal(t, []string{}, c.ProjectTypeSlugs)
+	require.Equal(t, map[string]any{}, c.EnvironmentConfig)
+	_, err := jsonDecode[plugins.PluginContext](`{"project_id":"p","project_slug":"s","org_slug":"o","project_links":{"a":1}}`)
+	requireFieldError(t, err, "project_links.a", "valid string")
+}
