@@ -39,10 +39,6 @@ type ExtraEnv struct {
 var ExtraEnvironment = []ExtraEnv{
 	{"IMBI_AUTH_ENCRYPTION_KEY", "Fernet key (urlsafe base64 of 32 bytes) that decrypts plugin credentials; the same setting as imbi's Python services."},
 	{"IMBI_AUTH_ENCRYPTION_KEYS", "Comma-separated Fernet keys for rotation: the first encrypts, every key decrypts. Wins over IMBI_AUTH_ENCRYPTION_KEY."},
-	{"IMBI_NEO4J_URL", "Bolt URL of Neo4j (credentials store); unset = no credential store."},
-	{"IMBI_NEO4J_USER", "Neo4j user (default neo4j)."},
-	{"IMBI_NEO4J_PASSWORD", "Neo4j password. Keep it in a Secret."},
-	{"IMBI_NEO4J_DATABASE", "Neo4j database (default neo4j)."},
 	{"IMBI_PLUGIN_TIMEOUT_SECONDS", "Default action deadline in seconds when the action declares none (10)."},
 	{"OTEL_SERVICE_NAME", "service.name of traces and metrics (default imbi-worker)."},
 	{"OTEL_RESOURCE_ATTRIBUTES", "Extra resource attributes, key=value,..."},
