@@ -1,16 +1,245 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/registry"
+	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/worker"
 )
 
-// STUB: replaced by the issue that owns this command.
+// streamFlags name and size the JetStream objects (run and streams apply).
+type streamFlags struct {
+	cfg            streams.Config
+	noIdempotency  bool
+	filterSubjects []string
+}
+
+func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
+	d := streams.DefaultConfig()
+	fs.StringVar(&f.cfg.Stream, "stream", d.Stream, "work stream name")
+	fs.StringVar(&f.cfg.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "work subject prefix (<prefix>.<plugin>.<action>)")
+	fs.StringVar(&f.cfg.DLQStream, "dlq-stream", d.DLQStream, "dead-letter stream name")
+	fs.StringVar(&f.cfg.DLQPrefix, "dlq-prefix", d.DLQPrefix, "dead-letter subject prefix")
+	fs.StringVar(&f.cfg.Consumer, "consumer", d.Consumer, "durable pull consumer shared by every replica")
+	fs.StringVar(&f.cfg.DoneBucket, "done-bucket", d.DoneBucket, "KV bucket of done-markers (idempotency)")
+	fs.StringSliceVar(&f.filterSubjects, "filter-subject", nil, "serve only these work subjects, e.g. imbi.actions.github.> (repeatable; pools with different filters need different --consumer names)")
+	fs.IntVar(&f.cfg.Replicas, "replicas", d.Replicas, "stream and bucket replicas (3 on a cluster)")
+	fs.DurationVar(&f.cfg.DuplicateWindow, "duplicate-window", d.DuplicateWindow, "work stream Nats-Msg-Id dedup window")
+	fs.DurationVar(&f.cfg.DLQMaxAge, "dlq-max-age", d.DLQMaxAge, "how long dead letters are kept")
+	fs.DurationVar(&f.cfg.DoneTTL, "done-ttl", d.DoneTTL, "how long a done-marker lives")
+	fs.DurationVar(&f.cfg.AckWait, "ack-wait", d.AckWait, "consumer ack wait (kept alive with InProgress while an action runs)")
+	fs.IntVar(&f.cfg.MaxAckPending, "max-ack-pending", d.MaxAckPending, "consumer max unacked messages (≥ replicas × concurrency)")
+	fs.IntVar(&f.cfg.MaxDeliver, "max-deliver", d.MaxDeliver, "consumer max deliveries (must exceed --max-attempts)")
+	fs.BoolVar(&f.noIdempotency, "no-idempotency", false, "do not check or write done-markers")
+}
+
+func (f *streamFlags) config() streams.Config {
+	c := f.cfg
+	c.FilterSubjects = f.filterSubjects
+	c.Idempotency = !f.noIdempotency
+	c.SetDefaults()
+	return c
+}
+
+type runFlags struct {
+	conn          natsConnFlags
+	streams       streamFlags
+	concurrency   int
+	prefetch      int
+	maxAttempts   int
+	backoffBase   time.Duration
+	backoffMax    time.Duration
+	pluginTimeout time.Duration
+	shutdownGrace time.Duration
+	noProvision   bool
+	workerID      string
+	logLevel      string
+	logFormat     string
+}
+
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
+	var f runFlags
+	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "(not built yet)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("run: not built yet") },
+		Short: "Consume action CloudEvents from JetStream and run them",
+		Long: `Run the worker. With no --nats-url it starts an embedded JetStream server
+(file store under --data-dir) and prints how to reach it. It provisions the
+work stream, the dead-letter stream, the done-marker bucket and the durable
+consumer (unless --no-provision), then runs actions until SIGINT/SIGTERM,
+when it stops pulling, lets in-flight actions finish within --shutdown-grace
+and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWorker(cmd.Context(), cmd, &f)
+		},
 	}
+	fs := cmd.Flags()
+	f.conn.addFlags(fs, true)
+	f.streams.addFlags(fs)
+	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "actions run at once by this process")
+	fs.IntVar(&f.prefetch, "prefetch", 0, "messages buffered by the pull subscription (0: 2 × concurrency)")
+	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of a retryable failure before it is dead-lettered")
+	fs.DurationVar(&f.backoffBase, "backoff-base", worker.DefaultBackoffBase, "first retry delay (exponential, full jitter)")
+	fs.DurationVar(&f.backoffMax, "backoff-max", worker.DefaultBackoffMax, "retry delay cap")
+	fs.DurationVar(&f.pluginTimeout, "plugin-timeout", dispatch.DefaultTimeout, "action deadline when the action sets none (also IMBI_PLUGIN_TIMEOUT_SECONDS)")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", worker.DefaultShutdownGrace, "how long in-flight actions may finish after SIGTERM")
+	fs.BoolVar(&f.noProvision, "no-provision", false, "do not create or update streams, bucket and consumer (they must exist)")
+	fs.StringVar(&f.workerID, "worker-id", "", "instance id in dead letters (default hostname-pid)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	return cmd
+}
+
+// runDeps is everything the worker is wired with, built in one place
+// (newRunDeps) so the credential store and telemetry/admin setup can be
+// added without touching the run loop: set Credentials, the providers,
+// append to Closers, and register callbacks in OnWorker.
+type runDeps struct {
+	Logger         *slog.Logger
+	Registry       *registry.Registry
+	Credentials    dispatch.CredentialSource // nil: no store configured
+	MeterProvider  metric.MeterProvider      // nil: no-op
+	TracerProvider trace.TracerProvider      // nil: no-op
+	// OnWorker runs once the worker is built, before it consumes (e.g.
+	// start the admin server with w.Ready as its readiness check).
+	OnWorker []func(ctx context.Context, w *worker.Worker, js jetstream.JetStream) error
+	// Closers run in reverse order after the worker stopped.
+	Closers []func(ctx context.Context) error
+}
+
+func (d *runDeps) close(ctx context.Context) {
+	for i := len(d.Closers) - 1; i >= 0; i-- {
+		if err := d.Closers[i](ctx); err != nil {
+			d.Logger.Warn("shutdown step failed", "error", err)
+		}
+	}
+}
+
+func newRunDeps(_ context.Context, f *runFlags, stderr io.Writer) (*runDeps, error) {
+	log, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return nil, err
+	}
+	reg := registry.New(nil)
+	res, err := reg.Load()
+	if err != nil {
+		return nil, fmt.Errorf("load plugins: %w", err)
+	}
+	for name, msg := range res.Errors {
+		log.Error("plugin failed to load", "registration", name, "error", msg)
+	}
+	log.Info("plugins loaded", "plugins", res.Loaded)
+	return &runDeps{Logger: log, Registry: reg}, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// pluginTimeout honours IMBI_PLUGIN_TIMEOUT_SECONDS (the Python name, in
+// seconds) when neither --plugin-timeout nor IMBI_PLUGIN_TIMEOUT is set.
+func pluginTimeout(cmd *cobra.Command, f *runFlags) (time.Duration, error) {
+	if cmd.Flags().Changed("plugin-timeout") {
+		return f.pluginTimeout, nil
+	}
+	if _, ok := os.LookupEnv(EnvName("plugin-timeout")); ok {
+		return f.pluginTimeout, nil
+	}
+	if v, ok := os.LookupEnv("IMBI_PLUGIN_TIMEOUT_SECONDS"); ok {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs <= 0 {
+			return 0, fmt.Errorf("IMBI_PLUGIN_TIMEOUT_SECONDS=%q: want a positive number of seconds", v)
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	return f.pluginTimeout, nil
+}
+
+func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
+	timeout, err := pluginTimeout(cmd, f)
+	if err != nil {
+		return err
+	}
+	deps, err := newRunDeps(ctx, f, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer deps.close(context.WithoutCancel(ctx))
+	log := deps.Logger
+
+	sc := f.streams.config()
+	if err := sc.Validate(f.maxAttempts, f.concurrency, sc.Replicas); err != nil {
+		return err
+	}
+	sess, err := f.conn.connect(true, cmd.OutOrStdout(), log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	js, err := jetstream.New(sess.NC)
+	if err != nil {
+		return err
+	}
+	if !f.noProvision {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := streams.Apply(pctx, js, sc)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("provision: %w", err)
+		}
+	}
+
+	disp := &dispatch.Dispatcher{Registry: deps.Registry, Credentials: deps.Credentials, DefaultTimeout: timeout}
+	w, err := worker.New(sess.NC, disp, worker.Config{
+		Streams:        sc,
+		Concurrency:    f.concurrency,
+		Prefetch:       f.prefetch,
+		MaxAttempts:    f.maxAttempts,
+		BackoffBase:    f.backoffBase,
+		BackoffMax:     f.backoffMax,
+		ShutdownGrace:  f.shutdownGrace,
+		Idempotency:    sc.Idempotency,
+		WorkerID:       f.workerID,
+		Logger:         log,
+		MeterProvider:  deps.MeterProvider,
+		TracerProvider: deps.TracerProvider,
+	})
+	if err != nil {
+		return err
+	}
+	for _, hook := range deps.OnWorker {
+		if err := hook(ctx, w, js); err != nil {
+			return err
+		}
+	}
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	return nil
 }

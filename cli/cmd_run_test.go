@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while the command writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunEmbeddedEndToEnd: `imbi-worker run` with no URL starts the
+// embedded server, writes its URL, provisions, dead-letters a message for
+// an unknown handler and exits 0 on cancellation.
+func TestRunEmbeddedEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut syncBuffer
+	cmd := NewRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"run", "--data-dir", dir, "--embedded-port", "0", "--shutdown-grace", "2s", "--log-format", "text"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	var url string
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, URLFile))
+		url = strings.TrimSpace(string(b))
+		return err == nil && url != ""
+	}, 15*time.Second, 20*time.Millisecond)
+	require.Contains(t, out.String(), url)
+
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	dlq := make(chan *nats.Msg, 1)
+	sub, err := nc.ChanSubscribe("imbi.dlq.actions.>", dlq)
+	require.NoError(t, err)
+	defer func() { _ = sub.Unsubscribe() }()
+	require.Eventually(t, func() bool { return strings.Contains(errOut.String(), "worker started") }, 15*time.Second, 20*time.Millisecond)
+
+	m := nats.NewMsg("imbi.actions.nope.act")
+	m.Header.Set("Content-Type", wire.ContentTypeCE)
+	m.Data = []byte(`{"specversion":"1.0","id":"cli-1","source":"/s","type":"io.imbi.webhook.action.v1","data":{"rule":{"handler":"nope#act"},"context":{"project_id":"p","project_slug":"s","org_slug":"o"},"event":{}}}`)
+	_, err = js.PublishMsg(context.Background(), m)
+	require.NoError(t, err)
+	select {
+	case dl := <-dlq:
+		require.Equal(t, string(wire.ReasonUnknownHandler), dl.Header.Get(wire.DLQReason))
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no dead letter; log:\n%s", errOut.String())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not exit")
+	}
+	require.NoFileExists(t, filepath.Join(dir, URLFile))
+}
+
+func TestRunRejectsUnsafeLimits(t *testing.T) {
+	cmd := NewRootCmd()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetArgs([]string{"run", "--data-dir", t.TempDir(), "--max-attempts", "10", "--max-deliver", "10"})
+	err := cmd.ExecuteContext(context.Background())
+	require.ErrorContains(t, err, "MaxDeliver")
+}
+
+func TestPluginTimeoutSecondsEnv(t *testing.T) {
+	t.Setenv("IMBI_PLUGIN_TIMEOUT_SECONDS", "2.5")
+	cmd := newRunCmd()
+	var f runFlags
+	f.pluginTimeout = 10 * time.Second
+	d, err := pluginTimeout(cmd, &f)
+	require.NoError(t, err)
+	require.Equal(t, 2500*time.Millisecond, d)
+	require.NoError(t, cmd.Flags().Set("plugin-timeout", "3s"))
+	f.pluginTimeout = 3 * time.Second
+	d, err = pluginTimeout(cmd, &f)
+	require.NoError(t, err)
+	require.Equal(t, 3*time.Second, d, "the flag wins")
+	t.Setenv("IMBI_PLUGIN_TIMEOUT_SECONDS", "soon")
+	_, err = pluginTimeout(newRunCmd(), &f)
+	require.Error(t, err)
+}
+
+// TestStreamsApplyIdempotent: applying twice changes nothing and the
+// objects match the contract.
+func TestStreamsApplyIdempotent(t *testing.T) {
+	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir()})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	for range 2 {
+		var out bytes.Buffer
+		cmd := NewRootCmd()
+		cmd.SetOut(&out)
+		cmd.SetArgs([]string{"streams", "apply", "--nats-url", srv.URL()})
+		require.NoError(t, cmd.ExecuteContext(context.Background()))
+		require.Contains(t, out.String(), "IMBI_ACTIONS")
+	}
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, "IMBI_ACTIONS")
+	require.NoError(t, err)
+	si, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, jetstream.WorkQueuePolicy, si.Config.Retention)
+	require.Equal(t, jetstream.FileStorage, si.Config.Storage)
+	require.Equal(t, 2*time.Minute, si.Config.Duplicates)
+	d, err := js.Stream(ctx, "IMBI_ACTIONS_DLQ")
+	require.NoError(t, err)
+	di, err := d.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 14*24*time.Hour, di.Config.MaxAge)
+	c, err := js.Consumer(ctx, "IMBI_ACTIONS", "imbi-worker")
+	require.NoError(t, err)
+	ci, err := c.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, jetstream.AckExplicitPolicy, ci.Config.AckPolicy)
+	require.Equal(t, 30*time.Second, ci.Config.AckWait)
+	require.Greater(t, ci.Config.MaxDeliver, 5)
+	kv, err := js.KeyValue(ctx, "imbi_actions_done")
+	require.NoError(t, err)
+	st, err := kv.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 24*time.Hour, st.TTL())
+}
