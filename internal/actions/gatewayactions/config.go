@@ -17,8 +17,9 @@ import (
 //   - keys match exactly: encoding/json would also match "Title_Selector"
 //     to title_selector, so each type decodes through decodeExact;
 //   - optional fields accept null (pydantic's `X | None = None`);
-//   - JSON Pointers are {"type":"string","format":"json-pointer"} and are
-//     re-checked by Validate for python-jsonpointer's stricter escapes.
+//   - JSON Pointers are {"type":"string","format":"json-pointer"}, which
+//     the SDK's compiled schema asserts; Validate re-parses them as
+//     python-jsonpointer does.
 
 // UpdateProjectRule maps one value of the event onto the project.
 type UpdateProjectRule struct {

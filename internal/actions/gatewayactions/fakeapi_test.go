@@ -56,7 +56,7 @@ type fakeAPI struct {
 	newConn int
 }
 
-func newFakeAPI(t *testing.T) *fakeAPI {
+func newFakeAPI(t testing.TB) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{queued: map[string][]apiReply{}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
@@ -160,11 +160,16 @@ func withCredentialsFromPlugin() setupOpt {
 	return func(p *Plugin, _ *bundle) { p.CredentialsFromPlugin = true }
 }
 
+// withoutLogs discards the plugin's logs (fuzzing would buffer millions).
+func withoutLogs() setupOpt {
+	return func(p *Plugin, _ *bundle) { p.Logger = slog.New(slog.DiscardHandler) }
+}
+
 func withEnv(k, v string) setupOpt {
 	return func(_ *Plugin, b *bundle) { b.env[k] = v }
 }
 
-func setup(t *testing.T, opts ...setupOpt) *bundle {
+func setup(t testing.TB, opts ...setupOpt) *bundle {
 	t.Helper()
 	b := &bundle{api: newFakeAPI(t), actions: map[string]plugins.ActionDescriptor{}, env: map[string]string{}}
 	b.env[EnvImbiURL] = b.api.srv.URL

@@ -23,8 +23,9 @@ func (Pointer) JSONSchema() *invopop.Schema {
 }
 
 // invalidEscape is python-jsonpointer's check ("~" not followed by 0 or
-// 1, including a trailing "~"). The JSON Schema format check misses the
-// trailing case, so Validate repeats it to reject what pydantic rejects.
+// 1, including a trailing "~"). The compiled schema's format check already
+// rejects these in handler_config; Validate repeats it so Resolve never
+// walks a malformed pointer, however the config was built.
 var invalidEscape = regexp.MustCompile(`~[^01]|~$`)
 
 // Validate parses the pointer as python-jsonpointer does.
