@@ -251,6 +251,13 @@ func (w *Worker) deadLetterMsg(d *delivery, reason, lastReason wire.Reason, errT
 		if hasPrefixFold(k, "Imbi-Dlq-") {
 			continue // from an earlier dead-lettering of a replayed message
 		}
+		if hasPrefixFold(k, "Nats-Expected-") {
+			// Publish preconditions of the original publish (nats-py and
+			// nats.go set Nats-Expected-Stream: IMBI_ACTIONS); JetStream
+			// stores them, and copied here they make the DLQ publish fail
+			// with "expected stream does not match" forever.
+			continue
+		}
 		if wire.IsSensitiveHeader(k) {
 			out.Header[k] = []string{wire.Redacted}
 			continue
