@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +14,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from nats.js.api import RetentionPolicy, StreamConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from support import REPO_ROOT, go_build
+
 SCHEMAS = REPO_ROOT / "testdata" / "schemas"
 
 
@@ -80,21 +79,6 @@ def inputs() -> dict[str, Any]:
 
 
 # --- real NATS (the worker's embedded nats-server) ---------------------------
-
-
-def go_build(package: str, out: Path) -> Path:
-    """Build a Go command of this repository (the tests' only way to get a
-    nats-server or the worker: no binaries are downloaded)."""
-    if shutil.which("go") is None:
-        pytest.fail("go is not on PATH: the integration tests build the worker")
-    subprocess.run(
-        ["go", "build", "-o", str(out), package],
-        cwd=REPO_ROOT,
-        check=True,
-        timeout=600,
-        env={**os.environ, "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0")},
-    )
-    return out
 
 
 @pytest.fixture(scope="session")

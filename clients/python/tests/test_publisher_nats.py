@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from imbi_worker_client import (
+    DEFAULT_STREAM,
     AckTimeoutError,
     ActionPublisher,
     ActionRequest,
@@ -64,6 +65,7 @@ async def test_publish_action_is_acked_and_stored_as_built(work_stream: str, inp
     msg = await stored(work_stream, res.seq)
     assert msg.subject == "imbi.actions.github.create_issue"
     assert msg.headers["Nats-Msg-Id"] == "dlv-a.0"
+    assert "Nats-Expected-Stream" not in msg.headers  # off by default
     assert msg.headers["Content-Type"] == "application/cloudevents+json"
     ce = json.loads(msg.data)
     want = json.loads(built.body)
@@ -140,6 +142,14 @@ async def test_no_stream(work_stream: str, inputs) -> None:
     assert info.value.event_id == "dlv-n.0"
 
 
+async def test_expected_stream(work_stream: str, inputs) -> None:
+    async with await ActionPublisher.connect(work_stream, stream=DEFAULT_STREAM) as pub:
+        res = await pub.publish_action(*args(inputs), delivery_id="dlv-s1")
+    assert res.stream == DEFAULT_STREAM
+    msg = await stored(work_stream, res.seq)
+    assert msg.headers["Nats-Expected-Stream"] == DEFAULT_STREAM
+
+
 async def test_wrong_expected_stream_is_rejected(work_stream: str, inputs) -> None:
     async with await ActionPublisher.connect(work_stream, stream="SOMETHING_ELSE") as pub:
         with pytest.raises(PublishRejectedError) as info:
@@ -162,7 +172,7 @@ async def test_ack_timeout(work_stream: str, inputs) -> None:
     await sink.flush()
     try:
         async with await ActionPublisher.connect(
-            work_stream, subject_prefix="silent.actions", stream=None, ack_timeout=0.2
+            work_stream, subject_prefix="silent.actions", ack_timeout=0.2
         ) as pub:
             with pytest.raises(AckTimeoutError) as info:
                 await pub.publish_action(*args(inputs), delivery_id="dlv-t")

@@ -45,8 +45,11 @@ __all__ = [
     "RuleResult",
 ]
 
-#: The work stream (wire-contract §2). Publishing with it set makes the
-#: server reject a subject that some other stream captures.
+#: The work stream's default name (wire-contract §2). Pass it as
+#: ``stream=`` to have the server check that the subject lands in that
+#: stream (``Nats-Expected-Stream``). Off by default: JetStream already
+#: refuses overlapping stream subjects, and the check would tie the gateway
+#: to a stream name operators may change.
 DEFAULT_STREAM = "IMBI_ACTIONS"
 
 
@@ -121,7 +124,7 @@ class ActionPublisher:
         nc: NATS,
         *,
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
-        stream: str | None = DEFAULT_STREAM,
+        stream: str | None = None,
         ack_timeout: float = 5.0,
         mode: ContentMode = ContentMode.STRUCTURED,
         owns_connection: bool = False,
@@ -149,7 +152,7 @@ class ActionPublisher:
         tls_hostname: str | None = None,
         connect_timeout: float = 2.0,
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
-        stream: str | None = DEFAULT_STREAM,
+        stream: str | None = None,
         ack_timeout: float = 5.0,
         mode: ContentMode = ContentMode.STRUCTURED,
         **nats_options: Any,
