@@ -55,8 +55,9 @@ func FuzzDecodeBinary(f *testing.F) {
 	})
 }
 
-// FuzzEnvelopeData: envelope validation of arbitrary data never panics
-// and fails only as invalid_event.
+// FuzzEnvelopeData: envelope validation of arbitrary data never panics,
+// fails only as invalid_event, and the fast path never accepts what the
+// schema rejects.
 func FuzzEnvelopeData(f *testing.F) {
 	f.Add([]byte(validData))
 	f.Add([]byte(`{"rule":{"handler":"a#b","handler_config":"{}"},"context":{"project_id":"","project_slug":"","org_slug":""},"event":{}}`))
@@ -69,5 +70,6 @@ func FuzzEnvelopeData(f *testing.F) {
 		if _, err := v.decode(data); err != nil && ReasonOf(err) != wire.ReasonInvalidEvent {
 			t.Fatalf("reason %q: %v", ReasonOf(err), err)
 		}
+		checkAgree(t, v, data)
 	})
 }

@@ -2,7 +2,6 @@ package envelope
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -55,13 +54,16 @@ func (v *validator) validateSchema(data []byte) error {
 	return nil
 }
 
-// decode validates data and decodes it into the typed envelope.
+// decode validates data (fast path, else the generic validator) and
+// decodes it into the typed envelope with exact key matching.
 func (v *validator) decode(data []byte) (wire.ActionData, error) {
 	var out wire.ActionData
-	if err := v.validateSchema(data); err != nil {
-		return out, err
+	if !fastValid(data) {
+		if err := v.validateSchema(data); err != nil {
+			return out, err
+		}
 	}
-	if err := json.Unmarshal(data, &out); err != nil {
+	if err := caseSensitive.Unmarshal(data, &out); err != nil {
 		return wire.ActionData{}, invalid("data does not decode into the envelope: %v", err)
 	}
 	return out, nil

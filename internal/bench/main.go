@@ -1,0 +1,425 @@
+// Command bench measures the worker against raw JetStream on one embedded
+// server (issue 3 benchmark; `make bench`). In one run:
+//
+//  1. raw consume+ack of N pre-published 1.2 KiB CloudEvents: the ceiling;
+//  2. the full worker pipeline (decode, envelope + config validation,
+//     dispatch, settle) with a no-op action, idempotency off, then on;
+//  3. publish→action-start latency (p50/p99) at half the measured max rate;
+//  4. peak RSS of the process.
+//
+// Every pipeline step stays on; nothing is skipped to reach a figure.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/registry"
+	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/worker"
+	"github.com/aweber-imbi/imbi-worker/plugins"
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+type options struct {
+	n           int
+	size        int
+	concurrency int
+	prefetch    int
+	latencyDur  time.Duration
+	cpuProfile  string
+	phases      string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.n, "n", 100_000, "messages per throughput phase")
+	flag.IntVar(&o.size, "size", 1229, "CloudEvent body size in bytes (1.2 KiB)")
+	flag.IntVar(&o.concurrency, "concurrency", worker.DefaultConcurrency, "worker concurrency")
+	flag.IntVar(&o.prefetch, "prefetch", 0, "worker prefetch (0: default)")
+	flag.DurationVar(&o.latencyDur, "latency-duration", 5*time.Second, "how long the latency phase publishes")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker phases")
+	flag.StringVar(&o.phases, "phases", "raw,off,on,latency", "phases to run")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// noop is the benchmark plugin: one action with a validated config.
+type noop struct{ started func(plugins.Event) }
+
+type noopConfig struct {
+	Label string `json:"label" jsonschema:"minLength=1"`
+}
+
+func (p *noop) Manifest() plugins.PluginManifest {
+	return plugins.PluginManifest{Slug: "bench", Name: "bench", PluginType: plugins.TypeWebhook, AuthType: plugins.AuthAPIToken, APIVersion: 1}
+}
+
+func (p *noop) Actions() ([]plugins.ActionDescriptor, error) {
+	return []plugins.ActionDescriptor{plugins.MustAction("noop", "No-op", func(_ context.Context, in plugins.ActionInput[noopConfig]) error {
+		p.started(in.Event)
+		return nil
+	})}, nil
+}
+
+type env struct {
+	srv *streams.Embedded
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+func run(o options) error {
+	dir, err := os.MkdirTemp("", "imbi-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: dir})
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return err
+	}
+	e := &env{srv: srv, nc: nc, js: js}
+	fmt.Printf("imbi-worker benchmark: N=%d, body %d B, concurrency %d, GOMAXPROCS %d, %s\n",
+		o.n, o.size, o.concurrency, runtime.GOMAXPROCS(0), runtime.Version())
+
+	var prof *os.File
+	if o.cpuProfile != "" {
+		if prof, err = os.Create(o.cpuProfile); err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
+
+	rates := map[string]float64{}
+	phase := func(name string) bool { return slices.Contains(strings.Split(o.phases, ","), name) }
+	if phase("raw") {
+		r, err := e.raw(o)
+		if err != nil {
+			return fmt.Errorf("raw: %w", err)
+		}
+		rates["raw"] = r
+		fmt.Printf("raw JetStream consume+ack     %9.0f msgs/s\n", r)
+	}
+	if prof != nil {
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return err
+		}
+	}
+	for _, idem := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[idem]
+		if !phase(name) {
+			continue
+		}
+		r, err := e.pipeline(o, idem)
+		if err != nil {
+			return fmt.Errorf("pipeline idempotency %s: %w", name, err)
+		}
+		rates[name] = r
+		ratio := ""
+		if raw := rates["raw"]; raw > 0 {
+			ratio = fmt.Sprintf("  ratio %.2f", r/raw)
+		}
+		fmt.Printf("worker pipeline, idempotency %-3s %9.0f msgs/s%s\n", name, r, ratio)
+	}
+	if prof != nil {
+		pprof.StopCPUProfile()
+	}
+	if phase("latency") {
+		maxRate := rates["on"]
+		if maxRate == 0 {
+			maxRate = rates["off"]
+		}
+		if maxRate == 0 {
+			maxRate = 2000
+		}
+		target := maxRate / 2
+		p50, p99, sent, err := e.latency(o, target)
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		fmt.Printf("latency at %.0f msgs/s (half of max, idempotency on, %d msgs): p50 %s  p99 %s\n",
+			target, sent, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+	}
+	fmt.Printf("peak RSS (worker + embedded server, one process): %.1f MiB\n", peakRSSMiB())
+	return nil
+}
+
+// body builds one structured CE of about size bytes (payload padded).
+func body(id string, size int, sentNanos int64) []byte {
+	build := func(pad int) []byte {
+		ev := map[string]any{
+			"specversion": "1.0", "id": id, "source": "/imbi-gateway/webhooks/wh-1", "type": wire.EventType,
+			"subject": "bench#noop", "time": "2026-11-25T12:00:00Z", "datacontenttype": "application/json",
+			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			"data": map[string]any{
+				"rule":   map[string]any{"id": "r-1", "handler": "bench#noop", "handler_config": map[string]any{"label": "bench"}, "ordinal": 0},
+				"plugin": map[string]any{"id": "pl-1", "slug": "bench"},
+				"context": map[string]any{"project_id": "p-1", "project_slug": "checkout", "org_slug": "acme", "team_slug": "payments",
+					"actor_user_id": nil, "assignment_options": map[string]any{"service_slug": "github", "service_endpoint": "https://api.github.com"}},
+				"external_identifier": "acme/checkout",
+				"event": map[string]any{"type": "push", "third_party_service": "github", "attributed_to": "",
+					"metadata": map[string]any{"webhook_id": "wh-1", "headers": map[string]any{"x-github-event": "push", "authorization": "[redacted]"}},
+					"payload":  map[string]any{"ref": "refs/heads/main", "sent": strconv.FormatInt(sentNanos, 10), "pad": strings.Repeat("x", pad)}},
+			},
+		}
+		b, _ := json.Marshal(ev)
+		return b
+	}
+	b := build(0)
+	if pad := size - len(b); pad > 0 {
+		b = build(pad)
+	}
+	return b
+}
+
+func (e *env) provision(ctx context.Context, sc streams.Config) error {
+	_ = e.js.DeleteStream(ctx, sc.Stream)
+	_ = e.js.DeleteStream(ctx, sc.DLQStream)
+	_ = e.js.DeleteKeyValue(ctx, sc.DoneBucket)
+	_, err := streams.Apply(ctx, e.js, sc)
+	return err
+}
+
+// preload publishes n messages (async, acked) to subject.
+func (e *env) preload(ctx context.Context, n, size int, prefix string) error {
+	for i := range n {
+		id := prefix + strconv.Itoa(i)
+		m := nats.NewMsg("imbi.actions.bench.noop")
+		m.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
+		m.Header.Set(wire.HeaderMsgID, id)
+		m.Data = body(id, size, 0)
+		if _, err := e.js.PublishMsgAsync(m); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("preload stalled")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func benchStreams(idem bool) streams.Config {
+	sc := streams.DefaultConfig()
+	sc.Idempotency = idem
+	sc.MaxAckPending = 10_000
+	return sc
+}
+
+// raw: the ceiling — consume and ack with nothing in between.
+func (e *env) raw(o options) (float64, error) {
+	ctx := context.Background()
+	sc := benchStreams(false)
+	if err := e.provision(ctx, sc); err != nil {
+		return 0, err
+	}
+	if err := e.preload(ctx, o.n, o.size, "raw-"); err != nil {
+		return 0, err
+	}
+	cons, err := e.js.Consumer(ctx, sc.Stream, sc.Consumer)
+	if err != nil {
+		return 0, err
+	}
+	var got atomic.Int64
+	done := make(chan struct{})
+	start := time.Now()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if got.Add(1) == int64(o.n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	<-done
+	cc.Stop()
+	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
+		return 0, err
+	}
+	return float64(o.n) / time.Since(start).Seconds(), nil
+}
+
+func (e *env) waitEmpty(ctx context.Context, stream string) error {
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs == 0 {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("stream %s not drained", stream)
+}
+
+func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event)) (*worker.Worker, error) {
+	p := &noop{started: started}
+	reg := registry.New(func() []plugins.Registration {
+		return []plugins.Registration{{Name: "bench", Load: func() (any, error) { return p, nil }}}
+	})
+	if _, err := reg.Load(); err != nil {
+		return nil, err
+	}
+	return worker.New(e.nc, &dispatch.Dispatcher{Registry: reg}, worker.Config{
+		Streams: sc, Concurrency: o.concurrency, Prefetch: o.prefetch, Idempotency: sc.Idempotency,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+}
+
+// pipeline: N pre-published messages through the full worker.
+func (e *env) pipeline(o options, idem bool) (float64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sc := benchStreams(idem)
+	if err := e.provision(ctx, sc); err != nil {
+		return 0, err
+	}
+	prefix := map[bool]string{false: "off-", true: "on-"}[idem]
+	if err := e.preload(ctx, o.n, o.size, prefix); err != nil {
+		return 0, err
+	}
+	var ran atomic.Int64
+	w, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
+		return 0, err
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	if ran.Load() != int64(o.n) {
+		return 0, fmt.Errorf("ran %d actions, want %d", ran.Load(), o.n)
+	}
+	return float64(o.n) / elapsed.Seconds(), nil
+}
+
+// latency publishes at rate for o.latencyDur and records
+// publish→action-start per message.
+func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sc := benchStreams(true)
+	if err := e.provision(ctx, sc); err != nil {
+		return 0, 0, 0, err
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	w, err := e.newWorker(o, sc, func(ev plugins.Event) {
+		now := time.Now().UnixNano()
+		s, _ := ev.Payload["sent"].(string)
+		ns, _ := strconv.ParseInt(s, 10, 64)
+		mu.Lock()
+		lat = append(lat, time.Duration(now-ns))
+		mu.Unlock()
+	})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+
+	// A separate connection for the publisher, as the gateway would be.
+	pnc, err := nats.Connect(e.srv.URL())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer pnc.Close()
+	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int(rate * o.latencyDur.Seconds())
+	start := time.Now()
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		id := "lat-" + strconv.Itoa(i)
+		m := nats.NewMsg("imbi.actions.bench.noop")
+		m.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
+		m.Header.Set(wire.HeaderMsgID, id)
+		m.Data = body(id, o.size, time.Now().UnixNano())
+		if _, err := pjs.PublishMsgAsync(m); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	<-pjs.PublishAsyncComplete()
+	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
+		return 0, 0, 0, err
+	}
+	cancel()
+	<-errc
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		return 0, 0, 0, fmt.Errorf("no samples")
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	return pct(0.50), pct(0.99), total, nil
+}
+
+// peakRSSMiB is VmHWM from /proc (Linux).
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
