@@ -225,6 +225,9 @@ func jsonUpdates(data []byte) ([]creds.Update, error) {
 			return nil, bad
 		}
 		u := creds.Update{Key: kt.(string)}
+		if u.Key == "" {
+			return nil, bad
+		}
 		if v != nil {
 			u.Value = *v
 		}

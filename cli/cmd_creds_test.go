@@ -178,3 +178,48 @@ func TestCredsRotateCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "token\n", out)
 }
+
+// FuzzReadUpdates: `creds set --from-stdin` input is outside input. It
+// never panics, and every accepted update has a non-empty key.
+func FuzzReadUpdates(f *testing.F) {
+	for _, s := range []string{`{"a": "b", "c": null}`, "a=b\n# x\nc=\n", `["x"]`, `{"a": 1}`, "=v", `{"a": "b"} trailing`, "a=b=c\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		updates, err := readUpdates(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, u := range updates {
+			if u.Key == "" {
+				t.Fatalf("empty key accepted from %q", in)
+			}
+		}
+	})
+}
+
+func TestReadUpdates(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    []creds.Update
+		wantErr bool
+	}{
+		{in: `{"b": "1", "a": null, "c": ""}`, want: []creds.Update{{Key: "b", Value: "1"}, {Key: "a"}, {Key: "c"}}},
+		{in: "x=1\n\n# skip\ny=\nz=a=b\r\n", want: []creds.Update{{Key: "x", Value: "1"}, {Key: "y"}, {Key: "z", Value: "a=b"}}},
+		{in: `{"a": 1}`, wantErr: true},
+		{in: `{"a": "b"} {}`, wantErr: true},
+		{in: `[]`, wantErr: true},
+		{in: `{"": "v"}`, wantErr: true},
+		{in: "novalue", wantErr: true},
+		{in: "=v", wantErr: true},
+	}
+	for _, c := range cases {
+		got, err := readUpdates(strings.NewReader(c.in))
+		if c.wantErr {
+			require.Error(t, err, c.in)
+			continue
+		}
+		require.NoError(t, err, c.in)
+		require.Equal(t, c.want, got, c.in)
+	}
+}
