@@ -105,8 +105,8 @@ func TestCELErrorsNameTheExpression(t *testing.T) {
 	}
 }
 
-// A hostile expression hits the cost limit quickly instead of running for
-// minutes; the limit error is a CELError (permanent), not a timeout.
+// A hostile expression hits the cost limit instead of running 10^7
+// iterations; the limit error is a CELError (permanent), not a timeout.
 func TestCELCostLimitStopsHostileExpression(t *testing.T) {
 	t.Parallel()
 	e, err := newCELEngine(0, 0)
@@ -116,7 +116,9 @@ func TestCELCostLimitStopsHostileExpression(t *testing.T) {
 		"[1,2,3,4,5,6,7,8,9,10].all(h, a+b+c+d+f+g+h > 0)))))))"
 	start := time.Now()
 	_, _, err = e.Eval(context.Background(), hostile, celVars(testEventDoc()))
-	require.Less(t, time.Since(start), 5*time.Second)
+	// 10^7 iterations without the limit; with it ~0.2 s on one core
+	// (several times that under -race on a busy machine).
+	require.Less(t, time.Since(start), 20*time.Second)
 	var ce *CELError
 	require.ErrorAs(t, err, &ce)
 	require.Contains(t, err.Error(), "cost limit")

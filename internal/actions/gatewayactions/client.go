@@ -100,8 +100,8 @@ func userAgent() string {
 // call sends one request and classifies the answer for the worker:
 //   - 2xx, and any status in ok: nil error, the status and body returned;
 //   - 429 and 503: plugins.RetryAfter honouring Retry-After (seconds or an
-//     HTTP date), a plain retryable error when the header is absent;
-//   - other 5xx, network errors: plain (retryable) error;
+//     HTTP date), *plugins.PluginUnavailableError when the header is absent;
+//   - other 5xx, network errors: *plugins.PluginUnavailableError (retry);
 //   - other 4xx: plugins.Permanent.
 func (c *imbiClient) call(ctx context.Context, ep endpoint, method, path string, query url.Values, body any, ok ...int) (int, []byte, error) {
 	var reqBody io.Reader
@@ -141,7 +141,7 @@ func (c *imbiClient) call(ctx context.Context, ep endpoint, method, path string,
 		}
 		// net/http strips any password from the URL in its errors; the
 		// token is a header and never appears.
-		return 0, nil, fmt.Errorf("imbi-api %s %s: %w", method, path, err)
+		return 0, nil, unavailable(fmt.Errorf("imbi-api %s %s: %w", method, path, err))
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
@@ -160,19 +160,28 @@ func (c *imbiClient) call(ctx context.Context, ep endpoint, method, path string,
 	return resp.StatusCode, respBody, classify(apiErr, resp.Header.Get("Retry-After"), time.Now())
 }
 
-// classify maps an API error to the worker's outcome classes.
+// classify maps an API error to the worker's outcome classes: 429/503
+// with a usable Retry-After are rate_limited with that delay; without one
+// (a zero delay would redeliver at once, in a loop) they join the other
+// 5xx as unavailable, retried with the worker's backoff; every other
+// status is permanent.
 func classify(e *APIError, retryAfter string, now time.Time) error {
 	switch {
 	case e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable:
 		if d, ok := parseRetryAfter(retryAfter, now); ok {
 			return plugins.RetryAfter(e, d)
 		}
-		return e
+		return unavailable(e)
 	case e.Status >= 500:
-		return e
+		return unavailable(e)
 	default:
 		return plugins.Permanent(e)
 	}
+}
+
+// unavailable marks err retryable with the worker's reason "unavailable".
+func unavailable(err error) error {
+	return &plugins.PluginUnavailableError{Message: err.Error(), Err: err}
 }
 
 // parseRetryAfter reads RFC 9110 Retry-After: delay-seconds or an

@@ -62,6 +62,10 @@ func TestAPIOutcomeMapping(t *testing.T) {
 				requireRetryable(t, err)
 				var rl *plugins.RateLimitedError
 				require.False(t, errors.As(err, &rl), "no Retry-After: the worker's own backoff applies")
+				require.ErrorIs(t, err, plugins.ErrPluginUnavailable, "reason unavailable")
+				var ae *APIError
+				require.ErrorAs(t, err, &ae)
+				require.Equal(t, tc.reply.Status, ae.Status)
 			case "rate":
 				requireRetryable(t, err)
 				var rl *plugins.RateLimitedError
@@ -128,6 +132,7 @@ func TestNetworkErrorIsRetryable(t *testing.T) {
 	b.api.srv.Close() // nothing listens any more
 	err := b.run(t, ActionCreateRelease, createReleaseConfig, deploymentBody)
 	requireRetryable(t, err)
+	require.ErrorIs(t, err, plugins.ErrPluginUnavailable)
 	require.Contains(t, err.Error(), "imbi-api POST /organizations/org/projects/proj/releases/")
 }
 
