@@ -188,7 +188,9 @@ def test_invalid_handler(inputs) -> None:
 
 
 def test_subject_prefix(inputs) -> None:
-    assert build(inputs, subject_prefix="acme.actions").subject == "acme.actions.github.create_issue"
+    assert (
+        build(inputs, subject_prefix="acme.actions").subject == "acme.actions.github.create_issue"
+    )
 
 
 @pytest.mark.parametrize(
@@ -196,7 +198,10 @@ def test_subject_prefix(inputs) -> None:
     [
         ('{"title": "x"}', {"title": "x"}),  # as stored on the WebhookRule node
         (b'{"title": "x"}', {"title": "x"}),
-        ('[{"path": "/name", "from": "/payload/repo/name"}]', [{"path": "/name", "from": "/payload/repo/name"}]),
+        (
+            '[{"path": "/name", "from": "/payload/repo/name"}]',
+            [{"path": "/name", "from": "/payload/repo/name"}],
+        ),
         ([], []),
         ((), []),
     ],
@@ -268,7 +273,11 @@ def test_inputs_are_not_modified(inputs) -> None:
 def test_only_contract_fields_are_published(inputs, envelope_validator) -> None:
     # What a gateway has at hand carries more than the contract: the plugin
     # row's encrypted credentials, service plugin options, CEL filters.
-    inputs["plugin"] = {"id": "pl-1", "plugin_slug": "github", "plugin_configuration": "gAAAA-SECRET"}
+    inputs["plugin"] = {
+        "id": "pl-1",
+        "plugin_slug": "github",
+        "plugin_configuration": "gAAAA-SECRET",
+    }
     inputs["context"]["service_plugins"] = [{"options": {"token": "SECRET"}}]
     inputs["context"]["identity"] = None
     inputs["rule"]["filter_expression"] = 'type == "push"'
@@ -302,7 +311,10 @@ def test_typed_inputs_equal_mappings(inputs, envelope_validator) -> None:
             project_slug="checkout",
             org_slug="acme",
             team_slug="payments",
-            assignment_options={"service_slug": "github", "service_endpoint": "https://api.github.com"},
+            assignment_options={
+                "service_slug": "github",
+                "service_endpoint": "https://api.github.com",
+            },
         ),
         "acme/checkout",
         WebhookEvent(
@@ -351,7 +363,12 @@ def test_pydantic_models_are_accepted(inputs, envelope_validator) -> None:
         filter_expression: str
 
     msg = build_message(
-        WebhookRuleModel(handler="github:create_issue", ordinal=3, handler_config='{"a": 1}', filter_expression="true"),
+        WebhookRuleModel(
+            handler="github:create_issue",
+            ordinal=3,
+            handler_config='{"a": 1}',
+            filter_expression="true",
+        ),
         None,
         Ctx(project_id="p-1", project_slug="checkout", org_slug="acme"),
         "acme/checkout",
@@ -361,7 +378,11 @@ def test_pydantic_models_are_accepted(inputs, envelope_validator) -> None:
     data = json.loads(msg.body)["data"]
     envelope_validator.validate(data)
     assert msg.event_id == "dlv-9.3"
-    assert data["rule"] == {"handler": "github#create_issue", "ordinal": 3, "handler_config": {"a": 1}}
+    assert data["rule"] == {
+        "handler": "github#create_issue",
+        "ordinal": 3,
+        "handler_config": {"a": 1},
+    }
     assert data["context"]["project_slug"] == "checkout"
 
 

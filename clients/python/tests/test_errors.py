@@ -26,8 +26,22 @@ from imbi_worker_client import (
         (NoStreamError("d.0", "imbi.actions.a.b", "no stream"), True),
         (AckTimeoutError("d.0", "imbi.actions.a.b", "timeout"), True),
         (PayloadTooLargeError("d.0", "imbi.actions.a.b", 2048, 1024), False),
-        (PublishRejectedError("d.0", "imbi.actions.a.b", "jetstream not available", code=503, err_code=10008), True),
-        (PublishRejectedError("d.0", "imbi.actions.a.b", "expected stream does not match", code=400, err_code=10060), False),
+        (
+            PublishRejectedError(
+                "d.0", "imbi.actions.a.b", "jetstream not available", code=503, err_code=10008
+            ),
+            True,
+        ),
+        (
+            PublishRejectedError(
+                "d.0",
+                "imbi.actions.a.b",
+                "expected stream does not match",
+                code=400,
+                err_code=10060,
+            ),
+            False,
+        ),
     ],
 )
 def test_publish_errors(err: PublishError, retryable: bool) -> None:

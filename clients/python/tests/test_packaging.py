@@ -20,9 +20,17 @@ def wheel(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> zipfile.
     # --no-build-isolation: hatchling from the venv, no network needed.
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-            "--no-build-isolation", "--disable-pip-version-check",
-            "-w", str(out), str(repo_root / "clients" / "python"),
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(repo_root / "clients" / "python"),
         ],
         check=True,
         timeout=300,
@@ -33,7 +41,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> zipfile.
 
 
 @pytest.mark.parametrize("name", SHARED)
-def test_wheel_data_equals_repository_file(wheel: zipfile.ZipFile, repo_root: Path, name: str) -> None:
+def test_wheel_data_equals_repository_file(
+    wheel: zipfile.ZipFile, repo_root: Path, name: str
+) -> None:
     packaged = wheel.read(f"imbi_worker_client/_data/{name}")
     assert packaged == (repo_root / "testdata" / "schemas" / name).read_bytes()
 

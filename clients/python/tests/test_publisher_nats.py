@@ -112,17 +112,27 @@ async def test_publish_delivery_per_rule_results(work_stream: str, inputs) -> No
         (5, "github#close_issue", None, False),
     ]
     errors = [type(r.error) for r in result.failed]
-    assert errors == [InvalidHandlerError, InvalidActionError, InvalidActionError, InvalidActionError]
+    assert errors == [
+        InvalidHandlerError,
+        InvalidActionError,
+        InvalidActionError,
+        InvalidActionError,
+    ]
     assert not result.ok
     ok = [r.result for r in result.results if r.ok]
-    assert [o.subject for o in ok] == ["imbi.actions.http.request", "imbi.actions.github.create_issue"]
+    assert [o.subject for o in ok] == [
+        "imbi.actions.http.request",
+        "imbi.actions.github.create_issue",
+    ]
     assert ok[0].seq < ok[1].seq  # ordinal order on the stream too
     with pytest.raises(Exception) as info:
         result.raise_for_errors()
     assert "4 of 6 rules not published" in str(info.value)
 
 
-async def test_publish_delivery_accepts_mappings_and_is_retry_safe(work_stream: str, inputs) -> None:
+async def test_publish_delivery_accepts_mappings_and_is_retry_safe(
+    work_stream: str, inputs
+) -> None:
     reqs = [dict(inputs, rule={**inputs["rule"], "ordinal": n}) for n in range(3)]
     async with await ActionPublisher.connect(work_stream) as pub:
         first = await pub.publish_delivery(reqs, delivery_id="dlv-r")

@@ -32,7 +32,6 @@ import nats.js.errors
 import pytest
 
 from imbi_worker_client import ActionPublisher, PluginRef, event_source
-
 from support import REPO_ROOT, go_build
 
 pytestmark = pytest.mark.integration
@@ -65,7 +64,12 @@ class Sink:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 sink.requests.put(
-                    Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    Received(
+                        self.command,
+                        self.path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
                 )
                 self.send_response(204)
                 self.end_headers()
@@ -80,7 +84,9 @@ class Sink:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    async def wait_for(self, path: str, worker: Worker | None = None, timeout: float = 30.0) -> Received:
+    async def wait_for(
+        self, path: str, worker: Worker | None = None, timeout: float = 30.0
+    ) -> Received:
         """The next request to ``path`` (others are put back)."""
         deadline = time.monotonic() + timeout
         seen: list[Received] = []
@@ -94,7 +100,9 @@ class Sink:
                 if r.path == path:
                     return r
                 seen.append(r)
-            raise AssertionError(f"no request to {path} within {timeout}s" + (worker.tail() if worker else ""))
+            raise AssertionError(
+                f"no request to {path} within {timeout}s" + (worker.tail() if worker else "")
+            )
         finally:
             for r in seen:
                 self.requests.put(r)
@@ -299,7 +307,9 @@ async def publisher(worker: Worker) -> AsyncIterator[ActionPublisher]:
 # --- helpers ------------------------------------------------------------------
 
 
-def action(graph: Graph, sink: Sink, path: str, *, plugin: Any = "id", **config: Any) -> dict[str, Any]:
+def action(
+    graph: Graph, sink: Sink, path: str, *, plugin: Any = "id", **config: Any
+) -> dict[str, Any]:
     """publish_action arguments for http#request to ``sink``/``path``."""
     handler_config = {
         "url": sink.url + path,
@@ -307,7 +317,11 @@ def action(graph: Graph, sink: Sink, path: str, *, plugin: Any = "id", **config:
         **config,
     }
     return {
-        "rule": {"handler": "http#request", "handler_config": json.dumps(handler_config), "ordinal": 0},
+        "rule": {
+            "handler": "http#request",
+            "handler_config": json.dumps(handler_config),
+            "ordinal": 0,
+        },
         "plugin": PluginRef(id=graph.plugin_id) if plugin == "id" else plugin,
         "context": {"project_id": "p-1", "project_slug": "checkout", "org_slug": "acme"},
         "external_identifier": "acme/checkout",
@@ -400,7 +414,9 @@ def assert_forwarded(req: Received, graph: Graph, event_id: str) -> None:
 # --- tests --------------------------------------------------------------------
 
 
-async def test_structured_event_is_run_by_the_worker(worker: Worker, publisher, graph, sink) -> None:
+async def test_structured_event_is_run_by_the_worker(
+    worker: Worker, publisher, graph, sink
+) -> None:
     a = action(graph, sink, "/structured")
     res = await publisher.publish_action(**a, delivery_id=f"s-{uuid.uuid4().hex}")
     assert not res.duplicate and res.stream == WORK_STREAM
@@ -421,11 +437,18 @@ async def test_plugin_found_by_service_when_no_id(worker: Worker, publisher, gra
 async def test_binary_event_built_by_hand_is_run(worker: Worker, graph, sink) -> None:
     a = action(graph, sink, "/binary")
     data = {
-        "rule": {"handler": "http#request", "handler_config": json.loads(a["rule"]["handler_config"]), "ordinal": 0},
+        "rule": {
+            "handler": "http#request",
+            "handler_config": json.loads(a["rule"]["handler_config"]),
+            "ordinal": 0,
+        },
         "plugin": {"id": graph.plugin_id, "slug": "http"},
         "context": a["context"],
         "external_identifier": a["external_identifier"],
-        "event": {**a["event"], "metadata": {"webhook_id": "wh 1", "headers": {"authorization": "[redacted]"}}},
+        "event": {
+            **a["event"],
+            "metadata": {"webhook_id": "wh 1", "headers": {"authorization": "[redacted]"}},
+        },
     }
     ce_id = f"b-{uuid.uuid4().hex}.0"
     headers = {
@@ -461,13 +484,21 @@ async def test_binary_event_built_by_hand_is_run(worker: Worker, graph, sink) ->
         # the plugin exists, the action does not
         ({"handler": "http#nosuch"}, "unknown_handler", "imbi.dlq.actions.http.nosuch"),
         # handler_config fails http#request's schema (url is required)
-        ({"handler": "http#request", "handler_config": {"method": "GET"}}, "invalid_config",
-         "imbi.dlq.actions.http.request"),
+        (
+            {"handler": "http#request", "handler_config": {"method": "GET"}},
+            "invalid_config",
+            "imbi.dlq.actions.http.request",
+        ),
     ],
 )
 @pytest.mark.parametrize("expected_stream", [None, WORK_STREAM], ids=["plain", "expected-stream"])
 async def test_poison_event_is_dead_lettered(
-    worker: Worker, graph, sink, rule: dict[str, Any], reason: str, dlq_subject: str,
+    worker: Worker,
+    graph,
+    sink,
+    rule: dict[str, Any],
+    reason: str,
+    dlq_subject: str,
     expected_stream: str | None,
 ) -> None:
     # With expected_stream the stored message carries Nats-Expected-Stream:

@@ -104,9 +104,7 @@ class PayloadTooLargeError(PublishError):
     def __init__(self, event_id: str, subject: str, size: int, limit: int) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            event_id, subject, f"message of {size} bytes exceeds max_payload {limit}"
-        )
+        super().__init__(event_id, subject, f"message of {size} bytes exceeds max_payload {limit}")
 
 
 class PublishRejectedError(PublishError):
@@ -124,7 +122,9 @@ class PublishRejectedError(PublishError):
         self.code = code
         self.err_code = err_code
         super().__init__(
-            event_id, subject, f"rejected by JetStream (code={code} err_code={err_code}): {description}"
+            event_id,
+            subject,
+            f"rejected by JetStream (code={code} err_code={err_code}): {description}",
         )
 
     @property
@@ -148,16 +148,12 @@ class DeliveryPublishError(PublishError):
         failed = [r for r in self.results if r.error is not None]
         self.failed = tuple(failed)
         ids = ", ".join(r.event_id or f"ordinal {r.ordinal}" for r in failed)
-        ImbiWorkerClientError.__init__(
-            self,
-            f"delivery {delivery_id}: {len(failed)} of {len(self.results)} rules not published ({ids})",
-        )
+        summary = f"{len(failed)} of {len(self.results)} rules not published"
+        ImbiWorkerClientError.__init__(self, f"delivery {delivery_id}: {summary} ({ids})")
         self.event_id = delivery_id
         self.subject = ""
         self.detail = str(self)
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
-        return all(
-            isinstance(r.error, PublishError) and r.error.retryable for r in self.failed
-        )
+        return all(isinstance(r.error, PublishError) and r.error.retryable for r in self.failed)

@@ -312,7 +312,7 @@ class ActionPublisher:
             ) from None
         except nats.errors.MaxPayloadError:
             raise PayloadTooLargeError(msg.event_id, msg.subject, size, nc.max_payload) from None
-        except (asyncio.TimeoutError, nats.errors.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             raise AckTimeoutError(msg.event_id, msg.subject, "no PubAck in time") from None
         except (
             nats.errors.ConnectionClosedError,
@@ -354,9 +354,7 @@ class ActionPublisher:
         ``duplicate=True``.
         """
         when = received_at or datetime.now(timezone.utc)
-        requests = [
-            a if isinstance(a, ActionRequest) else ActionRequest(**a) for a in actions
-        ]
+        requests = [a if isinstance(a, ActionRequest) else ActionRequest(**a) for a in actions]
         labels = [_rule_label(req.rule) for req in requests]
         counts: dict[int, int] = {}
         for ordinal, _ in labels:

@@ -23,8 +23,8 @@ try:  # pragma: no cover - exercised by whichever environment runs the tests
         TraceContextTextMapPropagator as _TraceContext,
     )
 except ImportError:  # pragma: no cover
-    _trace = None
-    _TraceContext = None
+    _trace = None  # type: ignore[assignment]
+    _TraceContext = None  # type: ignore[assignment,misc]
 
 
 def current_trace_headers() -> dict[str, str]:
