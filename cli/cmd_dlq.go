@@ -132,21 +132,21 @@ purge deletes letters and needs --yes.`,
 
 // open connects and opens the dead-letter stream; close releases both.
 func (o *dlqOptions) open(ctx context.Context) (*dlq.Store, func(), error) {
-	nc, err := o.nats.connect("dlq")
+	sess, err := o.nats.connect("dlq")
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.nats.timeout))
+	js, err := jetstream.New(sess.NC, jetstream.WithDefaultTimeout(o.nats.timeout))
 	if err != nil {
-		nc.Close()
+		sess.Close()
 		return nil, nil, err
 	}
 	store, err := dlq.Open(ctx, js, dlq.Config{Stream: o.stream, Prefix: o.prefix, WorkPrefix: o.subjectPrefix})
 	if err != nil {
-		nc.Close()
+		sess.Close()
 		return nil, nil, err
 	}
-	return store, nc.Close, nil
+	return store, sess.Close, nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -224,14 +224,25 @@ func oneLine(s string, max int) string {
 }
 
 func newDLQShowCmd(o *dlqOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show SEQ",
-		Short: "Show one dead letter: its headers and body, secrets redacted",
-		Args:  cobra.ExactArgs(1),
+	var seqFlag uint64
+	cmd := &cobra.Command{
+		Use:     "show SEQ",
+		Short:   "Show one dead letter: its headers and body, secrets redacted",
+		Example: "  imbi-worker dlq show 1234\n  imbi-worker dlq show --seq 1234 --json",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			seq, err := strconv.ParseUint(args[0], 10, 64)
-			if err != nil || seq == 0 {
-				return fmt.Errorf("SEQ %q is not a stream sequence (see `imbi-worker dlq list`)", args[0])
+			seq := seqFlag
+			switch {
+			case len(args) == 1 && seqFlag != 0:
+				return fmt.Errorf("give the sequence once: SEQ or --seq")
+			case len(args) == 1:
+				n, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil || n == 0 {
+					return fmt.Errorf("SEQ %q is not a stream sequence (see `imbi-worker dlq list`)", args[0])
+				}
+				seq = n
+			case seqFlag == 0:
+				return fmt.Errorf("which letter? pass its sequence: show SEQ or --seq SEQ (see `imbi-worker dlq list`)")
 			}
 			ctx := cmd.Context()
 			store, closeFn, err := o.open(ctx)
@@ -250,6 +261,8 @@ func newDLQShowCmd(o *dlqOptions) *cobra.Command {
 			return printLetterView(cmd.OutOrStdout(), v)
 		},
 	}
+	cmd.Flags().Uint64Var(&seqFlag, "seq", 0, "the letter's dead-letter stream sequence (instead of SEQ)")
+	return cmd
 }
 
 func printLetterView(w io.Writer, v dlq.View) error {

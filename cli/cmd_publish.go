@@ -24,40 +24,34 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// NATSURLFile is the file under --data-dir in which `imbi-worker run`
-// writes the embedded server's client URL, so tools on the same host find
-// it without --nats-url.
-const NATSURLFile = "nats.url"
-
-// defaultDataDir is run's default --data-dir.
-const defaultDataDir = ".imbi-worker"
-
 // maxPublishInput bounds what publish reads from a file or stdin (the
 // embedded server's max payload).
 const maxPublishInput = 8 << 20
 
 // toolNATSFlags are the connection flags of the operator tools (publish,
-// dlq): a URL, or the URL file the embedded server left in the data dir.
+// dlq): run's connection flags (URL, creds, nkey, TLS) plus the data dir
+// in which `imbi-worker run` leaves the embedded server's URL (URLFile), so
+// a tool on the same host needs no --nats-url.
 type toolNATSFlags struct {
-	url     string
+	conn    natsConnFlags
 	dataDir string
-	creds   string
 	timeout time.Duration
 }
 
 func (f *toolNATSFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.url, "nats-url", "", "NATS server URL (default: the embedded server's URL from <data-dir>/"+NATSURLFile+")")
-	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, "data directory of imbi-worker run (to find the embedded server's URL)")
-	fs.StringVar(&f.creds, "nats-creds", "", "NATS user credentials file (JWT + nkey seed)")
-	fs.DurationVar(&f.timeout, "nats-timeout", 10*time.Second, "timeout of each NATS request (connect, publish ack, stream read)")
+	f.conn.addFlags(fs, false)
+	// The URL flag's text differs from run's: tools never start a server.
+	fs.Lookup("nats-url").Usage = "NATS server URL(s), comma-separated (default: the embedded server's URL from <data-dir>/" + URLFile + ")"
+	fs.StringVar(&f.dataDir, "data-dir", "./.imbi-worker", "data directory of imbi-worker run (to find the embedded server's URL)")
+	fs.DurationVar(&f.timeout, "nats-timeout", 10*time.Second, "timeout of each NATS request (publish ack, stream read)")
 }
 
 // resolveURL is --nats-url, else the URL file in the data dir.
 func (f *toolNATSFlags) resolveURL() (string, error) {
-	if f.url != "" {
-		return f.url, nil
+	if f.conn.URL != "" {
+		return f.conn.URL, nil
 	}
-	path := filepath.Join(f.dataDir, NATSURLFile)
+	path := filepath.Join(f.dataDir, URLFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -72,21 +66,23 @@ func (f *toolNATSFlags) resolveURL() (string, error) {
 	return u, nil
 }
 
-func (f *toolNATSFlags) connect(name string) (*nats.Conn, error) {
+// connect dials the resolved URL with run's connection options.
+func (f *toolNATSFlags) connect(name string) (*natsSession, error) {
 	u, err := f.resolveURL()
 	if err != nil {
 		return nil, err
 	}
-	opts := []nats.Option{nats.Name("imbi-worker " + name), nats.Timeout(f.timeout)}
-	if f.creds != "" {
-		opts = append(opts, nats.UserCredentials(f.creds))
+	conn := f.conn
+	conn.URL = u
+	if conn.Name == "" || conn.Name == "imbi-worker" {
+		conn.Name = "imbi-worker " + name
 	}
-	nc, err := nats.Connect(u, opts...)
+	s, err := conn.connect(false, io.Discard, nil)
 	if err != nil {
-		// The URL may carry a user:password; print it without.
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(u), err)
+		// The URL may carry a user:password; say where without it.
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(u), errors.Unwrap(err))
 	}
-	return nc, nil
+	return s, nil
 }
 
 func redactNATSURL(u string) string {
@@ -206,12 +202,12 @@ func runPublish(ctx context.Context, cmd *cobra.Command, o publishOptions, path 
 		return err
 	}
 
-	nc, err := o.nats.connect("publish")
+	sess, err := o.nats.connect("publish")
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	p, err := publisher.New(nc, publisher.Config{SubjectPrefix: o.subjectPrefix, Mode: mode, MaxPending: o.maxPending, AckTimeout: o.nats.timeout})
+	defer sess.Close()
+	p, err := publisher.New(sess.NC, publisher.Config{SubjectPrefix: o.subjectPrefix, Mode: mode, MaxPending: o.maxPending, AckTimeout: o.nats.timeout})
 	if err != nil {
 		return err
 	}

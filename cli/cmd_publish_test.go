@@ -45,7 +45,7 @@ func newToolEnv(t *testing.T) *toolEnv {
 	p, err := streams.Apply(ctx, js, streams.DefaultConfig())
 	require.NoError(t, err)
 	dataDir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dataDir, cli.NATSURLFile), []byte(srv.URL()+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, cli.URLFile), []byte(srv.URL()+"\n"), 0o600))
 	return &toolEnv{url: srv.URL(), dataDir: dataDir, js: js, work: p.Stream, dead: p.DLQ}
 }
 
