@@ -30,6 +30,7 @@ type apiRequest struct {
 	RawQuery string
 	Header   http.Header
 	Body     []byte
+	At       time.Time
 }
 
 // key is "METHOD /path" for assertions and routing.
@@ -94,7 +95,7 @@ func (f *fakeAPI) connections() int {
 func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	req := apiRequest{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery,
-		Header: r.Header.Clone(), Body: body}
+		Header: r.Header.Clone(), Body: body, At: time.Now()}
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
 	var reply apiReply
