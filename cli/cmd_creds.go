@@ -40,7 +40,7 @@ func (f *neo4jFlags) config() creds.Config {
 
 // openStore opens the credential store with the keyring from the
 // environment. It refuses to run with a missing or invalid key: unlike
-// Python, the worker never makes up a random one (docs/decisions/0004).
+// Python, the worker never makes up a random one (docs/decisions/0004-credential-keys.md).
 func (f *neo4jFlags) openStore(logger *slog.Logger, opts ...creds.Option) (*creds.Store, *creds.Keyring, error) {
 	if f.url == "" {
 		return nil, nil, creds.ErrNoURL
