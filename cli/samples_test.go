@@ -202,6 +202,25 @@ func TestSampleEvents(t *testing.T) {
 	require.Equal(t, 2, listener.count("/flaky/02"), "one retry, then success")
 	require.Equal(t, 1, listener.count("/reject/16"), "a permanent failure is not retried")
 	require.Equal(t, 3, listener.count("/fail/17"), "retried up to --max-attempts")
+
+	// Replay a letter whose cause is not fixed: the worker runs it again
+	// and dead-letters it again, as a new letter (the replay's distinct
+	// Nats-Msg-Id keeps the dead-letter stream's dedup from dropping it)
+	// that knows it was replayed once.
+	out, _, err := env.runTool(t, "", "dlq", "replay", "--handler", "nosuch#thing", "--json")
+	require.NoError(t, err, out)
+	require.Contains(t, out, `"msg_id": "demo-09.0.replay.1"`)
+	var again []struct {
+		Seq     uint64 `json:"seq"`
+		EventID string `json:"event_id"`
+		Replays int    `json:"replays"`
+	}
+	require.Eventually(t, func() bool {
+		out, _, err := env.runTool(t, "", "dlq", "list", "--handler", "nosuch", "--json")
+		return err == nil && json.Unmarshal([]byte(out), &again) == nil && len(again) == 1
+	}, 20*time.Second, 100*time.Millisecond)
+	require.Equal(t, "demo-09.0", again[0].EventID)
+	require.Equal(t, 1, again[0].Replays)
 }
 
 // syncWriter collects output written from the run goroutine.
