@@ -18,8 +18,12 @@ Run with the repo venv (scripts/pyenv.sh installs pydantic and
 jsonpointer from requirements-dev.txt):
 
     .venv/bin/python testdata/gateway-actions/gen_pydantic.py
+
+TestPydanticRecordingIsCurrent runs it with --out <tmp> under
+scripts/test.sh and compares the output with the committed files.
 """
 
+import argparse
 import json
 import pathlib
 import typing
@@ -222,8 +226,12 @@ CANDIDATES: dict[str, list[str]] = {
 
 
 def main() -> None:
-    schemas = HERE / 'schemas'
-    schemas.mkdir(exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', type=pathlib.Path, default=HERE,
+                        help='directory to write into (default: next to this file)')
+    out_dir = parser.parse_args().out
+    schemas = out_dir / 'schemas'
+    schemas.mkdir(parents=True, exist_ok=True)
     for name, model in MODELS.items():
         (schemas / f'{name}.json').write_text(
             json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + '\n'
@@ -249,7 +257,7 @@ def main() -> None:
         'jsonpointer': jsonpointer.__version__,
         'samples': samples,
     }
-    (HERE / 'samples.json').write_text(json.dumps(out, indent=1, ensure_ascii=False) + '\n')
+    (out_dir / 'samples.json').write_text(json.dumps(out, indent=1, ensure_ascii=False) + '\n')
 
 
 if __name__ == '__main__':

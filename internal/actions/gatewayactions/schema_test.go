@@ -3,6 +3,7 @@ package gatewayactions
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,5 +163,34 @@ func normalizeSchema(v any, root map[string]any) any {
 		return out
 	default:
 		return v
+	}
+}
+
+// The committed recording is what pydantic says today: regenerate it with
+// the repo venv's pydantic into a temporary directory and compare. Under
+// scripts/test.sh IMBI_TEST_PYTHON is the venv's python (with
+// requirements-dev.txt's pydantic and jsonpointer).
+func TestPydanticRecordingIsCurrent(t *testing.T) {
+	t.Parallel()
+	python := os.Getenv("IMBI_TEST_PYTHON")
+	if python == "" {
+		t.Skip("IMBI_TEST_PYTHON is not set (scripts/test.sh sets it to the repo venv's python)")
+	}
+	out := t.TempDir()
+	cmd := exec.Command(python, filepath.Join(pydanticDir, "gen_pydantic.py"), "--out", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen_pydantic.py: %v\n%s", err, b)
+	}
+	files := []string{"samples.json"}
+	for model := range actionOfModel {
+		files = append(files, filepath.Join("schemas", model+".json"))
+	}
+	for _, f := range files {
+		want, err := os.ReadFile(filepath.Join(pydanticDir, f))
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(out, f))
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got),
+			"%s is stale: run .venv/bin/python testdata/gateway-actions/gen_pydantic.py", f)
 	}
 }
