@@ -45,6 +45,7 @@ type loader interface {
 // single load.
 type Resolver struct {
 	load    loader
+	ping    func(context.Context) error
 	ttl     time.Duration
 	max     int
 	now     func() time.Time
@@ -72,7 +73,20 @@ var _ dispatch.CredentialSource = (*Resolver)(nil)
 // NewResolver wraps store with the cache. Options: WithCacheTTL,
 // WithCacheEntries, WithMeterProvider.
 func NewResolver(store *Store, opts ...Option) (*Resolver, error) {
-	return newResolver(store, opts...)
+	r, err := newResolver(store, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r.ping = store.Ping
+	return r, nil
+}
+
+// Ping checks that the store's Neo4j answers (readiness).
+func (r *Resolver) Ping(ctx context.Context) error {
+	if r.ping == nil {
+		return nil
+	}
+	return r.ping(ctx)
 }
 
 func newResolver(l loader, opts ...Option) (*Resolver, error) {
