@@ -2,6 +2,7 @@ package creds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -208,12 +209,13 @@ func (s *Store) PatchConfiguration(ctx context.Context, pluginID string, updates
 // reports none. Only a Neo4j failure is an error.
 func (s *Store) ConfigurationKeys(ctx context.Context, pluginID string) ([]string, error) {
 	data, err := s.readStrict(ctx, pluginID)
-	if err != nil {
-		if _, unreadable := err.(*ConfigurationError); unreadable {
-			s.log.WarnContext(ctx, "plugin_configuration unreadable for plugin_id="+pluginID+"; reporting no keys",
-				"plugin_id", pluginID, "reason", err.(*ConfigurationError).Reason)
-			return []string{}, nil
-		}
+	var unreadable *ConfigurationError
+	switch {
+	case errors.As(err, &unreadable):
+		s.log.WarnContext(ctx, "plugin_configuration unreadable for plugin_id="+pluginID+"; reporting no keys",
+			"plugin_id", pluginID, "reason", unreadable.Reason)
+		return []string{}, nil
+	case err != nil:
 		return nil, err
 	}
 	return truthyKeys(data), nil
