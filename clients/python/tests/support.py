@@ -16,10 +16,13 @@ def go_build(package: str, out: Path) -> Path:
     nats-server or the worker: no binaries are downloaded)."""
     if shutil.which("go") is None:
         pytest.fail("go is not on PATH: the integration tests build the worker")
-    subprocess.run(
+    done = subprocess.run(
         ["go", "build", "-o", str(out), package],
         cwd=REPO_ROOT,
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
+    if done.returncode != 0:
+        pytest.fail(f"go build {package} failed:\n{done.stderr[-4000:]}")
     return out
