@@ -35,7 +35,7 @@ build() {
   fi
   echo "neo4j.sh: building the embedded server (first run downloads ~120 MB to ~/.m2)" >&2
   rm -rf "$state/lib" "$state/classes"
-  (cd "$src" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+  (cd "$src" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
     -DoutputDirectory="$state/lib") >&2
   mkdir -p "$state/classes"
   javac --release 17 -d "$state/classes" -cp "$state/lib/*" "$src/src/EmbeddedNeo4j.java"
