@@ -247,8 +247,18 @@ def worker(tmp_path_factory: pytest.TempPathFactory, graph: Graph) -> Iterator[W
     env.pop("IMBI_NATS_URL", None)  # the embedded default
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            # --embedded-port 0: a free port (the default is 4222).
-            [str(binary), "run", "--data-dir", str(data_dir), "--embedded-port", "0"],
+            # Free ports, not the defaults (4222, 9090): other test runs on
+            # the host may hold them.
+            [
+                str(binary),
+                "run",
+                "--data-dir",
+                str(data_dir),
+                "--embedded-port",
+                "0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
