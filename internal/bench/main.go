@@ -203,18 +203,15 @@ func body(id string, size int, sentNanos int64) []byte {
 }
 
 func (e *env) provision(ctx context.Context, sc streams.Config) error {
-	_ = e.js.DeleteStream(ctx, sc.Stream)
-	_ = e.js.DeleteStream(ctx, sc.DLQStream)
-	_ = e.js.DeleteKeyValue(ctx, sc.DoneBucket)
 	_, err := streams.Apply(ctx, e.js, sc)
 	return err
 }
 
-// preload publishes n messages (async, acked) to subject.
-func (e *env) preload(ctx context.Context, n, size int, prefix string) error {
+// preload publishes n messages (async, acked) to the phase's subject.
+func (e *env) preload(ctx context.Context, sc streams.Config, n, size int, prefix string) error {
 	for i := range n {
 		id := prefix + strconv.Itoa(i)
-		m := nats.NewMsg("imbi.actions.bench.noop")
+		m := nats.NewMsg(sc.SubjectPrefix + ".bench.noop")
 		m.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
 		m.Header.Set(wire.HeaderMsgID, id)
 		m.Data = body(id, size, 0)
@@ -232,8 +229,16 @@ func (e *env) preload(ctx context.Context, n, size int, prefix string) error {
 	}
 }
 
-func benchStreams(idem bool) streams.Config {
+// benchStreams gives each phase its own stream, subjects and bucket, so
+// no phase pays for the previous one's cleanup (deleting a stream of
+// 100k acked messages costs the server seconds of CPU).
+func benchStreams(phase string, idem bool) streams.Config {
 	sc := streams.DefaultConfig()
+	sc.Stream = "BENCH_" + strings.ToUpper(phase)
+	sc.SubjectPrefix = "bench." + phase
+	sc.DLQStream = "BENCH_DLQ_" + strings.ToUpper(phase)
+	sc.DLQPrefix = "bench.dlq." + phase
+	sc.DoneBucket = "bench_done_" + phase
 	sc.Idempotency = idem
 	sc.MaxAckPending = 10_000
 	return sc
@@ -242,11 +247,11 @@ func benchStreams(idem bool) streams.Config {
 // raw: the ceiling — consume and ack with nothing in between.
 func (e *env) raw(o options) (float64, error) {
 	ctx := context.Background()
-	sc := benchStreams(false)
+	sc := benchStreams("raw", false)
 	if err := e.provision(ctx, sc); err != nil {
 		return 0, err
 	}
-	if err := e.preload(ctx, o.n, o.size, "raw-"); err != nil {
+	if err := e.preload(ctx, sc, o.n, o.size, "raw-"); err != nil {
 		return 0, err
 	}
 	cons, err := e.js.Consumer(ctx, sc.Stream, sc.Consumer)
@@ -287,7 +292,7 @@ func (e *env) waitEmpty(ctx context.Context, stream string) error {
 		if info.State.Msgs == 0 {
 			return nil
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("stream %s not drained", stream)
 }
@@ -310,12 +315,12 @@ func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event
 func (e *env) pipeline(o options, idem bool) (float64, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sc := benchStreams(idem)
+	prefix := map[bool]string{false: "off", true: "on"}[idem]
+	sc := benchStreams(prefix, idem)
 	if err := e.provision(ctx, sc); err != nil {
 		return 0, err
 	}
-	prefix := map[bool]string{false: "off-", true: "on-"}[idem]
-	if err := e.preload(ctx, o.n, o.size, prefix); err != nil {
+	if err := e.preload(ctx, sc, o.n, o.size, prefix+"-"); err != nil {
 		return 0, err
 	}
 	var ran atomic.Int64
@@ -345,7 +350,7 @@ func (e *env) pipeline(o options, idem bool) (float64, error) {
 func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sc := benchStreams(true)
+	sc := benchStreams("latency", true)
 	if err := e.provision(ctx, sc); err != nil {
 		return 0, 0, 0, err
 	}
@@ -384,7 +389,7 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 			time.Sleep(d)
 		}
 		id := "lat-" + strconv.Itoa(i)
-		m := nats.NewMsg("imbi.actions.bench.noop")
+		m := nats.NewMsg(sc.SubjectPrefix + ".bench.noop")
 		m.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
 		m.Header.Set(wire.HeaderMsgID, id)
 		m.Data = body(id, o.size, time.Now().UnixNano())

@@ -38,7 +38,18 @@ type delivery struct {
 	rawHndlr string // rule.handler as sent
 	handler  string // metric label: canonical handler or "_unknown"
 	span     trace.Span
-	log      *slog.Logger
+	base     *slog.Logger
+	log      *slog.Logger // built on first use: most messages log nothing
+}
+
+// logger carries the message's identity on every line (ce_id, handler,
+// attempt, trace_id).
+func (d *delivery) logger() *slog.Logger {
+	if d.log == nil {
+		d.log = d.base.With("ce_id", d.ceID, "handler", d.handler, "attempt", d.attempt,
+			"trace_id", d.span.SpanContext().TraceID().String(), "stream_seq", d.meta.Sequence.Stream)
+	}
+	return d.log
 }
 
 // process runs one message end to end and settles it exactly once.
@@ -83,8 +94,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	decodeSpan.End(trace.WithTimestamp(decoded))
 
-	d.log = w.log.With("ce_id", d.ceID, "handler", d.handler, "attempt", d.attempt,
-		"trace_id", d.span.SpanContext().TraceID().String(), "stream_seq", meta.Sequence.Stream)
+	d.base = w.log
 
 	if decodeErr != nil {
 		w.deadLetter(ctx, d, envelope.ReasonOf(decodeErr), "", dispatch.RedactText(decodeErr.Error(), nil))
@@ -105,7 +115,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 			return
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			// Cannot tell whether it ran: retry later rather than risk a double run.
-			d.log.Warn("done-marker lookup failed; retrying later", "error", err)
+			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
 			w.nak(ctx, d, dispatch.Result{Class: dispatch.Retryable, Reason: wire.ReasonUnavailable,
 				ErrorText: dispatch.RedactText(err.Error(), nil)})
 			return
@@ -150,7 +160,7 @@ func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Messag
 	}
 	if res.Abandoned {
 		w.metrics.abandoned.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", d.handler)))
-		d.log.Warn("action ignored its deadline and was abandoned")
+		d.logger().Warn("action ignored its deadline and was abandoned")
 	}
 	return res
 }
@@ -163,7 +173,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 			if _, err := w.done.Put(ctx, doneKey(d.ceID), []byte(w.cfg.WorkerID)); err != nil {
 				// The action ran; acking without the marker only loses the
 				// guard against a later redelivery, re-running it is worse.
-				d.log.Warn("done-marker write failed", "error", err)
+				d.logger().Warn("done-marker write failed", "error", err)
 			}
 		}
 		if w.cfg.hooks.afterDone != nil && w.cfg.hooks.afterDone(d.ceID) {
@@ -175,7 +185,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 			// Cut off by shutdown: hand it to another replica at once.
 			_ = d.msg.Nak()
 			w.metrics.settle(ctx, d.handler, outcomeRequeued)
-			d.log.Info("action cancelled by shutdown; requeued")
+			d.logger().Info("action cancelled by shutdown; requeued")
 			return
 		}
 		if d.attempt >= w.cfg.MaxAttempts {
@@ -190,12 +200,12 @@ func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 
 func (w *Worker) ack(ctx context.Context, d *delivery, outcome string) {
 	if err := d.msg.Ack(); err != nil {
-		d.log.Warn("ack failed; the message will be redelivered", "error", err)
+		d.logger().Warn("ack failed; the message will be redelivered", "error", err)
 	}
 	w.metrics.settle(ctx, d.handler, outcome)
 	d.span.SetAttributes(attribute.String("outcome", outcome))
-	if d.log.Enabled(ctx, slog.LevelDebug) {
-		d.log.Debug("settled", "outcome", outcome)
+	if d.base.Enabled(ctx, slog.LevelDebug) {
+		d.logger().Debug("settled", "outcome", outcome)
 	}
 }
 
@@ -206,13 +216,13 @@ func (w *Worker) nak(ctx context.Context, d *delivery, res dispatch.Result) {
 		delay = res.RetryAfter
 	}
 	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.log.Warn("nak failed; the message will be redelivered after AckWait", "error", err)
+		d.logger().Warn("nak failed; the message will be redelivered after AckWait", "error", err)
 	}
 	w.metrics.retry(ctx, d.handler, res.Reason)
 	w.metrics.settle(ctx, d.handler, outcomeRetry)
 	d.span.SetAttributes(attribute.String("outcome", outcomeRetry), attribute.String("imbi.reason", string(res.Reason)))
 	d.span.SetStatus(codes.Error, string(res.Reason))
-	d.log.Warn("action failed; retrying", "reason", res.Reason, "delay", delay, "error", res.ErrorText)
+	d.logger().Warn("action failed; retrying", "reason", res.Reason, "delay", delay, "error", res.ErrorText)
 }
 
 // deadLetter publishes the original message with the Imbi-Dlq-* headers
@@ -223,14 +233,14 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason, lastReason
 	defer cancel()
 	if _, err := w.js.PublishMsg(pubCtx, out); err != nil {
 		// Keep the original: it is better delivered again than lost.
-		d.log.Error("dead-letter publish failed; message kept for redelivery", "reason", reason, "error", err)
+		d.logger().Error("dead-letter publish failed; message kept for redelivery", "reason", reason, "error", err)
 		_ = d.msg.NakWithDelay(w.cfg.BackoffBase)
 		return
 	}
 	if err := d.msg.Ack(); err != nil {
 		// Redelivery publishes the dead letter again with the same
 		// Nats-Msg-Id, which the dead-letter stream's dedup window drops.
-		d.log.Warn("ack after dead letter failed", "error", err)
+		d.logger().Warn("ack after dead letter failed", "error", err)
 	}
 	w.metrics.deadLetter(ctx, d.handler, reason)
 	w.metrics.settle(ctx, d.handler, outcomeDeadLetter)
@@ -240,7 +250,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason, lastReason
 	if lastReason != "" {
 		attrs = append(attrs, "last_reason", lastReason)
 	}
-	d.log.Error("dead-lettered", attrs...)
+	d.logger().Error("dead-lettered", attrs...)
 }
 
 // deadLetterMsg builds the dead letter (wire-contract §5): original body
