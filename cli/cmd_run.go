@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,9 +15,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/aweber-imbi/imbi-worker/internal/admin"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 )
 
@@ -70,6 +71,7 @@ type runFlags struct {
 	workerID      string
 	logLevel      string
 	logFormat     string
+	ops           opsFlags // admin server (cmd_run_ops.go)
 }
 
 func newRunCmd() *cobra.Command {
@@ -101,7 +103,8 @@ and exits 0.`,
 	fs.BoolVar(&f.noProvision, "no-provision", false, "do not create or update streams, bucket and consumer (they must exist)")
 	fs.StringVar(&f.workerID, "worker-id", "", "instance id in dead letters (default hostname-pid)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&f.logFormat, "log-format", telemetry.LogFormatAuto, "auto (text on a terminal, else json), json or text")
+	f.ops.addFlags(fs)
 	return cmd
 }
 
@@ -120,6 +123,9 @@ type runDeps struct {
 	OnWorker []func(ctx context.Context, w *worker.Worker, js jetstream.JetStream) error
 	// Closers run in reverse order after the worker stopped.
 	Closers []func(ctx context.Context) error
+	// ReadinessChecks join /readyz once the worker is built, e.g.
+	// admin.PingCheck("neo4j", store) for the credential store.
+	ReadinessChecks []admin.Check
 }
 
 func (d *runDeps) close(ctx context.Context) {
@@ -130,7 +136,7 @@ func (d *runDeps) close(ctx context.Context) {
 	}
 }
 
-func newRunDeps(_ context.Context, f *runFlags, stderr io.Writer) (*runDeps, error) {
+func newRunDeps(ctx context.Context, f *runFlags, stderr io.Writer) (*runDeps, error) {
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		return nil, err
@@ -144,22 +150,22 @@ func newRunDeps(_ context.Context, f *runFlags, stderr io.Writer) (*runDeps, err
 		log.Error("plugin failed to load", "registration", name, "error", msg)
 	}
 	log.Info("plugins loaded", "plugins", res.Loaded)
-	return &runDeps{Logger: log, Registry: reg}, nil
+	deps := &runDeps{Logger: log, Registry: reg}
+	if err := setupOps(ctx, f, deps); err != nil {
+		deps.close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return deps, nil
 }
 
+// newLogger is telemetry.NewLogger: JSON or text, secrets redacted, trace
+// ids added from the context.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+	l, err := telemetry.NewLogger(w, level, format)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level/--log-format: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+	return l, nil
 }
 
 // pluginTimeout honours IMBI_PLUGIN_TIMEOUT_SECONDS (the Python name, in

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
+
+	"github.com/aweber-imbi/imbi-worker/internal/admin"
+	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
+	"github.com/aweber-imbi/imbi-worker/internal/worker"
+)
+
+// opsFlags are the operations settings of `run`: the admin HTTP server.
+// Logging flags (--log-level, --log-format) are in runFlags; traces and
+// the resource come from the standard OTEL_* variables.
+type opsFlags struct {
+	adminAddr string
+}
+
+func (f *opsFlags) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.adminAddr, "admin-addr", admin.DefaultAddr,
+		"admin HTTP server (/healthz, /readyz, /metrics) host:port; 0.0.0.0:9090 in a container, empty to disable")
+}
+
+// setupOps adds telemetry (Prometheus metrics, OTLP traces per OTEL_*) and
+// the admin server to deps. The admin server starts at once, so /healthz
+// answers while the worker connects and provisions; /readyz reports
+// "worker" failing until the worker is bound, and turns false as soon as
+// ctx is cancelled (shutdown), before the worker drains.
+func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
+	instance := f.workerID
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	prov, shutdown, err := telemetry.Setup(ctx, telemetry.Config{ServiceVersion: Version, InstanceID: instance})
+	if err != nil {
+		return err
+	}
+	deps.MeterProvider, deps.TracerProvider = prov.MeterProvider, prov.TracerProvider
+	deps.Closers = append(deps.Closers, func(ctx context.Context) error {
+		// Bounded: an unreachable collector must not hold the exit.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return shutdown(ctx)
+	})
+	if prov.TracesExported {
+		deps.Logger.Info("exporting traces over OTLP")
+	}
+
+	if f.ops.adminAddr == "" {
+		deps.Logger.Info("admin server disabled (--admin-addr is empty)")
+		return nil
+	}
+	var current atomic.Pointer[worker.Worker]
+	srv := admin.New(admin.Config{
+		Addr:    f.ops.adminAddr,
+		Metrics: prov.MetricsHandler(),
+		Logger:  deps.Logger,
+		Checks: []admin.Check{{Name: "worker", Check: func(context.Context) error {
+			w := current.Load()
+			if w == nil {
+				return errors.New("starting")
+			}
+			return w.Ready()
+		}}},
+	})
+	if err := srv.Start(); err != nil {
+		// The default address on a host that already runs a worker (local
+		// replicas, tests): carry on without the admin server. Any other
+		// address was chosen by the operator and must work.
+		if f.ops.adminAddr == admin.DefaultAddr && errors.Is(err, syscall.EADDRINUSE) {
+			deps.Logger.Warn("admin server not started: default address in use; set --admin-addr", "addr", f.ops.adminAddr)
+			return nil
+		}
+		return err
+	}
+	deps.Closers = append(deps.Closers, srv.Shutdown)
+	go func() {
+		<-ctx.Done()
+		srv.SetDraining() // first thing on SIGTERM: out of rotation
+	}()
+
+	deps.OnWorker = append(deps.OnWorker, func(ctx context.Context, w *worker.Worker, js jetstream.JetStream) error {
+		sc := f.streams.config()
+		cons, err := js.Consumer(ctx, sc.Stream, sc.Consumer)
+		if err != nil {
+			return fmt.Errorf("consumer gauges: %w", err)
+		}
+		if _, err := telemetry.RegisterConsumerGauges(prov.MeterProvider.Meter("github.com/aweber-imbi/imbi-worker/cli"),
+			telemetry.ConsumerInfoFunc(cons.Info), 0); err != nil {
+			return err
+		}
+		// Added here, not above: every dependency (e.g. the credential
+		// store's Neo4j ping) is registered by the time the worker exists.
+		for _, c := range deps.ReadinessChecks {
+			srv.AddCheck(c)
+		}
+		current.Store(w)
+		return nil
+	})
+	return nil
+}
