@@ -54,11 +54,23 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command, withAll bool) {
 	fs.IntVar(&f.limit, "limit", 0, "stop after this many letters (0: no limit)")
 	if withAll {
 		f.allowsAllFlag = true
-		fs.BoolVar(&f.all, "all", false, "select every letter (required when no filter is given)")
+		fs.BoolVar(&f.all, "all", false, "select every letter (required when no filter is given; only on the command line: IMBI_ALL is ignored)")
 	}
 }
 
-func (f *dlqFilterFlags) build(now time.Time) (dlq.Filter, error) {
+// onCommandLine reports whether the user typed the flag. Every flag can
+// also be set from IMBI_<NAME> (root.go), but a stray IMBI_YES or
+// IMBI_ALL in an environment must never confirm a purge or a mass replay:
+// applyEnv sets the value without marking the flag changed.
+func onCommandLine(cmd *cobra.Command, name string) bool {
+	f := cmd.Flags().Lookup(name)
+	return f != nil && f.Changed
+}
+
+func (f *dlqFilterFlags) build(cmd *cobra.Command, now time.Time) (dlq.Filter, error) {
+	if f.allowsAllFlag {
+		f.all = f.all && onCommandLine(cmd, "all")
+	}
 	out := dlq.Filter{Reasons: f.reasons, Handlers: f.handlers, Seq: f.seq, FromSeq: f.fromSeq, ToSeq: f.toSeq, Limit: f.limit}
 	var err error
 	if out.Since, err = parseWhen(f.since, now); err != nil {
@@ -162,7 +174,7 @@ func newDLQListCmd(o *dlqOptions) *cobra.Command {
 		Short: "List dead letters, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(time.Now())
+			filter, err := f.build(cmd, time.Now())
 			if err != nil {
 				return err
 			}
@@ -328,7 +340,7 @@ func newDLQStatsCmd(o *dlqOptions) *cobra.Command {
 		Short: "Count dead letters by reason and by handler",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(time.Now())
+			filter, err := f.build(cmd, time.Now())
 			if err != nil {
 				return err
 			}
@@ -398,7 +410,7 @@ docs/dead-letters.md), or the letters will come straight back.`,
 			if rate < 0 {
 				return fmt.Errorf("--rate must not be negative")
 			}
-			filter, err := f.build(time.Now())
+			filter, err := f.build(cmd, time.Now())
 			if err != nil {
 				return err
 			}
@@ -460,7 +472,7 @@ func newDLQPurgeCmd(o *dlqOptions) *cobra.Command {
   imbi-worker dlq purge --all --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(time.Now())
+			filter, err := f.build(cmd, time.Now())
 			if err != nil {
 				return err
 			}
@@ -470,7 +482,7 @@ func newDLQPurgeCmd(o *dlqOptions) *cobra.Command {
 				return err
 			}
 			defer closeFn()
-			if !yes {
+			if !yes || !onCommandLine(cmd, "yes") {
 				st, err := store.Stats(ctx, filter)
 				if err != nil {
 					return err
@@ -489,7 +501,7 @@ func newDLQPurgeCmd(o *dlqOptions) *cobra.Command {
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().BoolVar(&yes, "yes", false, "really delete")
+	cmd.Flags().BoolVar(&yes, "yes", false, "really delete (only on the command line: IMBI_YES is ignored)")
 	return cmd
 }
 

@@ -192,6 +192,24 @@ func TestDLQReplayCommand(t *testing.T) {
 	require.Len(t, decodeJSON[[]letterJSON](t, out), 6)
 }
 
+// TestDLQConfirmationsIgnoreTheEnvironment: IMBI_YES and IMBI_ALL (every
+// flag has an IMBI_* twin) must not confirm a purge or a mass replay.
+func TestDLQConfirmationsIgnoreTheEnvironment(t *testing.T) {
+	e := newToolEnv(t)
+	e.seedDeadLetters(t, 3, time.Now())
+	t.Setenv("IMBI_YES", "true")
+	t.Setenv("IMBI_ALL", "true")
+	_, _, err := e.runTool(t, "", "dlq", "purge", "--all")
+	require.ErrorContains(t, err, "rerun with --yes")
+	_, _, err = e.runTool(t, "", "dlq", "purge", "--yes")
+	require.ErrorContains(t, err, "--all")
+	_, _, err = e.runTool(t, "", "dlq", "replay")
+	require.ErrorContains(t, err, "--all")
+	out, _, err := e.runTool(t, "", "dlq", "list", "--json")
+	require.NoError(t, err)
+	require.Len(t, decodeJSON[[]letterJSON](t, out), 3)
+}
+
 func TestDLQPurgeNeedsYes(t *testing.T) {
 	t.Parallel()
 	e := newToolEnv(t)
@@ -201,8 +219,11 @@ func TestDLQPurgeNeedsYes(t *testing.T) {
 	require.ErrorContains(t, err, "would delete 10")
 	_, _, err = e.runTool(t, "", "dlq", "purge", "--yes")
 	require.ErrorContains(t, err, "--all")
+	out, _, err := e.runTool(t, "", "dlq", "list", "--json")
+	require.NoError(t, err)
+	require.Len(t, decodeJSON[[]letterJSON](t, out), 30, "nothing deleted so far")
 
-	out, _, err := e.runTool(t, "", "dlq", "purge", "--reason", "invalid_event", "--yes")
+	out, _, err = e.runTool(t, "", "dlq", "purge", "--reason", "invalid_event", "--yes")
 	require.NoError(t, err)
 	require.Contains(t, out, "purged 10")
 	out, _, err = e.runTool(t, "", "dlq", "purge", "--all", "--yes", "--json")
