@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
@@ -57,6 +59,37 @@ func (f *neo4jFlags) openStore(logger *slog.Logger, opts ...creds.Option) (*cred
 		return nil, nil, err
 	}
 	return store, kr, nil
+}
+
+// registerCacheTTL adds --credentials-cache-ttl (IMBI_CREDENTIALS_CACHE_TTL).
+func registerCacheTTL(fs *pflag.FlagSet, ttl *time.Duration) {
+	fs.DurationVar(ttl, "credentials-cache-ttl", creds.DefaultCacheTTL,
+		"how long a plugin's decrypted credentials are reused before Neo4j is asked again (0: no cache)")
+}
+
+// credentialSource builds the worker's dispatch.CredentialSource from the
+// flags: nil (no store; actions needing credentials fail with
+// credentials_missing) when --neo4j-url is empty, an error when a store is
+// configured but the encryption key is missing or invalid. closeFn releases
+// the Neo4j driver; the resolver's Ping serves readiness.
+func (f *neo4jFlags) credentialSource(logger *slog.Logger, mp metric.MeterProvider, ttl time.Duration) (r *creds.Resolver, closeFn func(context.Context) error, err error) {
+	if f.url == "" {
+		return nil, func(context.Context) error { return nil }, nil
+	}
+	var opts []creds.Option
+	if mp != nil {
+		opts = append(opts, creds.WithMeterProvider(mp))
+	}
+	store, _, err := f.openStore(logger, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err = creds.NewResolver(store, append(opts, creds.WithCacheTTL(ttl))...)
+	if err != nil {
+		_ = store.Close(context.Background())
+		return nil, nil, err
+	}
+	return r, store.Close, nil
 }
 
 func newCredsCmd() *cobra.Command {

@@ -8,11 +8,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -222,4 +224,36 @@ func TestReadUpdates(t *testing.T) {
 		require.NoError(t, err, c.in)
 		require.Equal(t, c.want, got, c.in)
 	}
+}
+
+// The run command's wiring: no URL → no store; a URL without a valid key
+// refuses to start; with both, the resolver loads credentials and pings.
+func TestCredentialSourceFromFlags(t *testing.T) {
+	key, drv := credsEnv(t)
+	var none neo4jFlags
+	r, closeFn, err := none.credentialSource(nil, nil, time.Minute)
+	require.NoError(t, err)
+	require.Nil(t, r)
+	require.NoError(t, closeFn(context.Background()))
+
+	cfg := creds.ConfigFromEnv(os.Getenv)
+	nf := neo4jFlags{url: cfg.URL, user: cfg.User, password: cfg.Password, database: cfg.Database}
+	t.Setenv(creds.EnvEncryptionKey, "")
+	_, _, err = nf.credentialSource(nil, nil, time.Minute)
+	require.ErrorIs(t, err, creds.ErrKeyNotConfigured)
+
+	t.Setenv(creds.EnvEncryptionKey, key)
+	r, closeFn, err = nf.credentialSource(nil, nil, time.Minute)
+	require.NoError(t, err)
+	defer closeFn(context.Background())
+	require.NoError(t, r.Ping(context.Background()))
+	id := credsPluginID()
+	createPlugin(t, drv, id, "wired")
+	_, _, err = runCLI(t, "", "creds", "set", id, "token=t")
+	require.NoError(t, err)
+	got, err := r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: id,
+		Manifest: plugins.PluginManifest{Slug: "wired", AuthType: plugins.AuthAPIToken,
+			Credentials: []plugins.CredentialField{{Name: "token", Label: "Token", Required: true}}}})
+	require.NoError(t, err)
+	require.Equal(t, "t", got["token"])
 }
