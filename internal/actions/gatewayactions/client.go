@@ -87,14 +87,38 @@ type imbiClient struct {
 	userAgent string
 }
 
-// userAgent is "imbi-worker/<version>", the version from the binary's
-// build info (the main module's VCS version; "dev" in tests).
+// userAgent is "imbi-worker/<version>", from the binary's build info:
+// the main module's version when the go command stamped one, else the
+// VCS revision (12 hex digits, "-dirty" for a modified tree), else "dev"
+// (tests). The plugin does not import the cli package for cli.Version:
+// a plugin must not depend on the command that hosts it.
 func userAgent() string {
-	v := "dev"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "imbi-worker/dev"
 	}
-	return "imbi-worker/" + v
+	return "imbi-worker/" + buildVersion(bi)
+}
+
+func buildVersion(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return rev[:min(12, len(rev))] + dirty
 }
 
 // call sends one request and classifies the answer for the worker:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +232,23 @@ func TestCredentialsFromPlugin(t *testing.T) {
 		require.Contains(t, err.Error(), fmt.Sprintf("%q", CredentialToken))
 		require.Empty(t, b.api.requests())
 	})
+}
+
+func TestBuildVersion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		bi   debug.BuildInfo
+		want string
+	}{
+		{name: "stamped module version", bi: debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}}, want: "v1.4.0"},
+		{name: "vcs revision", bi: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "false"}}}, want: "0123456789ab"},
+		{name: "dirty tree", bi: debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}, want: "0123456789ab-dirty"},
+		{name: "nothing known", bi: debug.BuildInfo{}, want: "dev"},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, buildVersion(&tc.bi), tc.name)
+	}
 }
