@@ -16,6 +16,10 @@ import (
 // runJetStream starts a real in-process nats-server with JetStream on a
 // random loopback port and creates the work stream of wire-contract §2.
 func runJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream, jetstream.Stream) {
+	return runJetStreamB(t)
+}
+
+func runJetStreamB(t testing.TB) (*nats.Conn, jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
