@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -243,15 +244,13 @@ func errorDetail(body []byte, token string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > maxErrorDetail {
 		cut := maxErrorDetail
-		for cut > 0 && !utf8RuneStart(s[cut]) {
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 		s = s[:cut] + "…"
 	}
 	return s
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // seg escapes one path segment (slugs and ids come from the event and the
 // API; a "/" in them must not change the route).
