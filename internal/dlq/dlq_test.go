@@ -40,6 +40,8 @@ func TestListFiltersOnThousandLetters(t *testing.T) {
 			func(_ int, s letterSpec) bool { return s.handler == "github#close_issue" }},
 		{"plugin", dlq.Filter{Handlers: []string{"github"}},
 			func(_ int, s letterSpec) bool { return strings.HasPrefix(s.handler, "github#") }},
+		{"plugin and one of its handlers", dlq.Filter{Handlers: []string{"github#create_issue", "github", "github"}},
+			func(_ int, s letterSpec) bool { return strings.HasPrefix(s.handler, "github#") }},
 		{"invalid", dlq.Filter{Handlers: []string{"_invalid"}},
 			func(_ int, s letterSpec) bool { return s.handler == wire.InvalidToken }},
 		{"since", dlq.Filter{Since: baseTime.Add(900 * time.Minute)},

@@ -86,13 +86,27 @@ func handlerSubjectToken(h string) (string, error) {
 	return parsed.Plugin + "." + parsed.Action, nil
 }
 
-// subjects are the server-side subject filters of f (none: all).
+// subjects are the server-side subject filters of f (none: all). The
+// server refuses overlapping filters, so a handler whose plugin is also
+// asked for as a whole ("github" and "github#create_issue") is dropped.
 func (f Filter) subjects(prefix string) []string {
-	out := make([]string, 0, len(f.Handlers))
+	wholePlugins := map[string]bool{}
+	toks := make([]string, 0, len(f.Handlers))
 	for _, h := range f.Handlers {
 		tok, err := handlerSubjectToken(h)
 		if err != nil {
 			continue // Validate reports it
+		}
+		if plugin, ok := strings.CutSuffix(tok, ".*"); ok {
+			wholePlugins[plugin] = true
+		}
+		toks = append(toks, tok)
+	}
+	out := make([]string, 0, len(toks))
+	for _, tok := range toks {
+		plugin, action, _ := strings.Cut(tok, ".")
+		if action != "*" && wholePlugins[plugin] {
+			continue
 		}
 		out = append(out, prefix+"."+tok)
 	}
