@@ -47,7 +47,8 @@ type delivery struct {
 func (d *delivery) logger() *slog.Logger {
 	if d.log == nil {
 		d.log = d.base.With("ce_id", d.ceID, "handler", d.handler, "attempt", d.attempt,
-			"trace_id", d.span.SpanContext().TraceID().String(), "stream_seq", d.meta.Sequence.Stream)
+			"trace_id", d.span.SpanContext().TraceID().String(), "stream_seq", d.meta.Sequence.Stream,
+			"msg_id", d.msg.Headers().Get(wire.HeaderMsgID))
 	}
 	return d.log
 }
