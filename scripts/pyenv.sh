@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 stamp="$venv/.requirements.sha"
-want=$(cat "$top/requirements-dev.txt" "$top"/clients/python/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$( { cat "$top/requirements-dev.txt"; cat "$top"/clients/python/pyproject.toml 2>/dev/null || true; } | sha256sum | cut -d" " -f1)
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2
 fi
