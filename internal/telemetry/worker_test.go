@@ -351,6 +351,24 @@ func TestMetricsEndpointAfterRun(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(missing()) == 0 }, 20*time.Second, 100*time.Millisecond,
 		"missing from /metrics: %v", missing())
+	// docs/operations.md lists exactly what /metrics shows: every
+	// documented imbi_worker_* name is really exported (and vice versa).
+	documented := documentedMetrics(t)
+	exported := map[string]bool{}
+	for _, line := range strings.Split(body, "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok && strings.HasPrefix(name, "imbi_worker_") {
+			exported[strings.Fields(name)[0]] = true
+		}
+	}
+	for name := range documented {
+		if !s.neo4j && (strings.Contains(name, "credentials") || strings.Contains(name, "neo4j")) {
+			continue
+		}
+		require.True(t, exported[name], "docs/operations.md lists %s but /metrics has no such metric", name)
+	}
+	for name := range exported {
+		require.True(t, documented[name], "/metrics exports %s but docs/operations.md does not list it", name)
+	}
 	inflight, _ := metricValue(body, "imbi_worker_inflight")
 	require.GreaterOrEqual(t, inflight, 0.0)
 	require.NotContains(t, body, "Bearer x", "no header value leaks into metrics")
@@ -399,4 +417,23 @@ func TestReadyzFollowsNATSAndShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("worker did not stop")
 	}
+}
+
+// documentedMetrics reads the Prometheus names from the metrics table of
+// docs/operations.md (rows starting with | `imbi_worker_...`).
+func documentedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile("../../docs/operations.md")
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		rest, ok := strings.CutPrefix(line, "| `imbi_worker_")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "`")
+		out["imbi_worker_"+name] = true
+	}
+	require.NotEmpty(t, out)
+	return out
 }
