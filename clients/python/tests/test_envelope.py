@@ -404,3 +404,42 @@ def test_otel_span_is_propagated(inputs) -> None:
     assert json.loads(msg.body)["traceparent"] == want
     assert msg.headers["traceparent"] == want
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+def test_random_inputs_validate_and_never_leak(inputs, envelope_validator) -> None:
+    """Seeded random headers (sensitive names in random case) and payloads:
+    every built event validates against the shared schema and no sensitive
+    value reaches the body, in either mode."""
+    import random
+
+    from imbi_worker_client import sensitive_headers
+
+    rng = random.Random(8)
+    sensitive = sorted(sensitive_headers())
+    plain = ["x-github-event", "user-agent", "content-type", "x-request-id"]
+    for i in range(200):
+        headers: dict[str, str] = {}
+        secrets: list[str] = []
+        for _ in range(rng.randint(0, 6)):
+            name = rng.choice(sensitive + plain)
+            name = "".join(c.upper() if rng.random() < 0.5 else c for c in name)
+            value = f"v{i}-{rng.getrandbits(40):x}"
+            headers[name] = value
+            if name.lower() in sensitive:
+                secrets.append(value)
+        payload = {
+            f"k{n}": rng.choice([None, True, 1.5, -3, "é✓", [1, {"a": None}], {"b": "c"}])
+            for n in range(rng.randint(0, 5))
+        }
+        inputs["event"]["metadata"]["headers"] = headers
+        inputs["event"]["payload"] = payload
+        inputs["rule"]["ordinal"] = i
+        mode = ContentMode.BINARY if i % 2 else ContentMode.STRUCTURED
+        msg = build(inputs, mode=mode)
+        data = json.loads(msg.body) if mode is ContentMode.BINARY else json.loads(msg.body)["data"]
+        envelope_validator.validate(data)
+        assert data["event"]["payload"] == payload
+        assert msg.event_id == f"dlv-1.{i}"
+        for secret in secrets:
+            assert secret.encode() not in msg.body
+            assert all(secret not in v for v in msg.headers.values())
