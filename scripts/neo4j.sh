@@ -35,8 +35,11 @@ build() {
   fi
   echo "neo4j.sh: building the embedded server (first run downloads ~120 MB to ~/.m2)" >&2
   rm -rf "$state/lib" "$state/classes"
-  (cd "$src" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$state/lib") >&2
+  if ! (cd "$src" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$state/lib") >"$state/build.log" 2>&1; then
+    cat "$state/build.log" >&2
+    return 1
+  fi
   mkdir -p "$state/classes"
   javac --release 17 -d "$state/classes" -cp "$state/lib/*" "$src/src/EmbeddedNeo4j.java"
   echo "$want" >"$state/build.sha"

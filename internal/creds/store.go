@@ -49,6 +49,10 @@ type Config struct {
 	Retries int
 	// RetryBase is the first retry delay, doubled each time. Default 100ms.
 	RetryBase time.Duration
+	// RetryBudget bounds one logical query, all attempts included, so a
+	// hanging Neo4j holds a worker slot for at most this long before the
+	// message goes back for a later retry. Default 10s.
+	RetryBudget time.Duration
 }
 
 // ConfigFromEnv reads IMBI_NEO4J_URL, IMBI_NEO4J_USER, IMBI_NEO4J_PASSWORD
@@ -77,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 100 * time.Millisecond
+	}
+	if c.RetryBudget <= 0 {
+		c.RetryBudget = 10 * time.Second
 	}
 }
 
@@ -184,6 +191,8 @@ func (s *Store) query(ctx context.Context, name, cypher string, params map[strin
 	}
 	var backoff retry.Backoff = retry.NewExponential(s.cfg.RetryBase)
 	backoff = retry.WithMaxRetries(uint64(max(s.cfg.Retries, 0)), retry.WithJitterPercent(20, backoff))
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetryBudget)
+	defer cancel()
 	return retry.DoValue(ctx, backoff, func(ctx context.Context) ([]*neo4j.Record, error) {
 		qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 		defer cancel()

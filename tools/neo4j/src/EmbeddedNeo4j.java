@@ -53,6 +53,9 @@ public final class EmbeddedNeo4j {
         // Driver telemetry is only collected for the usage report; off too.
         conf.put("server.bolt.telemetry.enabled", "false");
         conf.put("dbms.security.auth_enabled", "true");
+        // A test that logs in with a wrong password must not lock the
+        // shared "neo4j" user out for everyone else.
+        conf.put("dbms.security.auth_max_failed_attempts", "0");
         // Stop in well under a second instead of Netty's graceful default
         // (a 2 s quiet period per event loop, ~11 s measured): the data is
         // thrown away anyway.
