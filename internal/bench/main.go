@@ -254,7 +254,17 @@ func (e *env) raw(o options) (float64, error) {
 	if err := e.preload(ctx, sc, o.n, o.size, "raw-"); err != nil {
 		return 0, err
 	}
-	cons, err := e.js.Consumer(ctx, sc.Stream, sc.Consumer)
+	// Its own connection, closed afterwards, as the worker phases get theirs.
+	rnc, err := nats.Connect(e.srv.URL())
+	if err != nil {
+		return 0, err
+	}
+	defer rnc.Close()
+	rjs, err := jetstream.New(rnc)
+	if err != nil {
+		return 0, err
+	}
+	cons, err := rjs.Consumer(ctx, sc.Stream, sc.Consumer)
 	if err != nil {
 		return 0, err
 	}
@@ -297,7 +307,22 @@ func (e *env) waitEmpty(ctx context.Context, stream string) error {
 	return fmt.Errorf("stream %s not drained", stream)
 }
 
-func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event)) (*worker.Worker, error) {
+// newWorker builds a worker on its own connection (as a separate process
+// would have); the returned close func closes it.
+func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event)) (*worker.Worker, func(), error) {
+	wnc, err := nats.Connect(e.srv.URL())
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := e.buildWorker(wnc, o, sc, started)
+	if err != nil {
+		wnc.Close()
+		return nil, nil, err
+	}
+	return w, wnc.Close, nil
+}
+
+func (e *env) buildWorker(nc *nats.Conn, o options, sc streams.Config, started func(plugins.Event)) (*worker.Worker, error) {
 	p := &noop{started: started}
 	reg := registry.New(func() []plugins.Registration {
 		return []plugins.Registration{{Name: "bench", Load: func() (any, error) { return p, nil }}}
@@ -305,7 +330,7 @@ func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event
 	if _, err := reg.Load(); err != nil {
 		return nil, err
 	}
-	return worker.New(e.nc, &dispatch.Dispatcher{Registry: reg}, worker.Config{
+	return worker.New(nc, &dispatch.Dispatcher{Registry: reg}, worker.Config{
 		Streams: sc, Concurrency: o.concurrency, Prefetch: o.prefetch, Idempotency: sc.Idempotency,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -324,10 +349,11 @@ func (e *env) pipeline(o options, idem bool) (float64, error) {
 		return 0, err
 	}
 	var ran atomic.Int64
-	w, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
+	w, closeConn, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
 	if err != nil {
 		return 0, err
 	}
+	defer closeConn()
 	start := time.Now()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
@@ -356,7 +382,7 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	}
 	var mu sync.Mutex
 	var lat []time.Duration
-	w, err := e.newWorker(o, sc, func(ev plugins.Event) {
+	w, closeConn, err := e.newWorker(o, sc, func(ev plugins.Event) {
 		now := time.Now().UnixNano()
 		s, _ := ev.Payload["sent"].(string)
 		ns, _ := strconv.ParseInt(s, 10, 64)
@@ -367,6 +393,7 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	defer closeConn()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 	time.Sleep(200 * time.Millisecond)

@@ -45,9 +45,7 @@ func fastValid(data []byte) bool {
 			rule = true
 			return checkRule(it)
 		case "plugin":
-			return nullOr(it, jsoniter.ObjectValue, func() bool {
-				return checkObject(it, map[string]check{"id": stringOrNull, "slug": stringOrNull}, nil)
-			})
+			return nullOr(it, jsoniter.ObjectValue, func() bool { return checkObject(it, pluginFields) })
 		case "context":
 			context = true
 			return checkContext(it)
@@ -65,18 +63,19 @@ func fastValid(data []byte) bool {
 
 type check func(*jsoniter.Iterator) bool
 
-// checkObject walks an object: known keys by their check, the rest
-// skipped; every name in required must be present.
-func checkObject(it *jsoniter.Iterator, fields map[string]check, required []string) bool {
+// checkObject walks an object: keys fields knows by their check (a
+// switch, so nothing is allocated per message), the rest skipped; every
+// name in required must be present.
+func checkObject(it *jsoniter.Iterator, fields func(key string) check, required ...string) bool {
 	if it.WhatIsNext() != jsoniter.ObjectValue {
 		return false
 	}
 	seen := 0
 	ok := it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
-		if c, known := fields[key]; known {
+		if c := fields(key); c != nil {
 			for _, r := range required {
 				if r == key {
-					seen++ // a duplicate key counts twice: fine, the fallback decides
+					seen++ // a duplicate key counts twice: the fallback decides then
 				}
 			}
 			return c(it)
@@ -160,48 +159,83 @@ func checkHandler(it *jsoniter.Iterator) bool {
 	return n >= 1 && n <= handlerMaxLen
 }
 
-func checkRule(it *jsoniter.Iterator) bool {
-	return checkObject(it, map[string]check{
-		"id":      stringOrNull,
-		"handler": checkHandler,
-		"handler_config": func(it *jsoniter.Iterator) bool {
-			switch it.WhatIsNext() {
-			case jsoniter.ObjectValue, jsoniter.ArrayValue, jsoniter.StringValue, jsoniter.NilValue:
-				it.Skip()
-				return it.Error == nil
-			}
-			return false
-		},
-		"ordinal": integerOrNull,
-	}, []string{"handler"})
+func pluginFields(key string) check {
+	switch key {
+	case "id", "slug":
+		return stringOrNull
+	}
+	return nil
+}
+
+func handlerConfig(it *jsoniter.Iterator) bool {
+	switch it.WhatIsNext() {
+	case jsoniter.ObjectValue, jsoniter.ArrayValue, jsoniter.StringValue, jsoniter.NilValue:
+		it.Skip()
+		return it.Error == nil
+	}
+	return false
+}
+
+func ruleFields(key string) check {
+	switch key {
+	case "id":
+		return stringOrNull
+	case "handler":
+		return checkHandler
+	case "handler_config":
+		return handlerConfig
+	case "ordinal":
+		return integerOrNull
+	}
+	return nil
+}
+
+func checkRule(it *jsoniter.Iterator) bool { return checkObject(it, ruleFields, "handler") }
+
+func contextFields(key string) check {
+	switch key {
+	case "project_id", "project_slug", "org_slug":
+		return isString
+	case "team_slug", "environment", "actor_user_id":
+		return stringOrNull
+	case "assignment_options", "environment_config", "identity":
+		return objectOrNull
+	case "project_links":
+		return stringMapOrNull
+	case "project_type_slugs":
+		return stringListOrNull
+	}
+	return nil
 }
 
 func checkContext(it *jsoniter.Iterator) bool {
-	return checkObject(it, map[string]check{
-		"project_id":         isString,
-		"project_slug":       isString,
-		"org_slug":           isString,
-		"team_slug":          stringOrNull,
-		"environment":        stringOrNull,
-		"assignment_options": objectOrNull,
-		"project_links":      stringMapOrNull,
-		"project_type_slugs": stringListOrNull,
-		"environment_config": objectOrNull,
-		"actor_user_id":      stringOrNull,
-		"identity":           objectOrNull,
-	}, []string{"project_id", "project_slug", "org_slug"})
+	return checkObject(it, contextFields, "project_id", "project_slug", "org_slug")
 }
 
-func checkEventData(it *jsoniter.Iterator) bool {
-	return checkObject(it, map[string]check{
-		"type":                stringOrNull,
-		"third_party_service": stringOrNull,
-		"attributed_to":       stringOrNull,
-		"metadata": func(it *jsoniter.Iterator) bool {
-			return nullOr(it, jsoniter.ObjectValue, func() bool {
-				return checkObject(it, map[string]check{"webhook_id": stringOrNull, "headers": stringMapOrNull}, nil)
-			})
-		},
-		"payload": objectOrNull,
-	}, nil)
+func metadataFields(key string) check {
+	switch key {
+	case "webhook_id":
+		return stringOrNull
+	case "headers":
+		return stringMapOrNull
+	}
+	return nil
 }
+
+func metadata(it *jsoniter.Iterator) bool {
+	return nullOr(it, jsoniter.ObjectValue, func() bool { return checkObject(it, metadataFields) })
+}
+
+func eventFields(key string) check {
+	switch key {
+	case "type", "third_party_service", "attributed_to":
+		return stringOrNull
+	case "metadata":
+		return metadata
+	case "payload":
+		return objectOrNull
+	}
+	return nil
+}
+
+func checkEventData(it *jsoniter.Iterator) bool { return checkObject(it, eventFields) }
