@@ -168,3 +168,35 @@ func TestDecodeRejectsWhatSchemaRejects(t *testing.T) {
 	}
 	require.Greater(t, decoded, 100)
 }
+
+// TestFastDecodeEqualsReference: on every corpus document the fast path
+// accepts, the fast decode equals the reference decode field for field.
+func TestFastDecodeEqualsReference(t *testing.T) {
+	t.Parallel()
+	corpus := append(mutationCorpus(t), poisonData(t)...)
+	// Extra shapes for the typed context fields.
+	for _, ctx := range []string{
+		`{"project_id":"p","project_slug":"s","org_slug":"o"}`,
+		`{"project_id":"p","project_slug":"s","org_slug":"o","assignment_options":null,"project_links":null,"project_type_slugs":null,"environment_config":null,"identity":null}`,
+		`{"project_id":"p","project_slug":"s","org_slug":"o","assignment_options":{"n":1.5,"big":12345678901234567890,"l":[1,"a",null,{"x":true}]},"project_links":{"a":"b"},"project_type_slugs":["x","y"],"environment_config":{"e":{}}}`,
+		`{"project_id":"p","project_slug":"s","org_slug":"o","identity":{"access_token":"t","token_type":"Bearer"}}`,
+		`{"project_id":"\u00e9\n","project_slug":"s","org_slug":"o","team_slug":"t","environment":"prod","actor_user_id":"u"}`,
+	} {
+		corpus = append(corpus, []byte(`{"rule":{"handler":"a#b","handler_config":{"k":[1,2]},"ordinal":-3},"plugin":null,"context":`+ctx+`,"event":{"payload":{"n":1e3},"metadata":null}}`))
+	}
+	compared := 0
+	for _, doc := range corpus {
+		if !fastValid(doc) {
+			continue
+		}
+		want, werr := referenceDecode(doc)
+		got, ok := fastDecode(doc)
+		if !ok {
+			continue // handed to the reference decoder
+		}
+		require.NoError(t, werr, "fast path decoded what the reference rejects: %s", doc)
+		require.Equal(t, want, got, "doc: %s", doc)
+		compared++
+	}
+	require.Greater(t, compared, 200)
+}

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -57,7 +58,7 @@ func FuzzDecodeBinary(f *testing.F) {
 
 // FuzzEnvelopeData: envelope validation of arbitrary data never panics,
 // fails only as invalid_event, and the fast path never accepts what the
-// schema rejects.
+// schema rejects, nor decodes differently from the reference decoder.
 func FuzzEnvelopeData(f *testing.F) {
 	f.Add([]byte(validData))
 	f.Add([]byte(`{"rule":{"handler":"a#b","handler_config":"{}"},"context":{"project_id":"","project_slug":"","org_slug":""},"event":{}}`))
@@ -70,6 +71,13 @@ func FuzzEnvelopeData(f *testing.F) {
 		if _, err := v.decode(data); err != nil && ReasonOf(err) != wire.ReasonInvalidEvent {
 			t.Fatalf("reason %q: %v", ReasonOf(err), err)
 		}
-		checkAgree(t, v, data)
+		if fast, _ := checkAgree(t, v, data); fast {
+			if got, ok := fastDecode(data); ok {
+				want, err := referenceDecode(data)
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Fatalf("fast decode differs from the reference (err %v):\n%#v\n%#v", err, got, want)
+				}
+			}
+		}
 	})
 }

@@ -57,12 +57,20 @@ func (v *validator) validateSchema(data []byte) error {
 // decode validates data (fast path, else the generic validator) and
 // decodes it into the typed envelope with exact key matching.
 func (v *validator) decode(data []byte) (wire.ActionData, error) {
-	var out wire.ActionData
-	if !fastValid(data) {
-		if err := v.validateSchema(data); err != nil {
-			return out, err
+	if fastValid(data) {
+		if out, ok := fastDecode(data); ok {
+			return out, nil
 		}
+	} else if err := v.validateSchema(data); err != nil {
+		return wire.ActionData{}, err
 	}
+	return referenceDecode(data)
+}
+
+// referenceDecode is the envelope decode every path must agree with:
+// exact key matching, PluginContext by its own (pydantic-lax) decoder.
+func referenceDecode(data []byte) (wire.ActionData, error) {
+	var out wire.ActionData
 	if err := caseSensitive.Unmarshal(data, &out); err != nil {
 		return wire.ActionData{}, invalid("data does not decode into the envelope: %v", err)
 	}
