@@ -175,12 +175,12 @@ func TestSecretCanary(t *testing.T) {
 	require.Contains(t, metrics, "imbi_worker_dead_letters", "metrics not exported")
 	scan("metrics", metrics)
 	for _, dl := range letters {
-		out, err := dlqShow(ctx, h.srv.URL(), dl.Seq)
-		if err != nil {
-			t.Logf("dlq show not available: %v", err)
-			break
+		for _, asJSON := range []bool{false, true} {
+			out, err := dlqShow(ctx, h.srv.URL(), dl.Seq, asJSON)
+			require.NoError(t, err, "dlq show %d", dl.Seq)
+			require.Contains(t, out, dl.Header.Get(wire.DLQReason), "dlq show %d printed no reason: is its output captured?", dl.Seq)
+			scan(fmt.Sprintf("dlq show %d (json=%v)", dl.Seq, asJSON), out)
 		}
-		scan(fmt.Sprintf("dlq show %d", dl.Seq), out)
 	}
 
 	t.Logf("FIGURES canary: %d log lines, %d dead letters, %d spans, %d metric bytes scanned; %d hits",
@@ -221,12 +221,16 @@ func excerpt(text, canary string) string {
 }
 
 // dlqShow runs `imbi-worker dlq show` in process and returns its output.
-func dlqShow(ctx context.Context, url string, seq uint64) (string, error) {
+func dlqShow(ctx context.Context, url string, seq uint64, asJSON bool) (string, error) {
 	cmd := cli.NewRootCmd()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"dlq", "show", "--nats-url", url, "--seq", fmt.Sprint(seq)})
+	args := []string{"dlq", "show", "--nats-url", url, "--seq", fmt.Sprint(seq)}
+	if asJSON {
+		args = append(args, "--json")
+	}
+	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	return out.String(), err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ type harnessOptions struct {
 	Credentials dispatch.CredentialSource
 	Concurrency int
 	MaxAttempts int
+	// BackoffBase and BackoffMax default to 50 ms and 200 ms (fast tests).
+	BackoffBase, BackoffMax time.Duration
 }
 
 type harness struct {
@@ -67,6 +70,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 3
 	}
+	if o.BackoffBase == 0 {
+		o.BackoffBase = 50 * time.Millisecond
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = 200 * time.Millisecond
+	}
 	h := &harness{t: t, rec: chaosplugin.NewMemoryRecorder(), logs: &lockedBuffer{}}
 
 	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir()})
@@ -83,6 +92,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	defer cancel()
 	sc := streams.DefaultConfig()
 	sc.AckWait = 5 * time.Second
+	// The server's delivery cap must stay above the worker's attempts.
+	sc.MaxDeliver = max(streams.DefaultMaxDeliver, o.MaxAttempts+5)
 	_, err = streams.Apply(ctx, h.js, sc)
 	require.NoError(t, err)
 
@@ -110,8 +121,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		Streams:        sc,
 		Concurrency:    o.Concurrency,
 		MaxAttempts:    o.MaxAttempts,
-		BackoffBase:    50 * time.Millisecond,
-		BackoffMax:     200 * time.Millisecond,
+		BackoffBase:    o.BackoffBase,
+		BackoffMax:     o.BackoffMax,
 		ShutdownGrace:  5 * time.Second,
 		Idempotency:    true,
 		WorkerID:       "chaos-harness",
@@ -125,7 +136,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h.stop = stop
 	h.runErr = make(chan error, 1)
 	go func() { h.runErr <- h.w.Run(runCtx) }()
-	t.Cleanup(func() { h.shutdown() })
+	t.Cleanup(func() {
+		_ = h.shutdown()
+		if t.Failed() {
+			t.Log(tailString(h.logs.String(), 40))
+		}
+	})
 	require.Eventually(t, func() bool { return h.w.Ready() == nil }, 10*time.Second, 10*time.Millisecond, "worker never became ready")
 	return h
 }
@@ -210,6 +226,16 @@ func (h *harness) waitSettled(ctx context.Context) *jetstream.ConsumerInfo {
 	}
 }
 
+// consumerInfo is the durable consumer's current state.
+func (h *harness) consumerInfo(ctx context.Context) *jetstream.ConsumerInfo {
+	h.t.Helper()
+	c, err := h.js.Consumer(ctx, wire.DefaultStream, wire.DefaultConsumer)
+	require.NoError(h.t, err)
+	info, err := c.Info(ctx)
+	require.NoError(h.t, err)
+	return info
+}
+
 // metricsText is the Prometheus exposition of every worker metric.
 func (h *harness) metricsText() string {
 	rr := httptest.NewRecorder()
@@ -238,7 +264,12 @@ func (b *lockedBuffer) String() string {
 // encodeFor is a good structured event for a chaos handler, encoded the
 // way the publisher package (and so every Go publisher) does it.
 func encodeFor(ctx context.Context, id, handler string, cfg json.RawMessage) (*nats.Msg, error) {
-	ev, err := publisher.NewEvent(recordMessage(id, handler, cfg))
+	return encodeMessage(ctx, recordMessage(id, handler, cfg))
+}
+
+// encodeMessage encodes a publisher message in structured mode.
+func encodeMessage(ctx context.Context, m publisher.Message) (*nats.Msg, error) {
+	ev, err := publisher.NewEvent(m)
 	if err != nil {
 		return nil, err
 	}
@@ -247,4 +278,13 @@ func encodeFor(ctx context.Context, id, handler string, cfg json.RawMessage) (*n
 		return nil, err
 	}
 	return publisher.EncodeMsg(ctx, ev, subject, publisher.Structured)
+}
+
+// tailString returns the last n lines of s.
+func tailString(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "--- worker log (last lines)\n" + strings.Join(lines, "\n")
 }

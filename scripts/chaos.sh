@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# make chaos: the full reliability suite of docs/reliability.md with real
+# processes. `make test` runs the same tests in their reduced form.
+#
+#   1. crash/restart: 2 imbi-worker-chaos replicas against a nats-server
+#      process (file store), CHAOS_MESSAGES (100,000) messages, a replica
+#      SIGKILLed every CHAOS_KILL_EVERY (3s) and restarted, one SIGTERM
+#      mid-action, one nats-server SIGKILL + restart. Idempotency on
+#      (lost = 0 and duplicated = 0 required), then off (duplicates reported).
+#   2. Neo4j outage: a private Neo4j stopped for CHAOS_NEO4J_OUTAGE (30s)
+#      while messages that need credentials arrive; none dead-lettered.
+#   3. poison corpus, secret canary, stuck actions (in process, fast).
+#
+# Figures are printed at the end (one JSON line per run) and kept in
+# $CHAOS_REPORT (default .cache/chaos/report.jsonl).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+mkdir -p .cache/chaos
+export CHAOS_REPORT=${CHAOS_REPORT:-$top/.cache/chaos/report.jsonl}
+: >"$CHAOS_REPORT"
+
+export CHAOS_MESSAGES=${CHAOS_MESSAGES:-100000}
+export CHAOS_KILL_EVERY=${CHAOS_KILL_EVERY:-3s}
+export CHAOS_CONCURRENCY=${CHAOS_CONCURRENCY:-16}
+export CHAOS_ACTION_MS=${CHAOS_ACTION_MS:-5}
+export CHAOS_ACK_WAIT=${CHAOS_ACK_WAIT:-5s}
+export CHAOS_TIMEOUT=${CHAOS_TIMEOUT:-40m}
+export CHAOS_NEO4J_OUTAGE=${CHAOS_NEO4J_OUTAGE:-30s}
+export CHAOS_NEO4J_MESSAGES=${CHAOS_NEO4J_MESSAGES:-600}
+
+run() {
+  echo "=== $*" >&2
+  # No -race: the suite measures the worker binaries, and the orchestrator
+  # is race-tested by `make test`.
+  go test -count=1 -timeout 90m -v "$@" ./test/chaos/ 2>&1 |
+    grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FIGURES|KNOWN GAP|Error|private Neo4j|Neo4j back|before:' || true
+  return "${PIPESTATUS[0]}"
+}
+
+status=0
+CHAOS_IDEMPOTENCY=on run -run '^TestCrashRestart$' || status=1
+CHAOS_IDEMPOTENCY=off run -run '^TestCrashRestart$' || status=1
+run -run '^TestNeo4jOutage$' || status=1
+run -run '^(TestPoisonCorpus|TestPoisonRefusedByServer|TestSecretCanary|TestStuckActions)$' || status=1
+
+echo
+echo "=== figures ($CHAOS_REPORT)"
+cat "$CHAOS_REPORT"
+exit $status
