@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -270,7 +271,7 @@ func (e *env) raw(o options) (float64, error) {
 	}
 	var got atomic.Int64
 	done := make(chan struct{})
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		_ = m.Ack()
 		if got.Add(1) == int64(o.n) {
@@ -285,7 +286,9 @@ func (e *env) raw(o options) (float64, error) {
 	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
 		return 0, err
 	}
-	return float64(o.n) / time.Since(start).Seconds(), nil
+	elapsed := time.Since(start)
+	fmt.Printf("  raw: %.1f µs CPU per message (process: server + client)\n", float64((cpuTime()-cpu0).Microseconds())/float64(o.n))
+	return float64(o.n) / elapsed.Seconds(), nil
 }
 
 func (e *env) waitEmpty(ctx context.Context, stream string) error {
@@ -354,13 +357,14 @@ func (e *env) pipeline(o options, idem bool) (float64, error) {
 		return 0, err
 	}
 	defer closeConn()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
 		return 0, err
 	}
 	elapsed := time.Since(start)
+	fmt.Printf("  idempotency %s: %.1f µs CPU per message (process: server + worker)\n", prefix, float64((cpuTime()-cpu0).Microseconds())/float64(o.n))
 	cancel()
 	if err := <-errc; err != nil {
 		return 0, err
@@ -438,6 +442,15 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	return pct(0.50), pct(0.99), total, nil
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSSMiB is VmHWM from /proc (Linux).

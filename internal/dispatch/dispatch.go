@@ -144,7 +144,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result
 		span.End()
 	}
 
-	actx, span := tr.Start(ctx, "action", trace.WithAttributes(attribute.String("handler", handler)))
+	actx, span := tr.Start(ctx, "action")
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("handler", handler))
+	}
 	res = d.run(actx, handler, action, plugins.Invocation{
 		Context:            msg.Data.Context,
 		Credentials:        creds,

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -24,6 +26,11 @@ const (
 const unknownHandler = "_unknown"
 
 type metrics struct {
+	// attrs caches attribute sets by their values: building a set sorts
+	// and allocates, and the label values are few (bounded handlers,
+	// fixed outcomes and reasons).
+	attrs sync.Map // string -> metric.MeasurementOption
+
 	settled   metric.Int64Counter
 	duration  metric.Float64Histogram
 	retries   metric.Int64Counter
@@ -70,14 +77,28 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	return &out, nil
 }
 
+// with returns the cached option for the key/value pairs kv.
+func (m *metrics) with(kv ...string) metric.MeasurementOption {
+	key := strings.Join(kv, "\x00")
+	if o, ok := m.attrs.Load(key); ok {
+		return o.(metric.MeasurementOption)
+	}
+	attrs := make([]attribute.KeyValue, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+	}
+	o, _ := m.attrs.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
+	return o.(metric.MeasurementOption)
+}
+
 func (m *metrics) settle(ctx context.Context, handler, outcome string) {
-	m.settled.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", handler), attribute.String("outcome", outcome)))
+	m.settled.Add(ctx, 1, m.with("handler", handler, "outcome", outcome))
 }
 
 func (m *metrics) retry(ctx context.Context, handler string, reason wire.Reason) {
-	m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", handler), attribute.String("reason", string(reason))))
+	m.retries.Add(ctx, 1, m.with("handler", handler, "reason", string(reason)))
 }
 
 func (m *metrics) deadLetter(ctx context.Context, handler string, reason wire.Reason) {
-	m.dead.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", string(reason)), attribute.String("handler", handler)))
+	m.dead.Add(ctx, 1, m.with("reason", string(reason), "handler", handler))
 }

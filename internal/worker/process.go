@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
@@ -80,14 +81,16 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	ctx, d.span = w.tracer.Start(w.parentContext(ctx, ev, msg), "process "+msg.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received),
-		trace.WithAttributes(
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received))
+	if d.span.IsRecording() { // attributes cost allocations; skip them for no-op tracing
+		d.span.SetAttributes(
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingDestinationName(msg.Subject()),
 			semconv.MessagingMessageID(d.ceID),
 			attrDeliveryCount.Int(d.attempt),
 			attribute.String("handler", d.handler),
-		))
+		)
+	}
 	defer d.span.End()
 	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
 	if decodeErr != nil {
@@ -132,35 +135,35 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Message) dispatch.Result {
 	w.metrics.inflight.Add(ctx, 1)
 	defer w.metrics.inflight.Add(ctx, -1)
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(w.cfg.InProgressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = d.msg.InProgress()
-			}
+	// A self-re-arming timer, not a goroutine per message: most actions
+	// end long before the first tick.
+	var stopped atomic.Bool
+	var beat *time.Timer
+	// Armed only after beat is assigned, so the callback always sees it.
+	beat = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+		if stopped.Load() {
+			return
 		}
-	}()
+		_ = d.msg.InProgress()
+		beat.Reset(w.cfg.InProgressInterval)
+	})
+	beat.Reset(w.cfg.InProgressInterval)
 	res := w.disp.Dispatch(ctx, ev)
-	close(stop)
+	stopped.Store(true)
+	beat.Stop()
 
 	if res.Ran {
 		outcome := "success"
 		if res.Class != dispatch.Success {
 			outcome = string(res.Reason)
 		}
-		w.metrics.duration.Record(ctx, res.ActionDuration.Seconds(), metric.WithAttributes(
-			attribute.String("handler", d.handler), attribute.String("outcome", outcome)))
+		w.metrics.duration.Record(ctx, res.ActionDuration.Seconds(), w.metrics.with("handler", d.handler, "outcome", outcome))
 	}
 	if res.TimedOut {
-		w.metrics.timeouts.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", d.handler)))
+		w.metrics.timeouts.Add(ctx, 1, w.metrics.with("handler", d.handler))
 	}
 	if res.Abandoned {
-		w.metrics.abandoned.Add(ctx, 1, metric.WithAttributes(attribute.String("handler", d.handler)))
+		w.metrics.abandoned.Add(ctx, 1, w.metrics.with("handler", d.handler))
 		d.logger().Warn("action ignored its deadline and was abandoned")
 	}
 	return res
