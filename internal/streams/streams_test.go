@@ -1,0 +1,89 @@
+package streams
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+func TestApplyIsIdempotentAndPersists(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir})
+	require.NoError(t, err)
+	require.Contains(t, srv.URL(), "127.0.0.1")
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	c := DefaultConfig()
+	c.FilterSubjects = []string{"imbi.actions.github.>"}
+	_, err = Apply(ctx, js, c)
+	require.NoError(t, err)
+	p, err := Apply(ctx, js, c)
+	require.NoError(t, err, "second apply changes nothing")
+	ci, err := p.Consumer.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "imbi.actions.github.>", ci.Config.FilterSubject)
+	_, err = js.Publish(ctx, "imbi.actions.github.create_issue", []byte("x"))
+	require.NoError(t, err)
+	nc.Close()
+	srv.Shutdown()
+
+	// The file store survives a restart of the embedded server.
+	srv, err = StartEmbedded(EmbeddedConfig{DataDir: dir})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	nc, err = nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err = jetstream.New(nc)
+	require.NoError(t, err)
+	s, err := js.Stream(ctx, c.Stream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), info.State.Msgs)
+}
+
+func TestApplyRejectsOverlappingPools(t *testing.T) {
+	t.Parallel()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = Apply(ctx, js, DefaultConfig())
+	require.NoError(t, err)
+	// A second pool on the same subjects with another consumer name: a
+	// work-queue stream refuses overlapping consumers.
+	other := DefaultConfig()
+	other.Consumer = "github-pool"
+	other.FilterSubjects = []string{"imbi.actions.github.>"}
+	_, err = Apply(ctx, js, other)
+	require.Error(t, err)
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	require.NoError(t, c.Validate(5, 16, 3))
+	require.ErrorContains(t, c.Validate(10, 16, 1), "MaxDeliver")
+	require.ErrorContains(t, c.Validate(5, 512, 3), "MaxAckPending")
+}
+
+func TestEmbeddedNeedsDataDir(t *testing.T) {
+	t.Parallel()
+	_, err := StartEmbedded(EmbeddedConfig{})
+	require.Error(t, err)
+}
