@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -47,6 +48,8 @@ type options struct {
 	latencyDur  time.Duration
 	cpuProfile  string
 	phases      string
+	// child mode: run only the worker against url (the worker-RSS phase).
+	childURL string
 }
 
 func main() {
@@ -57,8 +60,16 @@ func main() {
 	flag.IntVar(&o.prefetch, "prefetch", 0, "worker prefetch (0: default)")
 	flag.DurationVar(&o.latencyDur, "latency-duration", 5*time.Second, "how long the latency phase publishes")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker phases")
-	flag.StringVar(&o.phases, "phases", "raw,off,on,latency", "phases to run")
+	flag.StringVar(&o.phases, "phases", "raw,off,on,latency,rss", "phases to run")
+	flag.StringVar(&o.childURL, "child-worker", "", "internal: run the worker of the rss phase against this URL")
 	flag.Parse()
+	if o.childURL != "" {
+		if err := childWorker(o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -171,7 +182,73 @@ func run(o options) error {
 		fmt.Printf("latency at %.0f msgs/s (half of max, idempotency on, %d msgs): p50 %s  p99 %s\n",
 			target, sent, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 	}
-	fmt.Printf("peak RSS (worker + embedded server, one process): %.1f MiB\n", peakRSSMiB())
+	if phase("rss") {
+		rss, err := e.workerRSS(o)
+		if err != nil {
+			return fmt.Errorf("rss: %w", err)
+		}
+		fmt.Printf("peak RSS of the worker alone (own process, %d msgs, idempotency on): %.1f MiB\n", o.n, rss)
+	}
+	fmt.Printf("peak RSS of this process (embedded server + benchmark + in-process workers): %.1f MiB\n", peakRSSMiB())
+	return nil
+}
+
+// workerRSS runs the full pipeline in a child process (as a deployed
+// worker would be) over n pre-published messages and returns its VmHWM.
+func (e *env) workerRSS(o options) (float64, error) {
+	ctx := context.Background()
+	sc := benchStreams("rss", true)
+	if err := e.provision(ctx, sc); err != nil {
+		return 0, err
+	}
+	if err := e.preload(ctx, sc, o.n, o.size, "rss-"); err != nil {
+		return 0, err
+	}
+	args := []string{"-child-worker", e.srv.URL(), "-n", strconv.Itoa(o.n), "-concurrency", strconv.Itoa(o.concurrency), "-prefetch", strconv.Itoa(o.prefetch)}
+	out, err := exec.CommandContext(ctx, os.Args[0], args...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "rss_mib="); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("child printed no rss: %s", out)
+}
+
+// childWorker is the worker process of the rss phase.
+func childWorker(o options) error {
+	nc, err := nats.Connect(o.childURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	var ran atomic.Int64
+	done := make(chan struct{})
+	e := &env{nc: nc}
+	w, err := e.buildWorker(nc, o, benchStreams("rss", true), func(plugins.Event) {
+		if ran.Add(1) == int64(o.n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		cancel()
+		return fmt.Errorf("ran %d of %d", ran.Load(), o.n)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		return err
+	}
+	fmt.Printf("rss_mib=%.1f\n", peakRSSMiB())
 	return nil
 }
 
