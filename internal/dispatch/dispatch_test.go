@@ -34,7 +34,7 @@ type setup struct {
 	disp *dispatch.Dispatcher
 }
 
-func newSetup(t *testing.T, creds dispatch.CredentialSource) setup {
+func newSetup(t testing.TB, creds dispatch.CredentialSource) setup {
 	t.Helper()
 	rec := dispatchtest.NewRecorder()
 	reg, err := dispatchtest.Registry(
