@@ -155,10 +155,12 @@ func (s *natsServer) start() {
 	s.starts++
 	store := filepath.Join(s.dir, "jetstream")
 	logPath := filepath.Join(s.dir, fmt.Sprintf("nats-server-%d.log", s.starts))
+	// max_payload has no command-line flag: 8 MiB like the embedded
+	// server, so big events fit in both.
+	conf := filepath.Join(s.dir, "nats-server.conf")
+	require.NoError(s.t, os.WriteFile(conf, []byte("max_payload: 8388608\n"), 0o644))
 	s.p = startProc(s.t, "nats-server", logPath, nil, s.bin,
-		"-js", "-sd", store, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
-		// 8 MiB like the embedded server, so big events fit in both.
-		"--max_payload", strconv.Itoa(8<<20))
+		"-c", conf, "-js", "-sd", store, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port))
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if s.p.exited() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -70,19 +71,36 @@ func (r *FileRecorder) Close() error { return r.f.Close() }
 // reported as an error rather than counted.
 func ReadRecords(dir string) (map[string]int, error) {
 	counts := map[string]int{}
-	paths, err := filepath.Glob(filepath.Join(dir, "runs-*.log"))
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range paths {
-		if err := readLog(p, counts); err != nil {
-			return nil, err
-		}
-	}
-	return counts, nil
+	err := readLogs(dir, func(id string, _ int) { counts[id]++ })
+	return counts, err
 }
 
-func readLog(path string, counts map[string]int) error {
+// ReadRecordsByProcess lists, per id, the pid of the process of each
+// execution, so a suite can tell which process crash caused a duplicate.
+func ReadRecordsByProcess(dir string) (map[string][]int, error) {
+	pids := map[string][]int{}
+	err := readLogs(dir, func(id string, pid int) { pids[id] = append(pids[id], pid) })
+	return pids, err
+}
+
+func readLogs(dir string, each func(id string, pid int)) error {
+	paths, err := filepath.Glob(filepath.Join(dir, "runs-*.log"))
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		pid, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "runs-"), ".log"))
+		if err != nil {
+			return fmt.Errorf("%s: not runs-<pid>.log", p)
+		}
+		if err := readLog(p, func(id string) { each(id, pid) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readLog(path string, each func(id string)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -100,7 +118,7 @@ func readLog(path string, counts map[string]int) error {
 		if err != nil {
 			return err
 		}
-		counts[strings.TrimSuffix(line, "\n")]++
+		each(strings.TrimSuffix(line, "\n"))
 	}
 }
 
