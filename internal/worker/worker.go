@@ -148,24 +148,30 @@ func (w *Worker) Run(ctx context.Context) error {
 		iter.Drain()
 	}()
 
-	slots := make(chan struct{}, w.cfg.Concurrency)
+	// A fixed pool of Concurrency goroutines, fed one message at a time:
+	// their stacks stay grown (decoding grows them; a goroutine per message
+	// paid for that every time) and the loop pulls no further ahead than
+	// the subscription's prefetch plus the one message it is handing over.
+	work := make(chan jetstream.Msg)
 	var inflight sync.WaitGroup
-	requeued := 0
-	for {
-		acquired := false
-		select {
-		case slots <- struct{}{}:
-			acquired = true
-		case <-ctx.Done():
-		}
-		release := func() {
-			if acquired {
-				<-slots
+	for range w.cfg.Concurrency {
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			for msg := range work {
+				w.process(actionCtx, msg)
 			}
-		}
+		}()
+	}
+	requeued := 0
+	requeue := func(msg jetstream.Msg) {
+		// Pulled but not started: give it back now instead of after AckWait.
+		_ = msg.Nak()
+		requeued++
+	}
+	for {
 		msg, err := iter.Next()
 		if err != nil {
-			release()
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
@@ -173,19 +179,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			time.Sleep(50 * time.Millisecond) // a broken connection must not spin the loop
 			continue
 		}
-		if !acquired || ctx.Err() != nil {
-			// Pulled but not started: give it back now instead of after AckWait.
-			release()
-			_ = msg.Nak()
-			requeued++
+		if ctx.Err() != nil {
+			requeue(msg)
 			continue
 		}
-		inflight.Add(1)
-		go func() {
-			defer func() { release(); inflight.Done() }()
-			w.process(actionCtx, msg)
-		}()
+		select {
+		case work <- msg:
+		case <-ctx.Done():
+			requeue(msg)
+		}
 	}
+	close(work)
 
 	allDone := make(chan struct{})
 	go func() { inflight.Wait(); close(allDone) }()
