@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
@@ -196,7 +197,8 @@ func TestCanarySecretNeverInErrorsOrLogs(t *testing.T) {
 func TestUnavailableNeo4jIsRetryable(t *testing.T) {
 	t.Parallel()
 	cfg := Config{URL: "bolt://127.0.0.1:1", Password: "wrong-but-unused", Retries: 2, RetryBase: 10 * time.Millisecond, QueryTimeout: 2 * time.Second}
-	store, err := Open(cfg, mustKeyring(t, newKey(t)))
+	reader := sdkmetric.NewManualReader()
+	store, err := Open(cfg, mustKeyring(t, newKey(t)), WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
 	require.NoError(t, err)
 	defer store.Close(context.Background())
 	r, err := NewResolver(store)
@@ -209,6 +211,8 @@ func TestUnavailableNeo4jIsRetryable(t *testing.T) {
 	require.False(t, errors.Is(err, plugins.ErrCredentialsMissing))
 	require.Less(t, time.Since(start), 10*time.Second, "retries are brief")
 	require.NotContains(t, err.Error(), "wrong-but-unused")
+	e := &env{t: t, reader: reader}
+	require.EqualValues(t, 3, e.queries("read_configuration"), "connection refused is transient: 1 try + 2 retries")
 
 	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{ThirdPartyService: "github", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	require.ErrorAs(t, err, &unavailable, "the slug lookup is retryable too")
@@ -224,8 +228,8 @@ func TestWrongNeo4jPasswordIsUnavailable(t *testing.T) {
 	// and the shared test server's "neo4j" must stay usable.
 	cfg.User = "no-such-user"
 	cfg.Password = "definitely-not-the-password"
-	cfg.Retries = -1
-	store, err := Open(cfg, mustKeyring(t, newKey(t)))
+	reader := sdkmetric.NewManualReader()
+	store, err := Open(cfg, mustKeyring(t, newKey(t)), WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
 	require.NoError(t, err)
 	defer store.Close(context.Background())
 	r, err := NewResolver(store)
@@ -234,6 +238,8 @@ func TestWrongNeo4jPasswordIsUnavailable(t *testing.T) {
 	var unavailable *plugins.PluginUnavailableError
 	require.ErrorAs(t, err, &unavailable)
 	require.False(t, strings.Contains(err.Error(), cfg.Password))
+	e := &env{t: t, reader: reader}
+	require.EqualValues(t, 1, e.queries("read_configuration"), "an authentication failure is not retried in place")
 }
 
 func TestOpenValidation(t *testing.T) {
