@@ -44,7 +44,7 @@ func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.cfg.DLQMaxAge, "dlq-max-age", d.DLQMaxAge, "how long dead letters are kept")
 	fs.DurationVar(&f.cfg.DoneTTL, "done-ttl", d.DoneTTL, "how long a done-marker lives")
 	fs.DurationVar(&f.cfg.AckWait, "ack-wait", d.AckWait, "consumer ack wait (kept alive with InProgress while an action runs)")
-	fs.IntVar(&f.cfg.MaxAckPending, "max-ack-pending", d.MaxAckPending, "consumer max unacked messages (≥ replicas × concurrency)")
+	fs.IntVar(&f.cfg.MaxAckPending, "max-ack-pending", d.MaxAckPending, "consumer max unacked messages (≥ --pool-size × concurrency)")
 	fs.IntVar(&f.cfg.MaxDeliver, "max-deliver", d.MaxDeliver, "consumer max deliveries (must exceed --max-attempts)")
 	fs.BoolVar(&f.noIdempotency, "no-idempotency", false, "do not check or write done-markers")
 }
@@ -68,6 +68,7 @@ type runFlags struct {
 	pluginTimeout time.Duration
 	shutdownGrace time.Duration
 	noProvision   bool
+	poolSize      int
 	workerID      string
 	logLevel      string
 	logFormat     string
@@ -101,6 +102,7 @@ and exits 0.`,
 	fs.DurationVar(&f.pluginTimeout, "plugin-timeout", dispatch.DefaultTimeout, "action deadline when the action sets none (also IMBI_PLUGIN_TIMEOUT_SECONDS)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", worker.DefaultShutdownGrace, "how long in-flight actions may finish after SIGTERM")
 	fs.BoolVar(&f.noProvision, "no-provision", false, "do not create or update streams, bucket and consumer (they must exist)")
+	fs.IntVar(&f.poolSize, "pool-size", 1, "worker processes sharing the consumer (checks --max-ack-pending ≥ pool size × concurrency)")
 	fs.StringVar(&f.workerID, "worker-id", "", "instance id in dead letters (default hostname-pid)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", telemetry.LogFormatAuto, "auto (text on a terminal, else json), json or text")
@@ -200,7 +202,7 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 	log := deps.Logger
 
 	sc := f.streams.config()
-	if err := sc.Validate(f.maxAttempts, f.concurrency, sc.Replicas); err != nil {
+	if err := sc.Validate(f.maxAttempts, f.concurrency, f.poolSize); err != nil {
 		return err
 	}
 	sess, err := f.conn.connect(true, cmd.OutOrStdout(), log)

@@ -111,13 +111,14 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// Validate checks the limits against each other.
-func (c Config) Validate(maxAttempts, concurrency, replicas int) error {
+// Validate checks the limits against each other; workers is the number
+// of worker processes sharing the consumer (not stream replicas).
+func (c Config) Validate(maxAttempts, concurrency, workers int) error {
 	if c.MaxDeliver <= maxAttempts {
 		return fmt.Errorf("consumer MaxDeliver (%d) must be greater than max attempts (%d) so the worker dead-letters a crash-looping message itself", c.MaxDeliver, maxAttempts)
 	}
-	if need := max(replicas, 1) * concurrency; c.MaxAckPending < need {
-		return fmt.Errorf("consumer MaxAckPending (%d) must be at least replicas × concurrency (%d)", c.MaxAckPending, need)
+	if need := max(workers, 1) * concurrency; c.MaxAckPending < need {
+		return fmt.Errorf("consumer MaxAckPending (%d) must be at least worker processes × concurrency (%d)", c.MaxAckPending, need)
 	}
 	return nil
 }
