@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -100,6 +101,12 @@ type Dispatcher struct {
 	// Tracer makes the resolve, validate_config, load_credentials and
 	// action spans (default no-op).
 	Tracer trace.Tracer
+
+	// known caches raw handler strings that resolved to a registered
+	// webhook action (raw -> knownHandler). Only hits are stored, so
+	// its size is bounded by the registry (two spellings per action), not
+	// by what arrives on the wire.
+	known sync.Map
 }
 
 func (d *Dispatcher) tracer() trace.Tracer {
@@ -172,11 +179,11 @@ func (d *Dispatcher) resolve(msg *envelope.Message) (plugins.Handler, plugins.Ac
 	fail := func(reason wire.Reason, handler string, err error) (plugins.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
 		return plugins.Handler{}, plugins.ActionDescriptor{}, nil, permanent(reason, handler, err, nil), false
 	}
-	h, err := plugins.ParseHandler(msg.Data.Rule.Handler)
+	h, err := d.parse(msg.Data.Rule.Handler)
 	if err != nil {
 		return fail(wire.ReasonInvalidHandler, "", err)
 	}
-	if subj := msg.Event.Subject(); subj != "" {
+	if subj := msg.Event.Subject(); subj != "" && subj != msg.Data.Rule.Handler {
 		hs, err := plugins.ParseHandler(subj)
 		if err != nil {
 			return fail(wire.ReasonInvalidHandler, "", fmt.Errorf("CloudEvent subject: %w", err))
@@ -350,9 +357,25 @@ func retryable(reason wire.Reason, handler string, err error, creds plugins.Cred
 	return Result{Class: Retryable, Reason: reason, Handler: handler, Err: err, ErrorText: RedactError(err, creds)}
 }
 
+// parse is plugins.ParseHandler with the known-handler cache in front.
+func (d *Dispatcher) parse(raw string) (plugins.Handler, error) {
+	if k, ok := d.known.Load(raw); ok {
+		return k.(knownHandler).h, nil
+	}
+	return plugins.ParseHandler(raw)
+}
+
+type knownHandler struct {
+	h         plugins.Handler
+	canonical string
+}
+
 // KnownHandler returns the canonical form of raw when it names a
 // registered webhook action; callers use it to bound metric labels.
 func (d *Dispatcher) KnownHandler(raw string) (string, bool) {
+	if k, ok := d.known.Load(raw); ok {
+		return k.(knownHandler).canonical, true
+	}
 	h, err := plugins.ParseHandler(raw)
 	if err != nil {
 		return "", false
@@ -364,5 +387,6 @@ func (d *Dispatcher) KnownHandler(raw string) (string, bool) {
 	if _, ok := entry.Action(h.Action); !ok {
 		return "", false
 	}
+	d.known.Store(raw, knownHandler{h: h, canonical: h.String()})
 	return h.String(), true
 }
