@@ -30,12 +30,23 @@ export CHAOS_TIMEOUT=${CHAOS_TIMEOUT:-40m}
 export CHAOS_NEO4J_OUTAGE=${CHAOS_NEO4J_OUTAGE:-30s}
 export CHAOS_NEO4J_MESSAGES=${CHAOS_NEO4J_MESSAGES:-600}
 
+# The outage test needs the test Neo4j (it cuts the worker off from it
+# through a proxy; it never stops the shared instance). Start one unless one
+# is running, and stop only what we started.
+if [ -z "${IMBI_NEO4J_URL:-}" ] && [ -x scripts/neo4j.sh ]; then
+  if ! scripts/neo4j.sh status >/dev/null 2>&1; then
+    trap 'scripts/neo4j.sh stop || true' EXIT
+    scripts/neo4j.sh start
+  fi
+  eval "$(scripts/neo4j.sh env)"
+fi
+
 run() {
   echo "=== $*" >&2
   # No -race: the suite measures the worker binaries, and the orchestrator
   # is race-tested by `make test`.
   go test -count=1 -timeout 90m -v "$@" ./test/chaos/ 2>&1 |
-    grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FIGURES|KNOWN GAP|Error|private Neo4j|Neo4j back|before:' || true
+    grep -E '^(=== RUN   Test[A-Za-z0-9]*$|--- |PASS|FAIL|ok|panic)|FIGURES|KNOWN GAP|Error|Neo4j back|before:' || true
   return "${PIPESTATUS[0]}"
 }
 
