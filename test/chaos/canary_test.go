@@ -7,34 +7,42 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/cli"
+	"github.com/aweber-imbi/imbi-worker/internal/creds"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// canarySource hands every plugin the canary as its "token": it stands
-// for the credential store at the dispatch interface, so the test controls
-// the secret. (The Neo4j-backed store has its own canary test in
-// internal/creds.) It counts calls so the test can prove the secret
+// canarySource hands every plugin the canary as its "token", at the
+// dispatch interface.
+type canarySource struct{ token string }
+
+func (s canarySource) Credentials(context.Context, dispatch.CredentialRequest) (plugins.Credentials, error) {
+	return plugins.Credentials{"token": s.token}, nil
+}
+
+// countingSource counts credential loads, so the test can prove the secret
 // really reached the actions.
-type canarySource struct {
-	token string
+type countingSource struct {
+	inner dispatch.CredentialSource
 	calls atomic.Int64
 }
 
-func (s *canarySource) Credentials(_ context.Context, _ dispatch.CredentialRequest) (plugins.Credentials, error) {
+func (s *countingSource) Credentials(ctx context.Context, req dispatch.CredentialRequest) (plugins.Credentials, error) {
 	s.calls.Add(1)
-	return plugins.Credentials{"token": s.token}, nil
+	return s.inner.Credentials(ctx, req)
 }
 
 // TestSecretCanary (issue 6 item 4): the plugin credential, an
@@ -42,16 +50,50 @@ func (s *canarySource) Credentials(_ context.Context, _ dispatch.CredentialReque
 // The run covers success, a permanent failure, retries to max_attempts, a
 // panic, an invalid config and a message that is not a CloudEvent. Then
 // every log line, every dead letter (headers and body), every span (name,
-// attributes, events, status) and every metric (Prometheus text) is
-// scanned: the canary must appear nowhere.
+// attributes, events, status), every metric (Prometheus text) and
+// `imbi-worker dlq show` of every letter is scanned: the canary must
+// appear nowhere. The credential comes once straight from a
+// dispatch.CredentialSource and once Fernet-encrypted from the real
+// Neo4j store (whose own logs are scanned too).
 func TestSecretCanary(t *testing.T) {
-	canary := newCanary(t)
-	src := &canarySource{token: canary}
+	t.Run("credential-source", func(t *testing.T) {
+		canary := newCanary(t)
+		runCanary(t, canary, canarySource{token: canary}, "pl-"+chaosplugin.CredsSlug, nil)
+	})
+	t.Run("neo4j-store", func(t *testing.T) {
+		neoCfg := sharedNeo4j(t)
+		canary := newCanary(t)
+		key, err := creds.GenerateKey()
+		require.NoError(t, err)
+		kr, err := creds.NewKeyring(key)
+		require.NoError(t, err)
+		storeLogs := &lockedBuffer{}
+		store, err := creds.Open(neoCfg, kr, creds.WithLogger(slog.New(slog.NewJSONHandler(storeLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = store.Close(context.Background()) })
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		pluginID := fmt.Sprintf("pl-canary-%d", time.Now().UnixNano())
+		_, err = neo4j.ExecuteQuery(ctx, neo4jDriver(t, neoCfg),
+			`MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug`,
+			map[string]any{"id": pluginID, "slug": chaosplugin.CredsSlug}, neo4j.EagerResultTransformer,
+			neo4j.ExecuteQueryWithDatabase(databaseOf(neoCfg)))
+		require.NoError(t, err)
+		_, err = store.PatchConfiguration(ctx, pluginID, []creds.Update{{Key: "token", Value: canary}})
+		require.NoError(t, err)
+		resolver, err := creds.NewResolver(store)
+		require.NoError(t, err)
+		runCanary(t, canary, resolver, pluginID, storeLogs)
+	})
+}
+
+func runCanary(t *testing.T, canary string, source dispatch.CredentialSource, pluginID string, extraLogs *lockedBuffer) {
+	src := &countingSource{inner: source}
 	h := newHarness(t, harnessOptions{Credentials: src, MaxAttempts: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	creds := func(action string) string { return chaosplugin.CredsSlug + "#" + action }
+	credsHandler := func(action string) string { return chaosplugin.CredsSlug + "#" + action }
 	cfg := func(c chaosplugin.RecordConfig) json.RawMessage {
 		b, err := json.Marshal(c)
 		require.NoError(t, err)
@@ -70,20 +112,20 @@ func TestSecretCanary(t *testing.T) {
 		wantReason wire.Reason
 	}
 	sends := []send{
-		{id: "canary.ok", handler: creds(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{Label: "ok"})},
-		{id: "canary.ok-leaky-publisher", handler: creds(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{Label: "ok"}), leakAuth: true},
-		{id: "canary.fail", handler: creds(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "f", Message: "upstream said 401"}), wantReason: wire.ReasonActionFailed},
-		{id: "canary.fail-bearer", handler: creds(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "f", Message: "request with Authorization: Bearer {token} failed; retry with token={token}"}), wantReason: wire.ReasonActionFailed},
-		{id: "canary.retry", handler: creds(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "r", Retryable: true}), wantReason: wire.ReasonMaxAttempts},
-		{id: "canary.panic", handler: creds(chaosplugin.ActionPanic), config: cfg(chaosplugin.RecordConfig{Label: "p"}), wantReason: wire.ReasonPanic},
-		{id: "canary.invalid-config", handler: creds(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{}), leakAuth: true, wantReason: wire.ReasonInvalidConfig},
-		{id: "canary.not-a-cloudevent", handler: creds(chaosplugin.ActionRecord), raw: []byte("not a CloudEvent"), wantReason: wire.ReasonInvalidEvent},
+		{id: "canary.ok", handler: credsHandler(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{Label: "ok"})},
+		{id: "canary.ok-leaky-publisher", handler: credsHandler(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{Label: "ok"}), leakAuth: true},
+		{id: "canary.fail", handler: credsHandler(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "f", Message: "upstream said 401"}), wantReason: wire.ReasonActionFailed},
+		{id: "canary.fail-bearer", handler: credsHandler(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "f", Message: "request with Authorization: Bearer {token} failed; retry with token={token}"}), wantReason: wire.ReasonActionFailed},
+		{id: "canary.retry", handler: credsHandler(chaosplugin.ActionFail), config: cfg(chaosplugin.RecordConfig{Label: "r", Retryable: true}), wantReason: wire.ReasonMaxAttempts},
+		{id: "canary.panic", handler: credsHandler(chaosplugin.ActionPanic), config: cfg(chaosplugin.RecordConfig{Label: "p"}), wantReason: wire.ReasonPanic},
+		{id: "canary.invalid-config", handler: credsHandler(chaosplugin.ActionRecord), config: cfg(chaosplugin.RecordConfig{}), leakAuth: true, wantReason: wire.ReasonInvalidConfig},
+		{id: "canary.not-a-cloudevent", handler: credsHandler(chaosplugin.ActionRecord), raw: []byte("not a CloudEvent"), wantReason: wire.ReasonInvalidEvent},
 	}
 	var okIDs []string
 	want := map[string]wire.Reason{}
 	leakyBodies := map[string]bool{}
 	for _, s := range sends {
-		msg, err := encodeFor(ctx, s.id, s.handler, s.config)
+		msg, err := encodeMessage(ctx, recordMessageFor(s.id, s.handler, s.config, pluginID))
 		require.NoError(t, err)
 		if s.leakAuth {
 			leakyBodies[s.id] = true
@@ -133,6 +175,11 @@ func TestSecretCanary(t *testing.T) {
 	}
 	for i, line := range strings.Split(h.logs.String(), "\n") {
 		scan(fmt.Sprintf("log line %d", i+1), line)
+	}
+	if extraLogs != nil {
+		for i, line := range strings.Split(extraLogs.String(), "\n") {
+			scan(fmt.Sprintf("credential store log line %d", i+1), line)
+		}
 	}
 	for _, dl := range letters {
 		where := fmt.Sprintf("dead letter %s (seq %d)", dl.Header.Get(caseHeader), dl.Seq)
