@@ -486,6 +486,9 @@ func TestScaledObjectScalesTheConsumer(t *testing.T) {
 	}
 	require.LessOrEqual(t, *so.Spec.MaxReplicaCount*concurrency, maxAckPending,
 		"maxReplicaCount × concurrency exceeds the consumer's MaxAckPending")
+	// The worker's own start-up check must know the largest pool.
+	require.GreaterOrEqual(t, atoi(t, setting(t, args, env, "pool-size")), *so.Spec.MaxReplicaCount,
+		"--pool-size must cover the ScaledObject's maxReplicaCount")
 }
 
 // ------------------------------------------------------------------ Compose
@@ -527,6 +530,7 @@ func TestComposeMatchesBinary(t *testing.T) {
 	require.NoError(t, err, "build context is relative to deploy/")
 	require.NotNil(t, w.Deploy)
 	require.Equal(t, 2, w.Deploy.Replicas)
+	require.GreaterOrEqual(t, atoi(t, setting(t, w.Command, w.Environment, "pool-size")), w.Deploy.Replicas)
 	for k, v := range w.Environment {
 		checkEnv(t, "compose worker", w.Command, k, v, nil)
 	}
