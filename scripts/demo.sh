@@ -124,12 +124,12 @@ while True:
 
 width = max(len(n) for n, _, _ in rows)
 failed = 0
-print(f"{'sample':<{width}}  {'expected':<40}  observed")
+print(f"{'sample':<{width}}  {'expected':<46}  observed")
 for name, exp, (got, ok, _) in rows:
     want = exp["outcome"] if exp["outcome"] != "dead_letter" else f"dead letter {exp.get('reason')}" + (f" (last {exp['last_reason']})" if exp.get("last_reason") else "")
     mark = "ok " if ok else "!! "
     failed += not ok
-    print(f"{name:<{width}}  {want:<40}  {mark}{got}")
+    print(f"{name:<{width}}  {want:<46}  {mark}{got}")
 print(f"\n{len(rows) - failed}/{len(rows)} samples ended as expected")
 sys.exit(1 if failed else 0)
 PY
