@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel"
 
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
 	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
@@ -45,6 +46,13 @@ func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
 		return err
 	}
 	deps.MeterProvider, deps.TracerProvider = prov.MeterProvider, prov.TracerProvider
+	// The process's OTel globals too: a plugin instrumented with the global
+	// API (otel.Tracer, otelhttp) then joins the message's trace and
+	// propagates it downstream. run is the process entry point, so this is
+	// the one place that may set them.
+	otel.SetTracerProvider(prov.TracerProvider)
+	otel.SetMeterProvider(prov.MeterProvider)
+	otel.SetTextMapPropagator(prov.Propagator)
 	deps.Closers = append(deps.Closers, func(ctx context.Context) error {
 		// Bounded: an unreachable collector must not hold the exit.
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
