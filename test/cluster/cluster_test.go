@@ -371,6 +371,24 @@ func TestWorkerSurvivesServerRestartInCluster(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, dinfo.State.Msgs, "nothing may be dead-lettered")
 
+	// The restarted server rejoined as a current replica: R3 again.
+	require.Eventually(t, func() bool {
+		si, err := js.Stream(ctx, sc.Stream)
+		if err != nil {
+			return false
+		}
+		inf, err := si.Info(ctx)
+		if err != nil || inf.Cluster == nil || len(inf.Cluster.Replicas) != clusterSize-1 {
+			return false
+		}
+		for _, r := range inf.Cluster.Replicas {
+			if !r.Current || r.Offline {
+				return false
+			}
+		}
+		return true
+	}, max(remaining(), 5*time.Second), 100*time.Millisecond, "the restarted server did not catch up")
+
 	dupes := 0
 	for _, id := range ids {
 		if rec.Calls(id) > 1 {
