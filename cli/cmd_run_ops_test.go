@@ -208,3 +208,53 @@ func TestAdminAddrDefaultIsLoopback(t *testing.T) {
 	require.Equal(t, admin.DefaultAddr, f.DefValue)
 	require.Equal(t, "IMBI_ADMIN_ADDR", EnvName(f.Name))
 }
+
+// setupOps: /readyz says "worker" until the worker is bound, and "draining"
+// from the moment the run context is cancelled (SIGTERM).
+func TestSetupOpsReadinessAtStartAndShutdown(t *testing.T) {
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr := freeAddr(t)
+	f := &runFlags{ops: opsFlags{adminAddr: addr}}
+	var logs syncBuffer
+	l, err := newLogger(&logs, "info", "json")
+	require.NoError(t, err)
+	deps := &runDeps{Logger: l}
+	require.NoError(t, setupOps(ctx, f, deps))
+	defer deps.close(context.Background())
+	require.Len(t, deps.OnWorker, 1, "the worker hook binds readiness and the consumer gauges")
+
+	readiness := func() admin.ReadyBody {
+		code, body := httpGet(t, "http://"+addr+"/readyz")
+		require.Equal(t, http.StatusServiceUnavailable, code, body)
+		var rb admin.ReadyBody
+		require.NoError(t, json.Unmarshal([]byte(body), &rb))
+		return rb
+	}
+	code, _ := httpGet(t, "http://"+addr+"/healthz")
+	require.Equal(t, http.StatusOK, code, "alive while starting")
+	require.Equal(t, []string{"worker"}, readiness().Failing)
+
+	cancel()
+	require.Eventually(t, func() bool {
+		rb := readiness()
+		return len(rb.Failing) > 0 && rb.Failing[0] == admin.CheckDraining
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestSetupOpsAdminDisabled(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	var logs syncBuffer
+	l, err := newLogger(&logs, "info", "json")
+	require.NoError(t, err)
+	deps := &runDeps{Logger: l}
+	require.NoError(t, setupOps(context.Background(), &runFlags{}, deps))
+	defer deps.close(context.Background())
+	require.Empty(t, deps.OnWorker)
+	require.NotNil(t, deps.MeterProvider)
+	require.Contains(t, logs.String(), "admin server disabled")
+}
