@@ -4,7 +4,7 @@ package main
 import (
 	"github.com/aweber-imbi/imbi-worker/cli"
 	// Built-in plugins register themselves from init.
-	_ "github.com/aweber-imbi/imbi-worker/internal/actions"
+	_ "github.com/aweber-imbi/imbi-worker/builtin"
 )
 
 func main() { cli.Main() }

@@ -36,6 +36,16 @@ func TestActionsListsHelloGreet(t *testing.T) {
 	if len(rep.Errors) != 0 {
 		t.Fatalf("load errors: %v", rep.Errors)
 	}
+	slugs := map[string]bool{}
+	for _, p := range rep.Plugins {
+		slugs[p.Slug] = true
+	}
+	// builtin brings the shipped plugins along.
+	for _, want := range []string{"gateway-actions", "http"} {
+		if !slugs[want] {
+			t.Fatalf("built-in plugin %q not listed:\n%s", want, out.String())
+		}
+	}
 	for _, p := range rep.Plugins {
 		if p.Slug != "hello" {
 			continue
