@@ -131,6 +131,9 @@ func TestCrashRestart(t *testing.T) {
 		"--concurrency", fmt.Sprint(concurrency),
 		"--shutdown-grace", "10s",
 		"--backoff-base", "100ms", "--backoff-max", "1s",
+		// A free port each: the default 127.0.0.1:9090 may belong to
+		// another test running at the same time.
+		"--admin-addr", "127.0.0.1:0",
 	}, common...)
 	reps := make([]*replica, replicas)
 	for i := range reps {
