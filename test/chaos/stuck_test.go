@@ -16,11 +16,14 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// TestStuckActions (issue 6 item 6): an action that ignores its context, one
-// that sleeps past its deadline and one that panics share 4 slots with 60
-// good messages. The bad ones must not hold their slots: the good messages
-// finish long before the stuck actions would have returned on their own
-// (5 s), and each bad message is settled as the contract says — timeout is
+// TestStuckActions (issue 6 item 6): actions that ignore their context, ones
+// that sleep past their deadline and one that panics share 4 slots with 60
+// good messages. There are as many context-ignoring messages as slots, so
+// had the worker waited for them, every slot would be blocked for 8 s. The
+// bad ones must not hold their slots: the good messages finish long before
+// the stuck actions would have returned on their own, every bad message is
+// settled (all its attempts) within that time too, and each is settled as
+// the contract says — timeout is
 // retryable, so it is retried until max_attempts (3 here) and then
 // dead-lettered with Last-Reason timeout; a panic is dead-lettered at once
 // with reason panic.
@@ -28,7 +31,7 @@ func TestStuckActions(t *testing.T) {
 	const (
 		slots       = 4
 		maxAttempts = 3
-		stuckMS     = 5000
+		stuckMS     = 8000
 		good        = 60
 	)
 	h := newHarness(t, harnessOptions{Concurrency: slots, MaxAttempts: maxAttempts})
@@ -41,6 +44,8 @@ func TestStuckActions(t *testing.T) {
 	bads := []bad{
 		{"stuck.ignore-ctx.1", chaosplugin.ActionIgnoreCtx, string(wire.ReasonMaxAttempts), string(wire.ReasonTimeout), strconv.Itoa(maxAttempts)},
 		{"stuck.ignore-ctx.2", chaosplugin.ActionIgnoreCtx, string(wire.ReasonMaxAttempts), string(wire.ReasonTimeout), strconv.Itoa(maxAttempts)},
+		{"stuck.ignore-ctx.3", chaosplugin.ActionIgnoreCtx, string(wire.ReasonMaxAttempts), string(wire.ReasonTimeout), strconv.Itoa(maxAttempts)},
+		{"stuck.ignore-ctx.4", chaosplugin.ActionIgnoreCtx, string(wire.ReasonMaxAttempts), string(wire.ReasonTimeout), strconv.Itoa(maxAttempts)},
 		{"stuck.sleep.1", chaosplugin.ActionSleep, string(wire.ReasonMaxAttempts), string(wire.ReasonTimeout), strconv.Itoa(maxAttempts)},
 		{"stuck.sleep.2", chaosplugin.ActionSleep, string(wire.ReasonMaxAttempts), string(wire.ReasonTimeout), strconv.Itoa(maxAttempts)},
 		{"stuck.panic", chaosplugin.ActionPanic, string(wire.ReasonPanic), "", "1"},
@@ -69,14 +74,17 @@ func TestStuckActions(t *testing.T) {
 	require.Empty(t, h.rec.WaitFor(ctx, ids))
 	goodDone := time.Since(start)
 	// 60 × 20 ms of good work on 4 slots is 0.3 s; the bad messages cost
-	// at most 5 × 3 attempts × (300 ms deadline + grace). Had a stuck
-	// action kept its slot, two slots would be blocked for 5 s per attempt.
-	require.Less(t, goodDone, time.Duration(stuckMS)*time.Millisecond*8/10,
-		"good messages waited for stuck actions")
+	// at most 7 × 3 attempts × (300 ms deadline + grace). Had a stuck
+	// action kept its slot, all four slots would be blocked for 8 s.
+	stuck := time.Duration(stuckMS) * time.Millisecond
+	require.Less(t, goodDone, stuck*8/10, "good messages waited for stuck actions")
 
 	letters := h.waitDeadLetters(ctx, len(bads))
 	badDone := time.Since(start)
 	require.Len(t, letters, len(bads))
+	// Three attempts each: only possible this fast if every attempt gave
+	// its slot back at the deadline.
+	require.Less(t, badDone, stuck, "stuck actions were waited for")
 	byID := map[string]deadLetter{}
 	for _, dl := range letters {
 		var ev struct {
@@ -104,8 +112,8 @@ func TestStuckActions(t *testing.T) {
 	timeouts := metricSum(metrics, "imbi_worker_action_timeouts")
 	// Each ignore_ctx attempt is abandoned; every ignore_ctx and sleep
 	// attempt times out.
-	require.GreaterOrEqual(t, abandoned, float64(2*maxAttempts), "abandoned actions metric\n%s", metrics)
-	require.GreaterOrEqual(t, timeouts, float64(4*maxAttempts), "timeouts metric")
+	require.GreaterOrEqual(t, abandoned, float64(4*maxAttempts), "abandoned actions metric\n%s", metrics)
+	require.GreaterOrEqual(t, timeouts, float64(6*maxAttempts), "timeouts metric")
 	t.Logf("FIGURES stuck: %d good done in %s, %d bad settled in %s, abandoned=%v timeouts=%v",
 		good, goodDone.Round(time.Millisecond), len(bads), badDone.Round(time.Millisecond), abandoned, timeouts)
 }
