@@ -72,7 +72,8 @@ type runFlags struct {
 	workerID      string
 	logLevel      string
 	logFormat     string
-	ops           opsFlags // admin server (cmd_run_ops.go)
+	ops           opsFlags      // admin server (cmd_run_ops.go)
+	creds         credsRunFlags // Neo4j credential store (cmd_run_creds.go)
 }
 
 func newRunCmd() *cobra.Command {
@@ -107,6 +108,7 @@ and exits 0.`,
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", telemetry.LogFormatAuto, "auto (text on a terminal, else json), json or text")
 	f.ops.addFlags(fs)
+	f.creds.addFlags(fs)
 	return cmd
 }
 
@@ -154,6 +156,12 @@ func newRunDeps(ctx context.Context, f *runFlags, stderr io.Writer) (*runDeps, e
 	log.Info("plugins loaded", "plugins", res.Loaded)
 	deps := &runDeps{Logger: log, Registry: reg}
 	if err := setupOps(ctx, f, deps); err != nil {
+		deps.close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	// After setupOps: the store uses its meter provider and adds a
+	// readiness check.
+	if err := setupCredentials(ctx, &f.creds, deps); err != nil {
 		deps.close(context.WithoutCancel(ctx))
 		return nil, err
 	}
