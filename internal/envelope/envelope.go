@@ -249,7 +249,14 @@ func checkEvent(ev *event.Event) error {
 }
 
 func stringExtension(ev event.Event, name string) (string, bool) {
-	v, ok := ev.Extensions()[name]
+	var v any
+	var ok bool
+	if ec, isV1 := ev.Context.(*event.EventContextV1); isV1 {
+		// Event.Extensions copies the whole map on every call.
+		v, ok = ec.Extensions[name]
+	} else {
+		v, ok = ev.Extensions()[name]
+	}
 	if !ok {
 		return "", false
 	}

@@ -1,0 +1,98 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type cacheTestConfig struct {
+	Label string `json:"label" jsonschema:"minLength=1"`
+	Count int    `json:"count,omitempty" jsonschema:"minimum=0"`
+}
+
+// validatedConfig's Validate must run on every decode, cached verdict or
+// not.
+type validatedConfig struct {
+	Label string `json:"label"`
+}
+
+var errForbidden = errors.New("label forbidden")
+
+func (c *validatedConfig) Validate() error {
+	if c.Label == "forbidden" {
+		return errForbidden
+	}
+	return nil
+}
+
+func cacheTestAction(t *testing.T) (ActionDescriptor, *typedAction[cacheTestConfig]) {
+	t.Helper()
+	d, err := NewAction("noop", "No-op", func(context.Context, ActionInput[cacheTestConfig]) error { return nil })
+	require.NoError(t, err)
+	return d, d.impl.(*typedAction[cacheTestConfig])
+}
+
+func TestDecodeConfigCacheRejectsInvalidEveryTime(t *testing.T) {
+	d, impl := cacheTestAction(t)
+	for _, raw := range []string{`{"label":""}`, `{"count":1}`, `{"label":"a","count":-1}`, `{"label":1}`, `{`, `"{\"label\":\"\"}"`} {
+		for i := range 3 {
+			_, err := d.DecodeConfig(json.RawMessage(raw))
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce, "%s, call %d", raw, i)
+		}
+	}
+	require.Zero(t, impl.valid.len(), "rejected configs must not be cached")
+
+	// A valid config is cached after its first validation, and each call
+	// still returns its own freshly decoded value.
+	for i := range 3 {
+		got, err := d.DecodeConfig(json.RawMessage(`{"label":"x","count":2}`))
+		require.NoError(t, err)
+		require.Equal(t, cacheTestConfig{Label: "x", Count: 2}, got, "call %d", i)
+	}
+	require.Equal(t, 1, impl.valid.len())
+
+	// A near-identical invalid config is not matched by the cached one.
+	_, err := d.DecodeConfig(json.RawMessage(`{"label":"","count":2}`))
+	require.Error(t, err)
+}
+
+func TestDecodeConfigCacheIsBounded(t *testing.T) {
+	d, impl := cacheTestAction(t)
+	for i := range 3 * maxCachedConfigs {
+		_, err := d.DecodeConfig(json.RawMessage(`{"label":"l` + strconv.Itoa(i) + `"}`))
+		require.NoError(t, err)
+		require.LessOrEqual(t, impl.valid.len(), maxCachedConfigs)
+	}
+	require.Positive(t, impl.valid.len())
+
+	// Oversized configs are validated every time, never stored.
+	big := `{"label":"` + string(bytesOf('a', maxCachedConfig)) + `"}`
+	before := impl.valid.len()
+	_, err := d.DecodeConfig(json.RawMessage(big))
+	require.NoError(t, err)
+	require.Equal(t, before, impl.valid.len())
+}
+
+func TestDecodeConfigCacheStillRunsValidate(t *testing.T) {
+	d, err := NewAction("v", "V", func(context.Context, ActionInput[validatedConfig]) error { return nil })
+	require.NoError(t, err)
+	// Schema-valid both times; Validate must reject it both times.
+	for range 2 {
+		_, err := d.DecodeConfig(json.RawMessage(`{"label":"forbidden"}`))
+		require.ErrorIs(t, err, errForbidden)
+	}
+}
+
+func bytesOf(b byte, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = b
+	}
+	return out
+}
