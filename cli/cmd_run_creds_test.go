@@ -13,6 +13,21 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
 )
 
+// `run` with a credential store but no usable key stops before it touches
+// NATS, naming the variable, never the key.
+func TestRunRefusesStoreWithoutKey(t *testing.T) {
+	t.Setenv(creds.EnvEncryptionKey, "")
+	t.Setenv(creds.EnvEncryptionKeys, "")
+	_, _, err := runCLI(t, "", "run", "--neo4j-url", "bolt://127.0.0.1:1", "--admin-addr", "", "--data-dir", t.TempDir())
+	require.ErrorIs(t, err, creds.ErrKeyNotConfigured)
+	require.ErrorContains(t, err, "credential store: encryption key not configured")
+
+	t.Setenv(creds.EnvEncryptionKey, "short-secret-material")
+	_, _, err = runCLI(t, "", "run", "--neo4j-url", "bolt://127.0.0.1:1", "--admin-addr", "", "--data-dir", t.TempDir())
+	require.ErrorContains(t, err, "Invalid encryption key in IMBI_AUTH_ENCRYPTION_KEY")
+	require.NotContains(t, err.Error(), "short-secret-material")
+}
+
 // setupCredentials fills the run wiring: the dispatcher's source, a
 // readiness check pinging Neo4j, and a closer for the driver.
 func TestSetupCredentialsWiring(t *testing.T) {
