@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
+	"github.com/aweber-imbi/imbi-worker/internal/creds"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -97,6 +98,15 @@ func TestRunServesAdminMetricsAndTraces(t *testing.T) {
 	}
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	t.Setenv("OTEL_SERVICE_NAME", "imbi-worker-test")
+	// With the test Neo4j (scripts/test.sh exports IMBI_NEO4J_*), run also
+	// opens the credential store, which needs a key, and /readyz pings it.
+	withStore := os.Getenv("IMBI_NEO4J_URL") != ""
+	if withStore {
+		key, err := creds.GenerateKey()
+		require.NoError(t, err)
+		t.Setenv(creds.EnvEncryptionKey, key)
+		t.Setenv(creds.EnvEncryptionKeys, "")
+	}
 
 	dir := t.TempDir()
 	addr := freeAddr(t)
@@ -116,6 +126,18 @@ func TestRunServesAdminMetricsAndTraces(t *testing.T) {
 		20*time.Second, 20*time.Millisecond, "never ready; log:\n%s", errOut.String())
 	code, body := httpGet(t, base+"/healthz")
 	require.Equal(t, http.StatusOK, code, body)
+	_, body = httpGet(t, base+"/readyz")
+	var rb admin.ReadyBody
+	require.NoError(t, json.Unmarshal([]byte(body), &rb))
+	var checks []string
+	for _, c := range rb.Checks {
+		checks = append(checks, c.Name)
+	}
+	want := []string{admin.CheckDraining, "worker"}
+	if withStore {
+		want = append(want, "neo4j")
+	}
+	require.Equal(t, want, checks)
 
 	var url string
 	require.Eventually(t, func() bool {
