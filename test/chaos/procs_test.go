@@ -77,7 +77,7 @@ func startProc(t *testing.T, name, logPath string, env []string, bin string, arg
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	require.NoError(t, err)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(isolatedEnv(), env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	require.NoError(t, cmd.Start(), "start %s", name)
@@ -268,5 +268,23 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // execCombined runs bin to completion and returns stdout and stderr.
 func execCombined(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	return exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = isolatedEnv()
+	return cmd.CombinedOutput()
+}
+
+// isolatedEnv is this process's environment without IMBI_* and OTEL_*
+// variables: every worker flag can be set from IMBI_<FLAG>, and
+// scripts/test.sh exports IMBI_NEO4J_* for the Neo4j tests, which would
+// give the replicas a credential store (and a missing encryption key).
+// The suite passes what the processes need explicitly.
+func isolatedEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "IMBI_") || strings.HasPrefix(kv, "OTEL_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
