@@ -208,6 +208,9 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 	}
 	defer deps.close(context.WithoutCancel(ctx))
 	log := deps.Logger
+	// GOGC 400 unless GOGC is set (docs/performance.md); GOMEMLIMIT, when
+	// set, caps the heap as usual.
+	log.Debug("garbage collector", "settings", worker.TuneGC(worker.DefaultGCPercent, 0, os.Getenv))
 
 	sc := f.streams.config()
 	if err := sc.Validate(f.maxAttempts, f.concurrency, f.poolSize); err != nil {

@@ -51,6 +51,8 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	gcPercent   int
+	latencyDump string
+	latencyRate float64
 	phases      string
 	// child mode: run only the worker against url (the worker-RSS phase).
 	childURL string
@@ -65,6 +67,8 @@ func main() {
 	flag.DurationVar(&o.latencyDur, "latency-duration", 5*time.Second, "how long the latency phase publishes")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker phases (worker runs only, not their preload)")
 	flag.IntVar(&o.gcPercent, "gc-percent", worker.DefaultGCPercent, "GOGC of the whole benchmark process, as `imbi-worker run` sets it (ignored when GOGC is set)")
+	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "publish rate of the latency phase (0: half the measured maximum)")
+	flag.StringVar(&o.latencyDump, "latency-dump", "", "write each latency sample (send time, latency) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the worker phases")
 	flag.StringVar(&o.phases, "phases", "raw,off,on,latency,rss", "phases to run")
 	flag.StringVar(&o.childURL, "child-worker", "", "internal: run the worker of the rss phase against this URL")
@@ -207,6 +211,9 @@ func run(o options, gc string) error {
 			maxRate = 2000
 		}
 		target := maxRate / 2
+		if o.latencyRate > 0 {
+			target = o.latencyRate
+		}
 		p50, p99, sent, err := e.latency(o, target)
 		if err != nil {
 			return fmt.Errorf("latency: %w", err)
@@ -548,12 +555,14 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	}
 	var mu sync.Mutex
 	var lat []time.Duration
+	var sentAt []int64 // for -latency-dump
 	w, closeConn, err := e.newWorker(o, sc, func(ev plugins.Event) {
 		now := time.Now().UnixNano()
 		s, _ := ev.Payload["sent"].(string)
 		ns, _ := strconv.ParseInt(s, 10, 64)
 		mu.Lock()
 		lat = append(lat, time.Duration(now-ns))
+		sentAt = append(sentAt, ns)
 		mu.Unlock()
 	})
 	if err != nil {
@@ -601,6 +610,17 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	defer mu.Unlock()
 	if len(lat) == 0 {
 		return 0, 0, 0, fmt.Errorf("no samples")
+	}
+	if o.latencyDump != "" {
+		// "<ms since the first send> <latency µs>" per message, to see
+		// whether the tail is spread out or clustered (stalls).
+		var b strings.Builder
+		for i := range lat {
+			fmt.Fprintf(&b, "%.3f %d\n", float64(sentAt[i]-sentAt[0])/1e6, lat[i].Microseconds())
+		}
+		if err := os.WriteFile(o.latencyDump, []byte(b.String()), 0o644); err != nil {
+			return 0, 0, 0, err
+		}
 	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
