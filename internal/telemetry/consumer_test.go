@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,10 +60,23 @@ func TestConsumerGaugesSampleRealConsumer(t *testing.T) {
 	p := setup(t, Config{NoRuntimeMetrics: true})
 	reg, err := RegisterConsumerGauges(p.MeterProvider.Meter("test"), ConsumerInfoFunc(cons.Info), time.Second)
 	require.NoError(t, err)
-	body := scrape(t, p)
-	require.Contains(t, body, `imbi_worker_consumer_pending{consumer="imbi-worker",stream="IMBI_ACTIONS"} 3`)
-	require.Contains(t, body, `imbi_worker_consumer_ack_pending{consumer="imbi-worker",stream="IMBI_ACTIONS"} 2`)
-	require.Contains(t, body, `imbi_worker_consumer_redelivered{consumer="imbi-worker",stream="IMBI_ACTIONS"} 0`)
+	// The server updates a consumer's counts asynchronously after a fetch,
+	// so the first samples may lag; they must reach the true values.
+	want := []string{
+		`imbi_worker_consumer_pending{consumer="imbi-worker",stream="IMBI_ACTIONS"} 3`,
+		`imbi_worker_consumer_ack_pending{consumer="imbi-worker",stream="IMBI_ACTIONS"} 2`,
+		`imbi_worker_consumer_redelivered{consumer="imbi-worker",stream="IMBI_ACTIONS"} 0`,
+	}
+	var body string
+	require.Eventually(t, func() bool {
+		body = scrape(t, p)
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "gauges never matched the consumer: %s", body)
 
 	require.NoError(t, reg.Unregister())
 	require.NotContains(t, scrape(t, p), "imbi_worker_consumer_pending")

@@ -55,12 +55,14 @@ const (
 	tracesExporterDisabled = "none"
 )
 
-// DurationBuckets are the histogram boundaries, in seconds, of every
+// DurationBuckets returns the histogram boundaries, in seconds, of every
 // instrument whose unit is "s". The SDK default buckets (0..10000) suit
 // milliseconds; actions run from a few ms up to the 10 s default timeout and
 // beyond, so the boundaries follow the OTel HTTP-duration advice, stretched
-// to a minute.
-var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60}
+// to a minute. A new slice each call: nothing shared can be changed.
+func DurationBuckets() []float64 {
+	return []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60}
+}
 
 // Config configures Setup. The zero value is usable: Prometheus metrics on,
 // traces as the OTEL_* environment says.
@@ -188,7 +190,7 @@ func secondsHistogramView(inst sdkmetric.Instrument) (sdkmetric.Stream, bool) {
 		Name:        inst.Name,
 		Description: inst.Description,
 		Unit:        inst.Unit,
-		Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets},
+		Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets()},
 	}, true
 }
 
