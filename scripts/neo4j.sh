@@ -6,7 +6,8 @@
 #   scripts/neo4j.sh stop     stop by pid (TERM, then KILL after 30 s)
 #   scripts/neo4j.sh status   "running pid=… port=…" (exit 0) or "stopped" (exit 1)
 #   scripts/neo4j.sh wait     wait until Bolt answers (exit 1 after $NEO4J_WAIT_SECONDS)
-#   scripts/neo4j.sh env      print export lines for IMBI_NEO4J_URL/USER/PASSWORD/DATABASE
+#   scripts/neo4j.sh env      print export lines for IMBI_NEO4J_URL/USER/PASSWORD/DATABASE and,
+#                             unless one is set, a test IMBI_AUTH_ENCRYPTION_KEY
 #
 # Settings (environment): IMBI_NEO4J_PORT (default: first free port from
 # 17687), IMBI_NEO4J_PASSWORD (default: random, kept in the state dir),
@@ -155,6 +156,17 @@ status() {
   return 1
 }
 
+# fernet_key: a throw-away Fernet key for this test server (kept beside the
+# password), so that everything started with these variables — tests that
+# run `imbi-worker run` in process, the demo — has the key a configured
+# credential store requires. A key already in the environment wins.
+fernet_key() {
+  if [ ! -s "$state/fernet.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr '+/' '-_' >"$state/fernet.key")
+  fi
+  cat "$state/fernet.key"
+}
+
 print_env() {
   local port
   port=$(cat "$portfile" 2>/dev/null || pick_port)
@@ -162,6 +174,9 @@ print_env() {
   printf 'export IMBI_NEO4J_USER=%q\n' neo4j
   printf 'export IMBI_NEO4J_PASSWORD=%q\n' "$(password)"
   printf 'export IMBI_NEO4J_DATABASE=%q\n' neo4j
+  if [ -z "${IMBI_AUTH_ENCRYPTION_KEY:-}${IMBI_AUTH_ENCRYPTION_KEYS:-}" ]; then
+    printf 'export IMBI_AUTH_ENCRYPTION_KEY=%q\n' "$(fernet_key)"
+  fi
 }
 
 case "${1:-}" in
