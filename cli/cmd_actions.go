@@ -67,6 +67,7 @@ func newActionsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print machine-readable JSON (stable shape)")
+	markCommandLineOnly(cmd.Flags(), "json")
 	return cmd
 }
 

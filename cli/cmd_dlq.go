@@ -52,25 +52,15 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command, withAll bool) {
 	fs.Uint64Var(&f.fromSeq, "from-seq", 0, "sequences from (inclusive)")
 	fs.Uint64Var(&f.toSeq, "to-seq", 0, "sequences up to (inclusive)")
 	fs.IntVar(&f.limit, "limit", 0, "stop after this many letters (0: no limit)")
+	markCommandLineOnly(fs, "reason", "handler", "since", "until", "seq", "from-seq", "to-seq", "limit")
 	if withAll {
 		f.allowsAllFlag = true
-		fs.BoolVar(&f.all, "all", false, "select every letter (required when no filter is given; only on the command line: IMBI_ALL is ignored)")
+		fs.BoolVar(&f.all, "all", false, "select every letter (required when no filter is given)")
+		markCommandLineOnly(fs, "all")
 	}
-}
-
-// onCommandLine reports whether the user typed the flag. Every flag can
-// also be set from IMBI_<NAME> (root.go), but a stray IMBI_YES or
-// IMBI_ALL in an environment must never confirm a purge or a mass replay:
-// applyEnv sets the value without marking the flag changed.
-func onCommandLine(cmd *cobra.Command, name string) bool {
-	f := cmd.Flags().Lookup(name)
-	return f != nil && f.Changed
 }
 
 func (f *dlqFilterFlags) build(cmd *cobra.Command, now time.Time) (dlq.Filter, error) {
-	if f.allowsAllFlag {
-		f.all = f.all && onCommandLine(cmd, "all")
-	}
 	out := dlq.Filter{Reasons: f.reasons, Handlers: f.handlers, Seq: f.seq, FromSeq: f.fromSeq, ToSeq: f.toSeq, Limit: f.limit}
 	var err error
 	if out.Since, err = parseWhen(f.since, now); err != nil {
@@ -138,6 +128,7 @@ purge deletes letters and needs --yes.`,
 	pf.StringVar(&o.prefix, "dlq-prefix", wire.DefaultDLQPrefix, "dead-letter subject prefix")
 	pf.StringVar(&o.subjectPrefix, "subject-prefix", wire.DefaultSubjectPrefix, "work subject prefix (replay only publishes under it)")
 	pf.BoolVar(&o.jsonOut, "json", false, "print JSON instead of text")
+	markCommandLineOnly(pf, "json")
 	cmd.AddCommand(newDLQListCmd(&o), newDLQShowCmd(&o), newDLQStatsCmd(&o), newDLQReplayCmd(&o), newDLQPurgeCmd(&o))
 	return cmd
 }
@@ -274,6 +265,7 @@ func newDLQShowCmd(o *dlqOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().Uint64Var(&seqFlag, "seq", 0, "the letter's dead-letter stream sequence (instead of SEQ)")
+	markCommandLineOnly(cmd.Flags(), "seq")
 	return cmd
 }
 
@@ -443,6 +435,7 @@ docs/dead-letters.md), or the letters will come straight back.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be replayed; publish and delete nothing")
 	cmd.Flags().Float64Var(&rate, "rate", 0, "replays per second at most (0: no limit)")
 	cmd.Flags().BoolVar(&keepGoing, "keep-going", false, "continue after a letter fails to replay")
+	markCommandLineOnly(cmd.Flags(), "dry-run", "rate", "keep-going")
 	return cmd
 }
 
@@ -482,7 +475,7 @@ func newDLQPurgeCmd(o *dlqOptions) *cobra.Command {
 				return err
 			}
 			defer closeFn()
-			if !yes || !onCommandLine(cmd, "yes") {
+			if !yes {
 				st, err := store.Stats(ctx, filter)
 				if err != nil {
 					return err
@@ -501,7 +494,8 @@ func newDLQPurgeCmd(o *dlqOptions) *cobra.Command {
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().BoolVar(&yes, "yes", false, "really delete (only on the command line: IMBI_YES is ignored)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "really delete")
+	markCommandLineOnly(cmd.Flags(), "yes")
 	return cmd
 }
 

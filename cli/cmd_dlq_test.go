@@ -192,13 +192,15 @@ func TestDLQReplayCommand(t *testing.T) {
 	require.Len(t, decodeJSON[[]letterJSON](t, out), 6)
 }
 
-// TestDLQConfirmationsIgnoreTheEnvironment: IMBI_YES and IMBI_ALL (every
-// flag has an IMBI_* twin) must not confirm a purge or a mass replay.
+// TestDLQConfirmationsIgnoreTheEnvironment: the dlq commands' one-off
+// flags are command-line-only: IMBI_YES and IMBI_ALL must not confirm a
+// purge or a mass replay, and IMBI_REASON must not filter.
 func TestDLQConfirmationsIgnoreTheEnvironment(t *testing.T) {
 	e := newToolEnv(t)
 	e.seedDeadLetters(t, 3, time.Now())
 	t.Setenv("IMBI_YES", "true")
 	t.Setenv("IMBI_ALL", "true")
+	t.Setenv("IMBI_REASON", "no_such_reason")
 	_, _, err := e.runTool(t, "", "dlq", "purge", "--all")
 	require.ErrorContains(t, err, "rerun with --yes")
 	_, _, err = e.runTool(t, "", "dlq", "purge", "--yes")

@@ -81,8 +81,12 @@ func WriteFlagReference(w io.Writer, root *cobra.Command) error {
 			fmt.Fprintf(&b, "### `%s`\n\n", title)
 			b.WriteString("| Flag | Environment | Default | Description |\n|---|---|---|---|\n")
 			for _, f := range flags {
-				fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n",
-					f.Name, EnvName(f.Name), defaultCell(f), cell(f.Usage))
+				env := "`" + EnvName(f.Name) + "`"
+				if commandLineOnly(f) {
+					env = "(command line only)"
+				}
+				fmt.Fprintf(&b, "| `--%s` | %s | %s | %s |\n",
+					f.Name, env, defaultCell(f), cell(f.Usage))
 			}
 			b.WriteString("\n")
 		}

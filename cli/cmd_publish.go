@@ -159,6 +159,7 @@ duplicate window does not drop them; --rate paces the publishes.`,
 	fs.StringArrayVar(&o.headers, "header", nil, "extra NATS header 'Name: value' (repeatable)")
 	fs.IntVar(&o.maxPending, "max-pending", 4096, "unacknowledged publishes in flight at most")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
+	markCommandLineOnly(fs, "count", "rate", "binary", "raw", "subject", "id", "header", "max-pending", "json")
 	return cmd
 }
 

@@ -28,8 +28,32 @@ import (
 var Version = "dev"
 
 // envPrefix: every flag --some-flag can also be set as IMBI_SOME_FLAG; an
-// explicit flag wins over the environment.
+// explicit flag wins over the environment. Flags marked command-line-only
+// (markCommandLineOnly) are the exception.
 const envPrefix = "IMBI_"
+
+// commandLineOnlyAnnotation marks a flag the environment never sets: the
+// one-off arguments of an interactive command (filters, output format,
+// confirmations). Environment variables configure a deployment; a stray
+// IMBI_YES or IMBI_JSON in an operator's shell must not confirm a purge or
+// change what a script parses.
+const commandLineOnlyAnnotation = "imbi-worker/command-line-only"
+
+// markCommandLineOnly marks the named flags of fs command-line-only. A name
+// that is not a flag of fs is a programming error.
+func markCommandLineOnly(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if err := fs.SetAnnotation(n, commandLineOnlyAnnotation, []string{"true"}); err != nil {
+			panic(fmt.Sprintf("cli: %v", err))
+		}
+	}
+}
+
+// commandLineOnly reports whether the environment may not set f.
+func commandLineOnly(f *pflag.Flag) bool {
+	_, ok := f.Annotations[commandLineOnlyAnnotation]
+	return ok
+}
 
 // EnvName is the environment variable that sets the flag named name.
 func EnvName(name string) string {
@@ -71,11 +95,12 @@ func NewRootCmd() *cobra.Command {
 	return root
 }
 
-// applyEnv fills every flag the user did not set from IMBI_<FLAG_NAME>.
+// applyEnv fills every flag the user did not set from IMBI_<FLAG_NAME>,
+// except command-line-only flags.
 func applyEnv(cmd *cobra.Command) error {
 	var firstErr error
 	visit := func(f *pflag.Flag) {
-		if f.Changed || firstErr != nil {
+		if f.Changed || firstErr != nil || commandLineOnly(f) {
 			return
 		}
 		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
