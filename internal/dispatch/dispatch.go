@@ -107,6 +107,9 @@ type Dispatcher struct {
 	// its size is bounded by the registry (two spellings per action), not
 	// by what arrives on the wire.
 	known sync.Map
+
+	// runners run the actions (runners.go).
+	runners runnerPool
 }
 
 func (d *Dispatcher) tracer() trace.Tracer {
@@ -247,16 +250,7 @@ func (d *Dispatcher) run(ctx context.Context, handler string, action plugins.Act
 
 	done := make(chan runOutcome, 1) // buffered: an abandoned action can still finish
 	start := time.Now()
-	go func() {
-		var out runOutcome
-		defer func() {
-			if p := recover(); p != nil {
-				out.panicked = p
-			}
-			done <- out
-		}()
-		out.err = action.Run(actx, inv)
-	}()
+	d.runners.start(&actionJob{ctx: actx, action: action, inv: inv, done: done})
 
 	var out runOutcome
 	select {

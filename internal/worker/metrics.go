@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -29,7 +28,8 @@ type metrics struct {
 	// attrs caches attribute sets by their values: building a set sorts
 	// and allocates, and the label values are few (bounded handlers,
 	// fixed outcomes and reasons).
-	attrs sync.Map // string -> metric.MeasurementOption
+	mu    sync.RWMutex
+	attrs map[attrKey]metric.MeasurementOption
 
 	settled   metric.Int64Counter
 	duration  metric.Float64Histogram
@@ -39,6 +39,9 @@ type metrics struct {
 	timeouts  metric.Int64Counter
 	abandoned metric.Int64Counter
 }
+
+// attrKey is up to two key/value pairs of metric labels.
+type attrKey [4]string
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m := mp.Meter("github.com/aweber-imbi/imbi-worker/internal/worker")
@@ -77,18 +80,30 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	return &out, nil
 }
 
-// with returns the cached option for the key/value pairs kv.
+// with returns the cached option for the key/value pairs kv (at most two
+// pairs). The lookup key is an array, not a joined string, so a hit
+// allocates nothing.
 func (m *metrics) with(kv ...string) metric.MeasurementOption {
-	key := strings.Join(kv, "\x00")
-	if o, ok := m.attrs.Load(key); ok {
-		return o.(metric.MeasurementOption)
+	var key attrKey
+	copy(key[:], kv)
+	m.mu.RLock()
+	o, ok := m.attrs[key]
+	m.mu.RUnlock()
+	if ok {
+		return o
 	}
 	attrs := make([]attribute.KeyValue, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
 	}
-	o, _ := m.attrs.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
-	return o.(metric.MeasurementOption)
+	o = metric.WithAttributeSet(attribute.NewSet(attrs...))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.attrs == nil {
+		m.attrs = map[attrKey]metric.MeasurementOption{}
+	}
+	m.attrs[key] = o
+	return o
 }
 
 func (m *metrics) settle(ctx context.Context, handler, outcome string) {
