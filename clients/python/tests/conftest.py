@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from nats.js.api import RetentionPolicy, StreamConfig
 
-from support import REPO_ROOT, go_build
+from support import REPO_ROOT, go_build, run_natsd
 
 SCHEMAS = REPO_ROOT / "testdata" / "schemas"
 
@@ -82,31 +81,16 @@ def inputs() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def natsd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real nats-server with JetStream on 127.0.0.1 and a random port."""
-    tmp = tmp_path_factory.mktemp("natsd")
-    binary = go_build("./clients/python/tests/testdata/natsd", tmp / "natsd")
-    proc = subprocess.Popen(
-        [str(binary), "--data-dir", str(tmp / "js")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+def natsd_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return go_build(
+        "./clients/python/tests/testdata/natsd", tmp_path_factory.mktemp("natsd") / "natsd"
     )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        if not url.startswith("nats://"):
-            pytest.fail(f"natsd did not start (printed {url!r})")
+
+
+@pytest.fixture(scope="session")
+def natsd_url(natsd_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with run_natsd(natsd_binary, tmp_path_factory.mktemp("js")) as url:
         yield url
-    finally:
-        # Closing stdin is natsd's signal to stop; the pid is ours.
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

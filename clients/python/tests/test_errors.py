@@ -4,6 +4,7 @@ import pytest
 
 from imbi_worker_client import (
     AckTimeoutError,
+    ConnectError,
     DeliveryPublishError,
     DeliveryResult,
     ImbiWorkerClientError,
@@ -104,3 +105,19 @@ def test_delivery_result_failed(error: Exception, retryable: bool) -> None:
     assert err.failed == (bad,) and len(err.results) == 3
     assert err.retryable is retryable
     assert str(err) == "delivery d: 1 of 3 rules not published (d.1)"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://user:secret@nats-1:4222", "nats://nats-1:4222"),
+        ("tls://tok@nats-1:4222", "tls://nats-1:4222"),
+        ("nats-1:4222", "nats-1:4222"),
+        ("nats://nats-1:4222", "nats://nats-1:4222"),
+    ],
+)
+def test_connect_error_never_shows_userinfo(url: str, shown: str) -> None:
+    err = ConnectError([url], "NoServersError")
+    assert err.servers == (shown,)
+    assert str(err) == f"cannot connect to NATS {shown}: NoServersError"
+    assert isinstance(err, ImbiWorkerClientError) and not isinstance(err, PublishError)

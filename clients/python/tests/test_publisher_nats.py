@@ -16,6 +16,7 @@ from imbi_worker_client import (
     AckTimeoutError,
     ActionPublisher,
     ActionRequest,
+    ConnectError,
     InvalidActionError,
     InvalidHandlerError,
     NoStreamError,
@@ -23,6 +24,7 @@ from imbi_worker_client import (
     PayloadTooLargeError,
     PublishRejectedError,
 )
+from support import run_natsd
 
 
 def args(inputs: dict[str, Any]) -> tuple[Any, ...]:
@@ -267,3 +269,30 @@ async def test_no_traceparent_without_span(work_stream: str, inputs) -> None:
     msg = await stored(work_stream, res.seq)
     assert "traceparent" not in (msg.headers or {})
     assert "traceparent" not in json.loads(msg.data)
+
+
+async def test_token_auth_is_passed_through(natsd_binary, tmp_path, inputs) -> None:
+    with run_natsd(natsd_binary, tmp_path, "--token", "t0k3n") as url:
+        nc = await nats.connect(url, token="t0k3n")
+        await nc.jetstream().add_stream(name="IMBI_ACTIONS", subjects=["imbi.actions.>"])
+        await nc.close()
+        async with await ActionPublisher.connect(
+            url, token="t0k3n", max_reconnect_attempts=1
+        ) as pub:
+            res = await pub.publish_action(*args(inputs), delivery_id="dlv-auth")
+        assert res.stream == "IMBI_ACTIONS" and not res.duplicate
+
+        with pytest.raises(ConnectError) as info:
+            await ActionPublisher.connect(url, token="wrong", max_reconnect_attempts=1)
+        assert info.value.servers == (url,)
+        assert "wrong" not in str(info.value) and "t0k3n" not in str(info.value)
+
+
+async def test_unreachable_server_is_connect_error() -> None:
+    with pytest.raises(ConnectError) as info:
+        await ActionPublisher.connect(
+            ["nats://gateway:pa55w0rd@127.0.0.1:1"], connect_timeout=0.5, max_reconnect_attempts=1
+        )
+    assert info.value.servers == ("nats://127.0.0.1:1",)
+    assert "pa55w0rd" not in str(info.value)
+    assert info.value.__cause__ is None

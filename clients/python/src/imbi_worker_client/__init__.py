@@ -25,6 +25,7 @@ from .envelope import (
 )
 from .errors import (
     AckTimeoutError,
+    ConnectError,
     DeliveryPublishError,
     ImbiWorkerClientError,
     InvalidActionError,
@@ -57,6 +58,7 @@ __all__ = [
     "AckTimeoutError",
     "ActionPublisher",
     "ActionRequest",
+    "ConnectError",
     "ContentMode",
     "DeliveryPublishError",
     "DeliveryResult",

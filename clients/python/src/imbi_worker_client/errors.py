@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "AckTimeoutError",
+    "ConnectError",
     "DeliveryPublishError",
     "ImbiWorkerClientError",
     "InvalidActionError",
@@ -37,6 +38,26 @@ __all__ = [
 
 class ImbiWorkerClientError(Exception):
     """Base of every error this package raises."""
+
+
+class ConnectError(ImbiWorkerClientError):
+    """No NATS server of the list accepted the connection (unreachable,
+    TLS or authorization failure). ``servers`` are the URLs without any
+    user:password part."""
+
+    def __init__(self, servers: Sequence[str], detail: str) -> None:
+        self.servers = tuple(_without_userinfo(s) for s in servers)
+        self.detail = detail
+        super().__init__(f"cannot connect to NATS {', '.join(self.servers)}: {detail}")
+
+
+def _without_userinfo(url: str) -> str:
+    """nats://user:secret@host:4222 -> nats://host:4222 (for error texts)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    host = rest.rpartition("@")[2]
+    return f"{scheme}{sep}{host}"
 
 
 class InvalidActionError(ImbiWorkerClientError, ValueError):

@@ -26,6 +26,7 @@ from .envelope import (
 )
 from .errors import (
     AckTimeoutError,
+    ConnectError,
     DeliveryPublishError,
     InvalidActionError,
     NoStreamError,
@@ -164,6 +165,10 @@ class ActionPublisher:
         passed to :func:`nats.connect` as is; so is any other keyword in
         ``nats_options`` (e.g. ``max_reconnect_attempts``,
         ``error_cb``).
+
+        :raises ConnectError: no server accepted the connection. (nats-py
+            keeps retrying an initial connect forever with
+            ``max_reconnect_attempts=0``; use a positive number.)
         """
         options: dict[str, Any] = {"name": name, "connect_timeout": connect_timeout}
         for key, value in (
@@ -178,7 +183,13 @@ class ActionPublisher:
             if value is not None:
                 options[key] = value
         options.update(nats_options)
-        nc = await nats.connect(servers, **options)
+        try:
+            nc = await nats.connect(servers, **options)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            # Not chained: a driver message may quote a URL with its
+            # user:password part.
+            urls = [servers] if isinstance(servers, str) else list(servers)
+            raise ConnectError(urls, type(exc).__name__) from None
         return cls(
             nc,
             subject_prefix=subject_prefix,

@@ -1,5 +1,5 @@
-// Command natsd runs the worker's embedded nats-server (JetStream on, loopback
-// only) for the Python client's publisher tests, without a worker consuming
+// Command natsd runs a nats-server with JetStream on 127.0.0.1 (random
+// port) for the Python client's publisher tests, without a worker consuming
 // the stream. It prints the client URL on one line, then serves until stdin
 // closes or it gets SIGTERM, so a test process that dies cannot leak it.
 //
@@ -14,20 +14,40 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
-	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 func main() {
 	dataDir := flag.String("data-dir", "", "JetStream store directory (required)")
+	token := flag.String("token", "", "require this client auth token (tests of the client's auth options)")
 	flag.Parse()
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: *dataDir, Host: "127.0.0.1"})
+	if *dataDir == "" {
+		fmt.Fprintln(os.Stderr, "natsd: --data-dir is required")
+		os.Exit(2)
+	}
+	srv, err := server.NewServer(&server.Options{
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		JetStream:     true,
+		StoreDir:      *dataDir,
+		NoSigs:        true,
+		NoLog:         true,
+		Authorization: *token,
+		MaxPayload:    8 << 20, // as the worker's embedded server
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "natsd:", err)
 		os.Exit(1)
 	}
-	defer srv.Shutdown()
-	fmt.Println(srv.URL())
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		fmt.Fprintln(os.Stderr, "natsd: not ready within 10s")
+		os.Exit(1)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	fmt.Println(srv.ClientURL())
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
