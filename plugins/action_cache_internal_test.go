@@ -96,3 +96,27 @@ func bytesOf(b byte, n int) []byte {
 	}
 	return out
 }
+
+// FuzzDecodeConfigCache: the verdict cache never changes an answer.
+// Every input is decoded by a descriptor whose cache has seen it (warm,
+// shared across inputs) and by a fresh one (cold); accept/reject and the
+// decoded value must agree, and a second warm call must agree too.
+func FuzzDecodeConfigCache(f *testing.F) {
+	for _, seed := range []string{
+		`{"label":"a"}`, `{"label":""}`, `{"label":"a","count":-1}`, `"{\"label\":\"a\"}"`, `null`, ``,
+		`{"label":"a","count":1.0}`, `{"label":"a"} `, ` {"label":"a"}`, `{"label":"a","label":""}`, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	warm, _ := NewAction("warm", "Warm", func(context.Context, ActionInput[cacheTestConfig]) error { return nil })
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cold, err := NewAction("cold", "Cold", func(context.Context, ActionInput[cacheTestConfig]) error { return nil })
+		require.NoError(t, err)
+		want, wantErr := cold.DecodeConfig(json.RawMessage(raw))
+		for i := range 2 {
+			got, gotErr := warm.DecodeConfig(json.RawMessage(raw))
+			require.Equal(t, wantErr == nil, gotErr == nil, "call %d on %q: cold %v, warm %v", i, raw, wantErr, gotErr)
+			require.Equal(t, want, got, "call %d on %q", i, raw)
+		}
+	})
+}
