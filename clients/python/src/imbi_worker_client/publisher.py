@@ -167,8 +167,9 @@ class ActionPublisher:
         ``error_cb``).
 
         :raises ConnectError: no server accepted the connection. (nats-py
-            keeps retrying an initial connect forever with
-            ``max_reconnect_attempts=0``; use a positive number.)
+            applies ``max_reconnect_attempts`` to the first connect too:
+            with -1 or 0 it retries forever, so bound it with
+            ``asyncio.wait_for`` or pass a positive number.)
         """
         options: dict[str, Any] = {"name": name, "connect_timeout": connect_timeout}
         for key, value in (
