@@ -120,3 +120,30 @@ func FuzzDecodeConfigCache(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeConfig: a rule's config seen before (cached verdict)
+// against one validated every time (cache emptied per call).
+func BenchmarkDecodeConfig(b *testing.B) {
+	d, err := NewAction("noop", "No-op", func(context.Context, ActionInput[cacheTestConfig]) error { return nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	impl := d.impl.(*typedAction[cacheTestConfig])
+	raw := json.RawMessage(`{"label":"bench","count":3}`)
+	for _, tc := range []struct {
+		name  string
+		reset bool
+	}{{"cached", false}, {"validated", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if tc.reset {
+					impl.valid = validConfigs{}
+				}
+				if _, err := d.DecodeConfig(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
