@@ -7,7 +7,8 @@ import (
 )
 
 // Rotation re-encrypts every stored secret under the keyring's first key:
-// Plugin.plugin_configuration and ServiceApplication.client_secret. It is
+// Plugin.plugin_configuration and the ServiceApplication secrets
+// (client_secret, webhook_secret, private_key, signing_secret). It is
 // idempotent (values already under the first key are skipped) and
 // resumable (a rerun after a crash only touches what is left), and each
 // write is a compare-and-set on the old token, so a concurrent `patch` is
@@ -38,29 +39,32 @@ type rotateTarget struct {
 	read, write     string
 }
 
+// newRotateTarget builds the paged read and the compare-and-set write of
+// one property. Only the constants of rotateTargets reach it.
+func newRotateTarget(label, property string) rotateTarget {
+	return rotateTarget{
+		label: label, property: property,
+		read: fmt.Sprintf(`MATCH (n:%[1]s) WHERE elementId(n) > $after
+  AND n.%[2]s IS NOT NULL AND n.%[2]s <> ''
+RETURN elementId(n) AS eid, n.%[2]s AS token
+ORDER BY eid LIMIT $limit`, label, property),
+		write: fmt.Sprintf(`UNWIND $rows AS row
+MATCH (n:%[1]s) WHERE elementId(n) = row.eid AND n.%[2]s = row.old
+SET n.%[2]s = row.new
+RETURN count(n) AS written`, label, property),
+	}
+}
+
+// rotateTargets are every property Imbi Fernet-encrypts with the auth key:
+// the plugin configuration blob, and each ServiceApplication secret the
+// API encrypts (plugins-spec §10.1). Leaving one behind would make it
+// unreadable once the old key is retired.
 var rotateTargets = []rotateTarget{
-	{
-		label: "Plugin", property: "plugin_configuration",
-		read: `MATCH (n:Plugin) WHERE elementId(n) > $after
-  AND n.plugin_configuration IS NOT NULL AND n.plugin_configuration <> ''
-RETURN elementId(n) AS eid, n.plugin_configuration AS token
-ORDER BY eid LIMIT $limit`,
-		write: `UNWIND $rows AS row
-MATCH (n:Plugin) WHERE elementId(n) = row.eid AND n.plugin_configuration = row.old
-SET n.plugin_configuration = row.new
-RETURN count(n) AS written`,
-	},
-	{
-		label: "ServiceApplication", property: "client_secret",
-		read: `MATCH (n:ServiceApplication) WHERE elementId(n) > $after
-  AND n.client_secret IS NOT NULL AND n.client_secret <> ''
-RETURN elementId(n) AS eid, n.client_secret AS token
-ORDER BY eid LIMIT $limit`,
-		write: `UNWIND $rows AS row
-MATCH (n:ServiceApplication) WHERE elementId(n) = row.eid AND n.client_secret = row.old
-SET n.client_secret = row.new
-RETURN count(n) AS written`,
-	},
+	newRotateTarget("Plugin", "plugin_configuration"),
+	newRotateTarget("ServiceApplication", "client_secret"),
+	newRotateTarget("ServiceApplication", "webhook_secret"),
+	newRotateTarget("ServiceApplication", "private_key"),
+	newRotateTarget("ServiceApplication", "signing_secret"),
 }
 
 // Rotate re-encrypts every secret under kr's first key, batch by batch.

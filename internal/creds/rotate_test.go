@@ -44,10 +44,16 @@ func TestRotateReencryptsUnderFirstKey(t *testing.T) {
 	withApp := newID(t)
 	e.plugin(withApp, nil)
 	e.app(withApp, "cid", enc(oldRing, "app-secret"))
+	// The API's other ServiceApplication secrets are rotated too.
+	otherSecrets := map[string]string{"webhook_secret": "wh", "private_key": "pk", "signing_secret": "ss"}
+	for prop, plain := range otherSecrets {
+		e.exec(`MATCH (:Plugin {id: $id})-[:USES_APPLICATION]->(a:ServiceApplication) SET a[$prop] = $tok`,
+			map[string]any{"id": withApp, "prop": prop, "tok": enc(oldRing, plain)})
+	}
 
 	stats, err := e.store.Rotate(ctx, both, 2) // tiny batches exercise paging
 	require.NoError(t, err)
-	require.Len(t, stats, 2)
+	require.Len(t, stats, len(rotateTargets))
 	require.Equal(t, "Plugin", stats[0].Label)
 	require.GreaterOrEqual(t, stats[0].Rotated, 6)
 	require.GreaterOrEqual(t, stats[0].Current, 1)
@@ -73,6 +79,16 @@ func TestRotateReencryptsUnderFirstKey(t *testing.T) {
 	app, err := newOnly.PluginCredentials(ctx, withApp, manifest(plugins.AuthOAuth2))
 	require.NoError(t, err)
 	require.Equal(t, "app-secret", app["client_secret"])
+	for prop, plain := range otherSecrets {
+		recs := e.exec(`MATCH (:Plugin {id: $id})-[:USES_APPLICATION]->(a:ServiceApplication) RETURN a[$prop] AS tok`,
+			map[string]any{"id": withApp, "prop": prop})
+		require.Len(t, recs, 1)
+		tok, _ := recs[0].Get("tok")
+		got, ok, err := newRing.Decrypt(tok.(string))
+		require.NoError(t, err)
+		require.True(t, ok, prop)
+		require.Equal(t, plain, got, prop)
+	}
 
 	// Idempotent: a rerun rewrites none of ours.
 	before := e.storedBlob(oldPlugins[1])
