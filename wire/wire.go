@@ -61,6 +61,12 @@ const (
 	DLQErrorMaxBytes   = 1024
 )
 
+// DLQRedacted is set on a dead letter whose body is not byte for byte the
+// original: it lists (comma-separated JSON paths from the body's root) the
+// sensitive webhook header values the worker replaced by "[redacted]"
+// (wire-contract §5, decision 0006).
+const DLQRedacted = "Imbi-Dlq-Redacted"
+
 // Reason is a dead-letter reason code (wire-contract §4).
 type Reason string
 

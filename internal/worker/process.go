@@ -258,7 +258,9 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason, lastReason
 }
 
 // deadLetterMsg builds the dead letter (wire-contract §5): original body
-// byte for byte, original headers (sensitive values redacted) plus ours.
+// byte for byte unless a sensitive webhook header in it had to be
+// redacted (decision 0006), original headers (sensitive values redacted)
+// plus ours.
 func (w *Worker) deadLetterMsg(d *delivery, reason, lastReason wire.Reason, errText string, now time.Time) *nats.Msg {
 	out := nats.NewMsg(w.dlqSubject(d, reason))
 	for k, vals := range d.msg.Headers() {
@@ -278,7 +280,11 @@ func (w *Worker) deadLetterMsg(d *delivery, reason, lastReason wire.Reason, errT
 		}
 		out.Header[k] = append([]string(nil), vals...)
 	}
-	out.Data = d.msg.Data()
+	var redacted []string
+	out.Data, redacted = redactDeadLetterBody(d.ev, d.msg.Data()) // deadletter_redact.go
+	if len(redacted) > 0 {
+		out.Header.Set(wire.DLQRedacted, strings.Join(redacted, ","))
+	}
 	out.Header.Set(wire.DLQReason, string(reason))
 	if lastReason != "" {
 		out.Header.Set(wire.DLQLastReason, string(lastReason))
