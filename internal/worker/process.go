@@ -41,6 +41,9 @@ type delivery struct {
 	span     trace.Span
 	base     *slog.Logger
 	log      *slog.Logger // built on first use: most messages log nothing
+	// handedOff: the done-marker writer owns the rest of the settle (the
+	// ack and the span's end) once the marker is acknowledged.
+	handedOff bool
 }
 
 // logger carries the message's identity on every line (ce_id, handler,
@@ -91,7 +94,11 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 			attribute.String("handler", d.handler),
 		)
 	}
-	defer d.span.End()
+	defer func() {
+		if !d.handedOff {
+			d.span.End()
+		}
+	}()
 	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
 	if decodeErr != nil {
 		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
@@ -173,17 +180,10 @@ func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Messag
 func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 	switch res.Class {
 	case dispatch.Success:
-		if w.done != nil {
-			if _, err := w.done.Put(ctx, doneKey(d.ceID), []byte(w.cfg.WorkerID)); err != nil {
-				// The action ran; acking without the marker only loses the
-				// guard against a later redelivery, re-running it is worse.
-				d.logger().Warn("done-marker write failed", "error", err)
-			}
+		if w.done != nil && w.writeDone(ctx, d) {
+			return // acked by the done-marker writer once the marker is stored
 		}
-		if w.cfg.hooks.afterDone != nil && w.cfg.hooks.afterDone(d.ceID) {
-			return
-		}
-		w.ack(ctx, d, outcomeAck)
+		w.ackSuccess(ctx, d)
 	case dispatch.Retryable:
 		if w.draining.Load() && errors.Is(res.Err, context.Canceled) {
 			// Cut off by shutdown: hand it to another replica at once.
@@ -200,6 +200,15 @@ func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 	default:
 		w.deadLetter(ctx, d, res.Reason, "", res.ErrorText)
 	}
+}
+
+// ackSuccess acks a message whose action succeeded (and whose
+// done-marker, with idempotency on, was acknowledged or failed).
+func (w *Worker) ackSuccess(ctx context.Context, d *delivery) {
+	if w.cfg.hooks.afterDone != nil && w.cfg.hooks.afterDone(d.ceID) {
+		return
+	}
+	w.ack(ctx, d, outcomeAck)
 }
 
 func (w *Worker) ack(ctx context.Context, d *delivery, outcome string) {

@@ -47,7 +47,25 @@ type Worker struct {
 
 	bound    atomic.Bool
 	draining atomic.Bool
+
+	// With idempotency on: messages waiting for their done-marker's
+	// acknowledgement (donewriter.go), and the marker value.
+	doneQ    chan pendingDone
+	workerID []byte
 }
+
+// The pull subscription's request expiry and idle heartbeat. nats.go's
+// defaults (30 s, heartbeat 15 s) let a lost pull request stall the worker
+// for 30 s: the client still counts the request as open while the server
+// holds no waiting pull, so nothing is delivered until two heartbeats are
+// missed. The benchmark's latency phase hit that (the last 1,276 messages
+// of one run waited 30 s, docs/performance.md). With 5 s / 2 s such a
+// stall ends after 4 s; the cost is one pull request per 5 s and one
+// heartbeat per 2 s while idle.
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
 
 // New builds a worker on a connected NATS connection. The streams,
 // bucket and consumer must exist (streams.Apply).
@@ -75,7 +93,8 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 	if disp.Tracer == nil {
 		disp.Tracer = tracer
 	}
-	return &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger}, nil
+	return &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
+		workerID: []byte(cfg.WorkerID)}, nil
 }
 
 // Ready reports whether the worker can take messages: connected, the
@@ -127,7 +146,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer func() { _ = adv.Unsubscribe() }()
 
-	iter, err := w.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch))
+	iter, err := w.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("worker: pull subscription: %w", err)
 	}
@@ -152,6 +172,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	// their stacks stay grown (decoding grows them; a goroutine per message
 	// paid for that every time) and the loop pulls no further ahead than
 	// the subscription's prefetch plus the one message it is handing over.
+	var writerDone chan struct{}
+	if w.done != nil {
+		// Room for one message per slot: a slot blocks only when the
+		// writer is a whole round of markers behind.
+		w.doneQ = make(chan pendingDone, w.cfg.Concurrency)
+		writerDone = make(chan struct{})
+		go func() { defer close(writerDone); w.runDoneWriter(w.doneQ) }()
+	}
 	work := make(chan jetstream.Msg)
 	var inflight sync.WaitGroup
 	for range w.cfg.Concurrency {
@@ -205,6 +233,22 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-allDone:
 		case <-time.After(5 * time.Second):
 			w.log.Error("actions still running after cancellation; exiting anyway")
+		}
+	}
+	if writerDone != nil {
+		select {
+		case <-allDone:
+			// No slot can queue a marker any more: ack what is queued.
+			close(w.doneQ)
+			select {
+			case <-writerDone:
+			case <-time.After(doneWriteTimeout + time.Second):
+				w.log.Error("done-marker writer still waiting; exiting anyway")
+			}
+		default:
+			// Slots still running may yet queue: leave the queue open. Its
+			// messages are redelivered and acked as duplicates (their
+			// markers are stored) or run again (not stored).
 		}
 	}
 	w.log.Info("worker stopped")
