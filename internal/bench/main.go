@@ -53,6 +53,7 @@ type options struct {
 	gcPercent   int
 	latencyDump string
 	latencyRate float64
+	verbose     bool
 	phases      string
 	// child mode: run only the worker against url (the worker-RSS phase).
 	childURL string
@@ -68,6 +69,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker phases (worker runs only, not their preload)")
 	flag.IntVar(&o.gcPercent, "gc-percent", worker.DefaultGCPercent, "GOGC of the whole benchmark process, as `imbi-worker run` sets it (ignored when GOGC is set)")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "publish rate of the latency phase (0: half the measured maximum)")
+	flag.BoolVar(&o.verbose, "v", false, "print the workers' warnings and connection errors to stderr")
 	flag.StringVar(&o.latencyDump, "latency-dump", "", "write each latency sample (send time, latency) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the worker phases")
 	flag.StringVar(&o.phases, "phases", "raw,off,on,latency,rss", "phases to run")
@@ -112,6 +114,7 @@ type env struct {
 	srv *streams.Embedded
 	nc  *nats.Conn
 	js  jetstream.JetStream
+	verbose bool
 	// cpuProfile, when set, is where each worker phase writes a CPU
 	// profile of its run only (preloading is the benchmark's cost, not the
 	// worker's): <path> with the phase name before the extension.
@@ -170,6 +173,7 @@ func run(o options, gc string) error {
 		o.n, o.size, o.concurrency, runtime.GOMAXPROCS(0), runtime.Version(), gc)
 
 	e.cpuProfile = o.cpuProfile
+	e.verbose = o.verbose
 
 	rates := map[string]float64{}
 	phase := func(name string) bool { return slices.Contains(strings.Split(o.phases, ","), name) }
@@ -460,7 +464,9 @@ func (e *env) waitEmpty(ctx context.Context, stream string) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
+	nextReport := start.Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		info, err := s.Info(ctx)
 		if err != nil {
@@ -468,6 +474,16 @@ func (e *env) waitEmpty(ctx context.Context, stream string) error {
 		}
 		if info.State.Msgs == 0 {
 			return nil
+		}
+		if e.verbose && time.Now().After(nextReport) {
+			// A stall: show where the messages are (never delivered, or
+			// delivered and unacknowledged) and whether pulls are waiting.
+			nextReport = time.Now().Add(2 * time.Second)
+			for name := range s.ListConsumers(ctx).Info() {
+				fmt.Fprintf(os.Stderr, "stall %s after %s: stream msgs %d, consumer %s pending %d ack-pending %d redelivered %d waiting pulls %d delivered %d ack floor %d\n",
+					stream, time.Since(start).Round(time.Millisecond), info.State.Msgs, name.Name, name.NumPending, name.NumAckPending,
+					name.NumRedelivered, name.NumWaiting, name.Delivered.Consumer, name.AckFloor.Consumer)
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -477,7 +493,11 @@ func (e *env) waitEmpty(ctx context.Context, stream string) error {
 // newWorker builds a worker on its own connection (as a separate process
 // would have); the returned close func closes it.
 func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event)) (*worker.Worker, func(), error) {
-	wnc, err := nats.Connect(e.srv.URL())
+	wnc, err := nats.Connect(e.srv.URL(), nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if o.verbose {
+			fmt.Fprintf(os.Stderr, "worker connection: %v\n", err)
+		}
+	}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -499,7 +519,7 @@ func (e *env) buildWorker(nc *nats.Conn, o options, sc streams.Config, started f
 	}
 	return worker.New(nc, &dispatch.Dispatcher{Registry: reg}, worker.Config{
 		Streams: sc, Concurrency: o.concurrency, Prefetch: o.prefetch, Idempotency: sc.Idempotency,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: benchLogger(o),
 	})
 }
 
@@ -625,6 +645,14 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	return pct(0.50), pct(0.99), total, nil
+}
+
+// benchLogger discards the workers' logs unless -v (warnings to stderr).
+func benchLogger(o options) *slog.Logger {
+	if o.verbose {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // cpuTime is the process's user+system CPU time so far.
