@@ -78,6 +78,11 @@ type Result struct {
 	TimedOut bool
 	// Abandoned: the action ignored its deadline and was left running.
 	Abandoned bool
+	// CredentialStoreUnavailable: the credential store could not be
+	// reached (reason unavailable from loading credentials, not from the
+	// action), so every message needing it would fail the same way; the
+	// worker stops pulling until the store answers (its breaker).
+	CredentialStoreUnavailable bool
 }
 
 // Registry is the part of the plugin registry dispatch reads.
@@ -148,6 +153,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result
 		creds, err = d.loadCredentials(cctx, msg, entry)
 		if err != nil {
 			res = d.classify(handler, err, nil)
+			res.CredentialStoreUnavailable = res.Reason == wire.ReasonUnavailable
 			endSpan(span, res, false)
 			return res
 		}

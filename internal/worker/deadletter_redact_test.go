@@ -28,10 +28,10 @@ func TestRedactDeadLetterBody(t *testing.T) {
 		wantPaths []string
 	}{
 		{
-			name: "structured leak: only the values change, every other byte kept",
-			ev:   structured,
-			body: `{"id":"x","n":1.50e2, "data": {"event" : {"metadata":{"headers":{"X-GitHub-Event":"push","Authorization": "Bearer s3cret","cookie":"a=b"}}}},"z":[1]}`,
-			want: `{"id":"x","n":1.50e2, "data": {"event" : {"metadata":{"headers":{"X-GitHub-Event":"push","Authorization": "[redacted]","cookie":"[redacted]"}}}},"z":[1]}`,
+			name:      "structured leak: only the values change, every other byte kept",
+			ev:        structured,
+			body:      `{"id":"x","n":1.50e2, "data": {"event" : {"metadata":{"headers":{"X-GitHub-Event":"push","Authorization": "Bearer s3cret","cookie":"a=b"}}}},"z":[1]}`,
+			want:      `{"id":"x","n":1.50e2, "data": {"event" : {"metadata":{"headers":{"X-GitHub-Event":"push","Authorization": "[redacted]","cookie":"[redacted]"}}}},"z":[1]}`,
 			wantPaths: []string{"data.event.metadata.headers.Authorization", "data.event.metadata.headers.cookie"},
 		},
 		{

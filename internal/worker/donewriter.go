@@ -8,9 +8,10 @@ import (
 )
 
 // Done-markers are written asynchronously (wire-contract §6 is kept: the
-// message is acked only after the server acknowledged its marker, or the
-// write failed — decision 0005 §6). A synchronous KV put held the slot for
-// a whole JetStream round trip after the action had finished; now the
+// message is acked only after the server acknowledged its marker; a
+// failed write is retried first, donemarker_retry.go). A synchronous KV
+// put held the slot for a whole JetStream round trip after the action had
+// finished; now the
 // slot takes its next message while one goroutine, the done-marker
 // writer, waits for the markers' acknowledgements in publish order and
 // acks each message after its own.
@@ -35,16 +36,17 @@ func (w *Worker) doneSubject(key string) string {
 }
 
 // writeDone publishes the message's done-marker and hands the message to
-// the done-marker writer. It returns false when the publish failed at
-// once; the caller then acks (the action ran: re-running it is worse than
-// losing the guard).
+// the done-marker writer. When the publish fails at once the marker
+// retrier takes the message over (donemarker_retry.go: never ack without
+// the marker). It always returns true: the ack is no longer the caller's.
 func (w *Worker) writeDone(ctx context.Context, d *delivery) bool {
 	f, err := w.js.PublishAsync(w.doneSubject(doneKey(d.ceID)), w.workerID)
-	if err != nil {
-		d.logger().Warn("done-marker write failed", "error", err)
-		return false
-	}
 	d.handedOff = true
+	if err != nil {
+		d.logger().Warn("done-marker write failed; retrying before the ack", "error", err)
+		w.markers.retry(ctx, d, err)
+		return true
+	}
 	w.doneQ <- pendingDone{ctx: ctx, d: d, future: f, deadline: time.Now().Add(doneWriteTimeout)}
 	return true
 }
@@ -59,9 +61,14 @@ func (w *Worker) runDoneWriter(q <-chan pendingDone) {
 		select {
 		case <-p.future.Ok():
 		case err := <-p.future.Err():
-			p.d.logger().Warn("done-marker write failed", "error", err)
+			p.d.logger().Warn("done-marker write failed; retrying before the ack", "error", err)
+			timer.Stop()
+			w.markers.retry(p.ctx, p.d, err) // acks once the marker is stored
+			continue
 		case <-timer.C:
-			p.d.logger().Warn("done-marker write not acknowledged in time", "timeout", doneWriteTimeout)
+			p.d.logger().Warn("done-marker write not acknowledged in time; retrying before the ack", "timeout", doneWriteTimeout)
+			w.markers.retry(p.ctx, p.d, errDoneWriteUnacknowledged)
+			continue
 		}
 		timer.Stop()
 		w.ackSuccess(p.ctx, p.d)

@@ -185,6 +185,9 @@ func (w *Worker) settle(ctx context.Context, d *delivery, res dispatch.Result) {
 		}
 		w.ackSuccess(ctx, d)
 	case dispatch.Retryable:
+		if res.CredentialStoreUnavailable {
+			w.breaker.trip(res.ErrorText) // stop pulling until the store answers (breaker.go)
+		}
 		if w.draining.Load() && errors.Is(res.Err, context.Canceled) {
 			// Cut off by shutdown: hand it to another replica at once.
 			_ = d.msg.Nak()
