@@ -52,6 +52,12 @@ type Worker struct {
 	// acknowledgement (donewriter.go), and the marker value.
 	doneQ    chan pendingDone
 	workerID []byte
+	// markers re-writes failed done-markers before the ack
+	// (donemarker_retry.go).
+	markers *markerRetrier
+	// breaker pauses intake while the credential store is unreachable
+	// (breaker.go).
+	breaker *credsBreaker
 }
 
 // The pull subscription's request expiry and idle heartbeat. nats.go's
@@ -104,7 +110,7 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 		disp.Tracer = tracer
 	}
 	return &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
-		workerID: []byte(cfg.WorkerID)}, nil
+		workerID: []byte(cfg.WorkerID), breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}, nil
 }
 
 // Ready reports whether the worker can take messages: connected, the
@@ -117,6 +123,8 @@ func (w *Worker) Ready() error {
 		return ErrNotConnected
 	case !w.bound.Load():
 		return ErrNotBound
+	case w.breaker.open():
+		return ErrCredentialStoreUnavailable
 	}
 	return nil
 }
@@ -156,7 +164,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer func() { _ = adv.Unsubscribe() }()
 
-	iter, err := w.consumer.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch),
+	iter, err := w.newPausingIter(jetstream.PullMaxMessages(w.cfg.Prefetch), // breaker.go
 		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
 	if err != nil {
@@ -188,6 +196,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		// Room for one message per slot: a slot blocks only when the
 		// writer is a whole round of markers behind.
 		w.doneQ = make(chan pendingDone, w.cfg.Concurrency)
+		w.markers = newMarkerRetrier(w, w.cfg.Concurrency)
 		writerDone = make(chan struct{})
 		go func() { defer close(writerDone); w.runDoneWriter(w.doneQ) }()
 	}
@@ -261,6 +270,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			// messages are redelivered and acked as duplicates (their
 			// markers are stored) or run again (not stored).
 		}
+	}
+	if w.markers != nil {
+		// Markers still being retried get a last chance; what is left
+		// stays unacked and is redelivered (donemarker_retry.go).
+		w.markers.stop(min(w.cfg.ShutdownGrace, doneWriteTimeout))
 	}
 	w.log.Info("worker stopped")
 	return nil
