@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -351,13 +350,10 @@ func (w *Worker) parentContext(ctx context.Context, ev *envelope.Message, msg je
 	return propagation.TraceContext{}.Extract(ctx, carrier)
 }
 
-// kvKeyPattern is what a JetStream KV key may look like.
-var kvKeyPattern = regexp.MustCompile(`^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$`)
-
 // doneKey is the done-marker key of a CloudEvent id: the id itself when
 // it is a valid KV key (readable), else a hash of it.
 func doneKey(ceID string) string {
-	if len(ceID) <= 200 && kvKeyPattern.MatchString(ceID) {
+	if len(ceID) <= 200 && isKVKey(ceID) {
 		return ceID
 	}
 	return "sha256." + sha256Hex(ceID)
