@@ -111,9 +111,9 @@ func (p *noop) Actions() ([]plugins.ActionDescriptor, error) {
 }
 
 type env struct {
-	srv *streams.Embedded
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	srv     *streams.Embedded
+	nc      *nats.Conn
+	js      jetstream.JetStream
 	verbose bool
 	// cpuProfile, when set, is where each worker phase writes a CPU
 	// profile of its run only (preloading is the benchmark's cost, not the
