@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -57,6 +58,8 @@ type options struct {
 	phases      string
 	// child mode: run only the worker against url (the worker-RSS phase).
 	childURL string
+	// child mode: the worker of the own-process latency phase.
+	childLatencyURL string
 }
 
 func main() {
@@ -73,12 +76,20 @@ func main() {
 	flag.StringVar(&o.latencyDump, "latency-dump", "", "write each latency sample (send time, latency) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the worker phases")
 	flag.StringVar(&o.phases, "phases", "raw,off,on,latency,rss", "phases to run")
+	flag.StringVar(&o.childLatencyURL, "child-latency", "", "internal: run the worker of the own-process latency phase against this URL")
 	flag.StringVar(&o.childURL, "child-worker", "", "internal: run the worker of the rss phase against this URL")
 	flag.Parse()
 	// Applied to the whole process (server, raw phase and workers alike),
 	// so the ratio compares like with like; the child worker of the rss
 	// phase gets it as a deployed worker would.
 	gc := worker.TuneGC(o.gcPercent, 0, os.Getenv)
+	if o.childLatencyURL != "" {
+		if err := childLatency(o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench latency child:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.childURL != "" {
 		if err := childWorker(o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench child:", err)
@@ -224,6 +235,12 @@ func run(o options, gc string) error {
 		}
 		fmt.Printf("latency at %.0f msgs/s (half of max, idempotency on, %d msgs): p50 %s  p99 %s\n",
 			target, sent, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+		p50, p99, sent, err = e.latencyOwnProcess(o, target)
+		if err != nil {
+			return fmt.Errorf("latency, worker in its own process: %w", err)
+		}
+		fmt.Printf("  same, worker in its own process (%d msgs): p50 %s  p99 %s\n",
+			sent, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 	}
 	if phase("rss") {
 		rss, err := e.workerRSS(o)
@@ -593,34 +610,10 @@ func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int
 	go func() { errc <- w.Run(ctx) }()
 	time.Sleep(200 * time.Millisecond)
 
-	// A separate connection for the publisher, as the gateway would be.
-	pnc, err := nats.Connect(e.srv.URL())
+	total, err := e.publishAt(o, sc, rate)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	defer pnc.Close()
-	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	interval := time.Duration(float64(time.Second) / rate)
-	total := int(rate * o.latencyDur.Seconds())
-	bodies := newBodyTemplate(o.size)
-	start := time.Now()
-	for i := range total {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		id := "lat-" + strconv.Itoa(i)
-		m := nats.NewMsg(sc.SubjectPrefix + ".bench.noop")
-		m.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
-		m.Header.Set(wire.HeaderMsgID, id)
-		m.Data = bodies.build(id, time.Now().UnixNano())
-		if _, err := pjs.PublishMsgAsync(m); err != nil {
-			return 0, 0, 0, err
-		}
-	}
-	<-pjs.PublishAsyncComplete()
 	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
 		return 0, 0, 0, err
 	}
@@ -653,6 +646,141 @@ func benchLogger(o options) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// publishAt publishes o.latencyDur worth of events at rate from a
+// separate connection (as the gateway would) and waits for their
+// acknowledgements; each body carries its send time.
+func (e *env) publishAt(o options, sc streams.Config, rate float64) (int, error) {
+	pnc, err := nats.Connect(e.srv.URL())
+	if err != nil {
+		return 0, err
+	}
+	defer pnc.Close()
+	pjs, err := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return 0, err
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int(rate * o.latencyDur.Seconds())
+	bodies := newBodyTemplate(o.size)
+	start := time.Now()
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		id := "lat-" + strconv.Itoa(i)
+		m := nats.NewMsg(sc.SubjectPrefix + ".bench.noop")
+		m.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
+		m.Header.Set(wire.HeaderMsgID, id)
+		m.Data = bodies.build(id, time.Now().UnixNano())
+		if _, err := pjs.PublishMsgAsync(m); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-pjs.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		return 0, fmt.Errorf("publishes not acknowledged")
+	}
+	return total, nil
+}
+
+// latencyOwnProcess is the latency phase with the worker in a child
+// process, as deployed: its garbage collector and scheduler no longer
+// share the benchmark process with the embedded server (whose heap, with
+// the earlier phases' streams, is ten times the worker's) and the
+// publisher. Same server, same rate, same publisher.
+func (e *env) latencyOwnProcess(o options, rate float64) (p50, p99 time.Duration, sent int, err error) {
+	ctx := context.Background()
+	sc := benchStreams("latchild", true)
+	if err := e.provision(ctx, sc); err != nil {
+		return 0, 0, 0, err
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], "-child-latency", e.srv.URL(), "-concurrency", strconv.Itoa(o.concurrency),
+		"-prefetch", strconv.Itoa(o.prefetch), "-gc-percent", strconv.Itoa(o.gcPercent))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "ready" {
+		return 0, 0, 0, fmt.Errorf("child worker did not start: %q", out.Text())
+	}
+	if sent, err = e.publishAt(o, sc, rate); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
+		return 0, 0, 0, err
+	}
+	_ = stdin.Close() // tells the child to stop and report
+	if !out.Scan() {
+		return 0, 0, 0, fmt.Errorf("child worker reported nothing")
+	}
+	var n int
+	var p50ns, p99ns int64
+	if _, err := fmt.Sscanf(out.Text(), "n=%d p50_ns=%d p99_ns=%d", &n, &p50ns, &p99ns); err != nil {
+		return 0, 0, 0, fmt.Errorf("child report %q: %w", out.Text(), err)
+	}
+	if n != sent {
+		return 0, 0, 0, fmt.Errorf("child ran %d actions, want %d", n, sent)
+	}
+	return time.Duration(p50ns), time.Duration(p99ns), sent, nil
+}
+
+// childLatency is the worker process of latencyOwnProcess: it prints
+// "ready" once consuming, records publish→action-start per message until
+// stdin closes, then prints the count and percentiles.
+func childLatency(o options) error {
+	nc, err := nats.Connect(o.childLatencyURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	var mu sync.Mutex
+	var lat []time.Duration
+	e := &env{nc: nc}
+	w, err := e.buildWorker(nc, o, benchStreams("latchild", true), func(ev plugins.Event) {
+		now := time.Now().UnixNano()
+		s, _ := ev.Payload["sent"].(string)
+		ns, _ := strconv.ParseInt(s, 10, 64)
+		mu.Lock()
+		lat = append(lat, time.Duration(now-ns))
+		mu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	for w.Ready() != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it
+	cancel()
+	if err := <-errc; err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		return fmt.Errorf("no samples")
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	fmt.Printf("n=%d p50_ns=%d p99_ns=%d\n", len(lat), pct(0.50).Nanoseconds(), pct(0.99).Nanoseconds())
+	return nil
 }
 
 // cpuTime is the process's user+system CPU time so far.
