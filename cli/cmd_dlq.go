@@ -152,6 +152,23 @@ func (o *dlqOptions) open(ctx context.Context) (*dlq.Store, func(), error) {
 	return store, sess.Close, nil
 }
 
+// withFiltered builds the filter from the command's flags, opens the
+// dead-letter store, runs fn and closes the store: the common start of
+// list, stats, replay and purge.
+func (o *dlqOptions) withFiltered(cmd *cobra.Command, f *dlqFilterFlags, fn func(ctx context.Context, store *dlq.Store, filter dlq.Filter) error) error {
+	filter, err := f.build(cmd, time.Now())
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	store, closeFn, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return fn(ctx, store, filter)
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -165,27 +182,19 @@ func newDLQListCmd(o *dlqOptions) *cobra.Command {
 		Short: "List dead letters, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(cmd, time.Now())
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			store, closeFn, err := o.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			letters, err := store.List(ctx, filter)
-			if err != nil {
-				return err
-			}
-			if o.jsonOut {
-				if letters == nil {
-					letters = []dlq.Letter{}
+			return o.withFiltered(cmd, &f, func(ctx context.Context, store *dlq.Store, filter dlq.Filter) error {
+				letters, err := store.List(ctx, filter)
+				if err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), letters)
-			}
-			return printLetterTable(cmd.OutOrStdout(), letters)
+				if o.jsonOut {
+					if letters == nil {
+						letters = []dlq.Letter{}
+					}
+					return writeJSON(cmd.OutOrStdout(), letters)
+				}
+				return printLetterTable(cmd.OutOrStdout(), letters)
+			})
 		},
 	}
 	f.register(cmd, false)
@@ -332,24 +341,16 @@ func newDLQStatsCmd(o *dlqOptions) *cobra.Command {
 		Short: "Count dead letters by reason and by handler",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(cmd, time.Now())
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			store, closeFn, err := o.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			st, err := store.Stats(ctx, filter)
-			if err != nil {
-				return err
-			}
-			if o.jsonOut {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
-			return printStats(cmd.OutOrStdout(), st)
+			return o.withFiltered(cmd, &f, func(ctx context.Context, store *dlq.Store, filter dlq.Filter) error {
+				st, err := store.Stats(ctx, filter)
+				if err != nil {
+					return err
+				}
+				if o.jsonOut {
+					return writeJSON(cmd.OutOrStdout(), st)
+				}
+				return printStats(cmd.OutOrStdout(), st)
+			})
 		},
 	}
 	f.register(cmd, false)
@@ -402,33 +403,25 @@ docs/dead-letters.md), or the letters will come straight back.`,
 			if rate < 0 {
 				return fmt.Errorf("--rate must not be negative")
 			}
-			filter, err := f.build(cmd, time.Now())
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			store, closeFn, err := o.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			bar := newProgressBar(cmd.ErrOrStderr(), "replay")
-			sum, err := store.ReplayAll(ctx, filter, dlq.ReplayOptions{DryRun: dryRun, Rate: rate, KeepGoing: keepGoing, Progress: bar.update})
-			bar.done()
-			if o.jsonOut {
-				if jerr := writeJSON(cmd.OutOrStdout(), sum); jerr != nil {
-					return jerr
+			return o.withFiltered(cmd, &f, func(ctx context.Context, store *dlq.Store, filter dlq.Filter) error {
+				bar := newProgressBar(cmd.ErrOrStderr(), "replay")
+				sum, err := store.ReplayAll(ctx, filter, dlq.ReplayOptions{DryRun: dryRun, Rate: rate, KeepGoing: keepGoing, Progress: bar.update})
+				bar.done()
+				if o.jsonOut {
+					if jerr := writeJSON(cmd.OutOrStdout(), sum); jerr != nil {
+						return jerr
+					}
+				} else {
+					printReplaySummary(cmd.OutOrStdout(), sum)
 				}
-			} else {
-				printReplaySummary(cmd.OutOrStdout(), sum)
-			}
-			if err != nil {
-				return err
-			}
-			if sum.Failed > 0 {
-				return fmt.Errorf("%d of %d replays failed", sum.Failed, sum.Matched)
-			}
-			return nil
+				if err != nil {
+					return err
+				}
+				if sum.Failed > 0 {
+					return fmt.Errorf("%d of %d replays failed", sum.Failed, sum.Matched)
+				}
+				return nil
+			})
 		},
 	}
 	f.register(cmd, true)
@@ -465,32 +458,24 @@ func newDLQPurgeCmd(o *dlqOptions) *cobra.Command {
   imbi-worker dlq purge --all --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(cmd, time.Now())
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			store, closeFn, err := o.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if !yes {
-				st, err := store.Stats(ctx, filter)
-				if err != nil {
-					return err
+			return o.withFiltered(cmd, &f, func(ctx context.Context, store *dlq.Store, filter dlq.Filter) error {
+				if !yes {
+					st, err := store.Stats(ctx, filter)
+					if err != nil {
+						return err
+					}
+					return fmt.Errorf("would delete %d dead letter(s); nothing deleted: rerun with --yes", st.Total)
 				}
-				return fmt.Errorf("would delete %d dead letter(s); nothing deleted: rerun with --yes", st.Total)
-			}
-			n, err := store.Purge(ctx, filter)
-			if o.jsonOut {
-				if jerr := writeJSON(cmd.OutOrStdout(), map[string]int{"purged": n}); jerr != nil {
-					return jerr
+				n, err := store.Purge(ctx, filter)
+				if o.jsonOut {
+					if jerr := writeJSON(cmd.OutOrStdout(), map[string]int{"purged": n}); jerr != nil {
+						return jerr
+					}
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead letter(s)\n", n)
 				}
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "purged %d dead letter(s)\n", n)
-			}
-			return err
+				return err
+			})
 		},
 	}
 	f.register(cmd, true)
