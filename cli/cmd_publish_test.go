@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/cli"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -32,21 +32,10 @@ type toolEnv struct {
 
 func newToolEnv(t *testing.T) *toolEnv {
 	t.Helper()
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	p, err := streams.Apply(ctx, js, streams.DefaultConfig())
-	require.NoError(t, err)
+	e := streamstest.Start(t, streams.DefaultConfig())
 	dataDir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dataDir, cli.URLFile), []byte(srv.URL()+"\n"), 0o600))
-	return &toolEnv{url: srv.URL(), dataDir: dataDir, js: js, work: p.Stream, dead: p.DLQ}
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, cli.URLFile), []byte(e.URL()+"\n"), 0o600))
+	return &toolEnv{url: e.URL(), dataDir: dataDir, js: e.JS, work: e.Provisioned.Stream, dead: e.Provisioned.DLQ}
 }
 
 // runTool runs the command line in process with the data dir's URL file.

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch/dispatchtest"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -142,20 +142,8 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 	resolver, err := NewResolver(store, WithCacheTTL(0)) // every message asks Neo4j
 	require.NoError(t, err)
 
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	sc := streams.Config{MaxDeliver: 60, Idempotency: true}
-	sc.SetDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err = streams.Apply(ctx, js, sc)
-	require.NoError(t, err)
+	ne := streamstest.Start(t, streams.Config{MaxDeliver: 60, Idempotency: true})
+	nc, js, sc := ne.NC, ne.JS, ne.Config
 
 	var dlqMu sync.Mutex
 	var deadLetters []*nats.Msg
@@ -173,7 +161,7 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 	require.NoError(t, err)
 	disp := &dispatch.Dispatcher{Registry: reg, Credentials: resolver, DefaultTimeout: 2 * time.Second}
 	workerLogs := &logBuffer{}
-	wnc, err := nats.Connect(srv.URL())
+	wnc, err := nats.Connect(ne.URL())
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
 	w, err := worker.New(wnc, disp, worker.Config{

@@ -123,20 +123,21 @@ var (
 // The returned map is the caller's own copy.
 func (r *Resolver) Credentials(ctx context.Context, req dispatch.CredentialRequest) (plugins.Credentials, error) {
 	key := cacheKey(req)
+	// The cache and the in-flight loads are checked in one critical
+	// section: checked apart, a caller could miss the cache just before a
+	// load stored its result and then, finding no load in flight, query
+	// Neo4j a second time.
+	r.mu.Lock()
 	if r.ttl > 0 {
-		r.mu.Lock()
 		if e, ok := r.entries[key]; ok && r.now().Before(e.expires) {
 			r.mu.Unlock()
 			r.request.Add(ctx, 1, attrHit)
 			return maps.Clone(e.creds), nil
 		}
-		r.mu.Unlock()
 	}
-	r.request.Add(ctx, 1, attrMiss)
-
-	r.mu.Lock()
 	if c, ok := r.inflight[key]; ok {
 		r.mu.Unlock()
+		r.request.Add(ctx, 1, attrMiss)
 		select {
 		case <-c.done:
 			if c.err != nil {
@@ -150,6 +151,7 @@ func (r *Resolver) Credentials(ctx context.Context, req dispatch.CredentialReque
 	c := &call{done: make(chan struct{})}
 	r.inflight[key] = c
 	r.mu.Unlock()
+	r.request.Add(ctx, 1, attrMiss)
 
 	// The load runs under the first caller's context; waiters give up on
 	// their own context without cancelling it.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/dlq"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -28,21 +29,12 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	e := streamstest.Start(t, streams.DefaultConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := streams.Apply(ctx, js, streams.DefaultConfig())
+	store, err := dlq.Open(ctx, e.JS, dlq.Config{})
 	require.NoError(t, err)
-	store, err := dlq.Open(ctx, js, dlq.Config{})
-	require.NoError(t, err)
-	return &env{nc: nc, js: js, work: p.Stream, dead: p.DLQ, store: store}
+	return &env{nc: e.NC, js: e.JS, work: e.Provisioned.Stream, dead: e.Provisioned.DLQ, store: store}
 }
 
 // letterSpec is what the test dead-letters; expectations are computed

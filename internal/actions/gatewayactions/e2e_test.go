@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
@@ -56,20 +56,8 @@ func newE2E(t *testing.T) *e2eEnv {
 	t.Helper()
 	api := newFakeAPI(t)
 
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	sc := streams.Config{MaxDeliver: 8, Idempotency: true}
-	sc.SetDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err = streams.Apply(ctx, js, sc)
-	require.NoError(t, err)
+	ne := streamstest.Start(t, streams.Config{MaxDeliver: 8, Idempotency: true})
+	nc, sc := ne.NC, ne.Config
 
 	env := map[string]string{EnvImbiURL: api.srv.URL, EnvImbiToken: testToken}
 	reg := registry.New(func() []plugins.Registration {
@@ -82,7 +70,7 @@ func newE2E(t *testing.T) *e2eEnv {
 	require.NoError(t, err)
 	require.Empty(t, res.Errors)
 
-	wnc, err := nats.Connect(srv.URL())
+	wnc, err := nats.Connect(ne.URL())
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
 	w, err := worker.New(wnc, &dispatch.Dispatcher{Registry: reg, DefaultTimeout: 5 * time.Second}, worker.Config{
