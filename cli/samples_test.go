@@ -92,7 +92,7 @@ func TestSampleEvents(t *testing.T) {
 	dataDir := t.TempDir()
 
 	run := cli.NewRootCmd()
-	var runOut syncWriter
+	var runOut cli.SyncBuffer
 	run.SetOut(&runOut)
 	run.SetErr(&runOut)
 	run.SetArgs([]string{"run", "--data-dir", dataDir, "--embedded-port", "0", "--log-format", "text", "--log-level", "warn",
@@ -222,22 +222,4 @@ func TestSampleEvents(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Equal(t, "demo-09.0", again[0].EventID)
 	require.Equal(t, 1, again[0].Replays)
-}
-
-// syncWriter collects output written from the run goroutine.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
