@@ -47,6 +47,17 @@ const (
 	CEHeaderPrefix    = "ce-"
 )
 
+// DLQHeaderPrefix starts every dead-letter header. Header names compare
+// case-insensitively (IsDLQHeader).
+const DLQHeaderPrefix = "Imbi-Dlq-"
+
+// IsDLQHeader reports whether a header is one of the Imbi-Dlq-* headers,
+// in any letter case: a replay drops them, a new dead-lettering replaces
+// them.
+func IsDLQHeader(name string) bool {
+	return len(name) >= len(DLQHeaderPrefix) && strings.EqualFold(name[:len(DLQHeaderPrefix)], DLQHeaderPrefix)
+}
+
 // Dead-letter headers added to the original message (wire-contract §5).
 const (
 	DLQReason          = "Imbi-Dlq-Reason"

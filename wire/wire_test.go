@@ -68,3 +68,12 @@ func TestSubject(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "imbi.actions.gateway-actions.create_release", Subject(DefaultSubjectPrefix, h))
 }
+
+func TestIsDLQHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		DLQReason: true, "imbi-dlq-reason": true, "IMBI-DLQ-ATTEMPTS": true, DLQRedacted: true,
+		"Imbi-Dlq": false, "Imbi-Other": false, HeaderMsgID: false, "": false,
+	} {
+		require.Equal(t, want, IsDLQHeader(name), name)
+	}
+}

@@ -20,10 +20,6 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// dlqHeaderPrefix is what every dead-letter header starts with
-// (compared case-insensitively).
-const dlqHeaderPrefix = "imbi-dlq-"
-
 // Letter is one dead letter with its Imbi-Dlq-* headers decoded.
 type Letter struct {
 	// Seq is the sequence in the dead-letter stream (the handle for show,

@@ -54,7 +54,7 @@ func (s *Store) ReplayMsg(l Letter, n int) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(target)
 	for k, vs := range l.Header {
-		if strings.HasPrefix(strings.ToLower(k), dlqHeaderPrefix) || strings.EqualFold(k, wire.HeaderMsgID) {
+		if wire.IsDLQHeader(k) || strings.EqualFold(k, wire.HeaderMsgID) {
 			continue
 		}
 		for _, v := range vs {

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,31 +67,19 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 	}
 	prefix := w.cfg.Streams.DLQPrefix
 	subject := prefix + "." + wire.InvalidToken
-	if tail, ok := cutPrefix(raw.Subject, w.cfg.Streams.SubjectPrefix+"."); ok {
+	if tail, ok := strings.CutPrefix(raw.Subject, w.cfg.Streams.SubjectPrefix+"."); ok && tail != "" {
 		subject = prefix + "." + tail
 	}
-	out := nats.NewMsg(subject)
-	for k, vals := range raw.Header {
-		if hasPrefixFold(k, "Imbi-Dlq-") {
-			continue
-		}
-		if wire.IsSensitiveHeader(k) {
-			out.Header[k] = []string{wire.Redacted}
-			continue
-		}
-		out.Header[k] = vals
-	}
-	out.Data = raw.Data
-	now := time.Now().UTC()
-	out.Header.Set(wire.DLQReason, string(wire.ReasonMaxAttempts))
-	out.Header.Set(wire.DLQLastReason, string(wire.ReasonUnsettled))
-	out.Header.Set(wire.DLQError, fmt.Sprintf("the server stopped delivering after %d deliveries (MaxDeliver advisory)", ev.Deliveries))
-	out.Header.Set(wire.DLQAttempts, strconv.FormatUint(ev.Deliveries, 10))
-	out.Header.Set(wire.DLQOriginalSubject, raw.Subject)
-	out.Header.Set(wire.DLQOriginalSeq, strconv.FormatUint(raw.Sequence, 10))
-	out.Header.Set(wire.DLQFirstReceived, raw.Time.UTC().Format(time.RFC3339Nano))
-	out.Header.Set(wire.DLQDeadAt, now.Format(time.RFC3339Nano))
-	out.Header.Set(wire.DLQWorker, w.cfg.WorkerID)
+	// Decoded only so a leaked secret in the body is redacted as on the
+	// settle path; bytes that are not a CloudEvent stay as they are.
+	ce, _ := w.dec.Decode(raw.Header, raw.Data)
+	out := w.buildDeadLetter(deadLetter{
+		subject: subject, header: raw.Header, body: raw.Data, ev: ce,
+		reason: wire.ReasonMaxAttempts, lastReason: wire.ReasonUnsettled,
+		errText:  fmt.Sprintf("the server stopped delivering after %d deliveries (MaxDeliver advisory)", ev.Deliveries),
+		attempts: ev.Deliveries, origSubject: raw.Subject, origSeq: raw.Sequence,
+		firstReceived: raw.Time, deadAt: time.Now(),
+	})
 	if _, err := w.js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("dead-letter seq %d: %w", ev.StreamSeq, err)
 	}
@@ -102,13 +90,6 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 	w.log.Error("dead-lettered from max-deliveries advisory", "stream_seq", ev.StreamSeq,
 		"deliveries", ev.Deliveries, "dlq_subject", subject)
 	return nil
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }
 
 func sha256Hex(s string) string {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -173,6 +174,47 @@ func TestMaxDeliveriesAdvisoryNet(t *testing.T) {
 	// A stale advisory (message already gone) is not an error.
 	payload, _ := json.Marshal(maxDeliveriesEvent{StreamSeq: seq, Deliveries: 2})
 	require.NoError(t, w.handleMaxDeliveries(context.Background(), payload))
+}
+
+// TestMaxDeliveriesAdvisoryBuildsTheSameLetter: the advisory net builds its
+// dead letter like the settle path: a publisher's Nats-Expected-Stream is
+// not copied (the DLQ publish would fail on it forever), a leaked secret in
+// the body and a sensitive NATS header are redacted.
+func TestMaxDeliveriesAdvisoryBuildsTheSameLetter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{maxDeliver: 2})
+	cfg := e.config()
+	cfg.MaxAttempts = 1 // MaxDeliver must exceed it
+	w, err := New(connect(t, e.srv.URL()), e.disp(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, w.bind(context.Background()))
+	sub, err := w.subscribeAdvisories()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	require.NoError(t, w.nc.Flush())
+
+	leaky := bytes.Replace(event("adv-leak", "test#ok", nil, "adv-leak"),
+		[]byte(`"authorization":"[redacted]"`), []byte(`"authorization":"Bearer CANARY-adv"`), 1)
+	require.Contains(t, string(leaky), "CANARY-adv")
+	e.publishRaw(subjectOf("test#ok"), map[string]string{
+		"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: "adv-leak",
+		"Nats-Expected-Stream": e.sc.Stream, "Authorization": "Bearer CANARY-hdr",
+	}, leaky)
+	cons, err := e.js.Consumer(context.Background(), e.sc.Stream, e.sc.Consumer)
+	require.NoError(t, err)
+	for range 3 { // two deliveries, then the pull that trips MaxDeliver
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		require.NoError(t, err)
+		for m := range batch.Messages() {
+			require.NoError(t, m.Nak())
+		}
+	}
+	dl := e.waitDLQ("adv-leak", 15*time.Second)
+	require.Equal(t, string(wire.ReasonUnsettled), dl.Header.Get(wire.DLQLastReason))
+	require.Empty(t, dl.Header.Get("Nats-Expected-Stream"))
+	require.Equal(t, wire.Redacted, dl.Header.Get("Authorization"))
+	require.NotContains(t, string(dl.Data), "CANARY-adv")
+	require.Equal(t, "data.event.metadata.headers.authorization", dl.Header.Get(wire.DLQRedacted))
 }
 
 // TestInProgressKeepsLongActionsAlive: an action longer than AckWait is

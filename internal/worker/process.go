@@ -268,14 +268,41 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason, lastReason
 	d.logger().Error("dead-lettered", attrs...)
 }
 
-// deadLetterMsg builds the dead letter (wire-contract §5): original body
-// byte for byte unless a sensitive webhook header in it had to be
-// redacted (decision 0006), original headers (sensitive values redacted)
-// plus ours.
+// deadLetterMsg builds the dead letter of a delivery (wire-contract §5).
 func (w *Worker) deadLetterMsg(d *delivery, reason, lastReason wire.Reason, errText string, now time.Time) *nats.Msg {
-	out := nats.NewMsg(w.dlqSubject(d, reason))
-	for k, vals := range d.msg.Headers() {
-		if hasPrefixFold(k, "Imbi-Dlq-") {
+	return w.buildDeadLetter(deadLetter{
+		subject: w.dlqSubject(d, reason), header: d.msg.Headers(), body: d.msg.Data(), ev: d.ev,
+		reason: reason, lastReason: lastReason, errText: errText, attempts: uint64(d.attempt),
+		origSubject: d.msg.Subject(), origSeq: d.meta.Sequence.Stream,
+		firstReceived: d.meta.Timestamp, deadAt: now,
+	})
+}
+
+// deadLetter is what a dead letter is built from: the original message
+// and why it died. Both the settle path and the max-deliveries advisory
+// build theirs with buildDeadLetter, so they cannot drift apart.
+type deadLetter struct {
+	subject            string
+	header             nats.Header
+	body               []byte
+	ev                 *envelope.Message // nil: the body is not a decoded CloudEvent
+	reason, lastReason wire.Reason
+	errText            string
+	attempts           uint64
+	origSubject        string
+	origSeq            uint64
+	firstReceived      time.Time
+	deadAt             time.Time
+}
+
+// buildDeadLetter: the original body byte for byte unless a sensitive
+// webhook header in it had to be redacted (decision 0006), the original
+// headers (sensitive values redacted, earlier Imbi-Dlq-* and
+// Nats-Expected-* dropped) plus ours.
+func (w *Worker) buildDeadLetter(l deadLetter) *nats.Msg {
+	out := nats.NewMsg(l.subject)
+	for k, vals := range l.header {
+		if wire.IsDLQHeader(k) {
 			continue // from an earlier dead-lettering of a replayed message
 		}
 		if hasPrefixFold(k, "Nats-Expected-") {
@@ -292,20 +319,20 @@ func (w *Worker) deadLetterMsg(d *delivery, reason, lastReason wire.Reason, errT
 		out.Header[k] = append([]string(nil), vals...)
 	}
 	var redacted []string
-	out.Data, redacted = redactDeadLetterBody(d.ev, d.msg.Data()) // deadletter_redact.go
+	out.Data, redacted = redactDeadLetterBody(l.ev, l.body) // deadletter_redact.go
 	if len(redacted) > 0 {
 		out.Header.Set(wire.DLQRedacted, strings.Join(redacted, ","))
 	}
-	out.Header.Set(wire.DLQReason, string(reason))
-	if lastReason != "" {
-		out.Header.Set(wire.DLQLastReason, string(lastReason))
+	out.Header.Set(wire.DLQReason, string(l.reason))
+	if l.lastReason != "" {
+		out.Header.Set(wire.DLQLastReason, string(l.lastReason))
 	}
-	out.Header.Set(wire.DLQError, headerSafe(dispatch.Truncate(errText, wire.DLQErrorMaxBytes)))
-	out.Header.Set(wire.DLQAttempts, strconv.Itoa(d.attempt))
-	out.Header.Set(wire.DLQOriginalSubject, d.msg.Subject())
-	out.Header.Set(wire.DLQOriginalSeq, strconv.FormatUint(d.meta.Sequence.Stream, 10))
-	out.Header.Set(wire.DLQFirstReceived, d.meta.Timestamp.UTC().Format(time.RFC3339Nano))
-	out.Header.Set(wire.DLQDeadAt, now.UTC().Format(time.RFC3339Nano))
+	out.Header.Set(wire.DLQError, headerSafe(dispatch.Truncate(l.errText, wire.DLQErrorMaxBytes)))
+	out.Header.Set(wire.DLQAttempts, strconv.FormatUint(l.attempts, 10))
+	out.Header.Set(wire.DLQOriginalSubject, l.origSubject)
+	out.Header.Set(wire.DLQOriginalSeq, strconv.FormatUint(l.origSeq, 10))
+	out.Header.Set(wire.DLQFirstReceived, l.firstReceived.UTC().Format(time.RFC3339Nano))
+	out.Header.Set(wire.DLQDeadAt, l.deadAt.UTC().Format(time.RFC3339Nano))
 	out.Header.Set(wire.DLQWorker, w.cfg.WorkerID)
 	return out
 }
