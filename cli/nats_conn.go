@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/spf13/pflag"
 
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
@@ -48,6 +51,11 @@ func (f *natsConnFlags) addFlags(fs *pflag.FlagSet, withEmbedded bool) {
 // commands (and scripts) on the host can find it.
 const URLFile = "nats.url"
 
+// options turns the flags into nats.go options. Every file is read and
+// checked here, before dialling, so a wrong file fails naming its flag:
+// nats.go reads them only inside Connect (creds: at CONNECT time), where
+// its errors name neither the flag nor, for a missing creds file, which
+// flag's file it was.
 func (f *natsConnFlags) options() ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(f.Name),
@@ -55,12 +63,15 @@ func (f *natsConnFlags) options() ([]nats.Option, error) {
 		nats.ReconnectWait(time.Second),
 	}
 	if f.Creds != "" {
+		if err := checkCreds(f.Creds); err != nil {
+			return nil, fmt.Errorf("--nats-creds %s: %w", f.Creds, err)
+		}
 		opts = append(opts, nats.UserCredentials(f.Creds))
 	}
 	if f.NKey != "" {
 		o, err := nats.NkeyOptionFromSeed(f.NKey)
 		if err != nil {
-			return nil, fmt.Errorf("--nats-nkey: %w", err)
+			return nil, fmt.Errorf("--nats-nkey %s: %w", f.NKey, err)
 		}
 		opts = append(opts, o)
 	}
@@ -68,12 +79,63 @@ func (f *natsConnFlags) options() ([]nats.Option, error) {
 		return nil, errors.New("--nats-tls-cert and --nats-tls-key go together")
 	}
 	if f.TLSCert != "" {
-		opts = append(opts, nats.ClientCert(f.TLSCert, f.TLSKey))
+		o := nats.ClientCert(f.TLSCert, f.TLSKey)
+		// Applying the option loads the pair (as Connect will).
+		if err := o(&nats.Options{}); err != nil {
+			return nil, fmt.Errorf("--nats-tls-cert %s / --nats-tls-key %s: %w", f.TLSCert, f.TLSKey, err)
+		}
+		opts = append(opts, o)
 	}
 	if f.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(f.TLSCA))
+		o := nats.RootCAs(f.TLSCA)
+		if err := o(&nats.Options{}); err != nil {
+			return nil, fmt.Errorf("--nats-tls-ca %s: %w", f.TLSCA, err)
+		}
+		opts = append(opts, o)
 	}
 	return opts, nil
+}
+
+// checkCreds checks that a .creds file holds a user JWT and that user's
+// nkey seed. Besides a clear error, this keeps a file without a JWT block
+// off the wire: nats.go then sends the whole file as the JWT, so an nkey
+// seed file given to --nats-creds would send its seed to the server. The
+// errors never quote the file.
+func checkCreds(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for i := range b {
+			b[i] = 'x'
+		}
+	}()
+	// bytes, not a string copy of the file: b is wiped, a string is not.
+	if !bytes.Contains(b, []byte("-----BEGIN NATS USER JWT-----")) {
+		return errors.New("no user JWT (want a .creds file with a -----BEGIN NATS USER JWT----- block; for a bare nkey seed use --nats-nkey)")
+	}
+	token, err := nkeys.ParseDecoratedJWT(b)
+	if err != nil {
+		return errors.New("the NATS USER JWT block is not a valid user JWT")
+	}
+	claims, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return errors.New("the NATS USER JWT block is not a valid user JWT")
+	}
+	kp, err := nkeys.ParseDecoratedUserNKey(b)
+	if err != nil {
+		return fmt.Errorf("no user nkey seed: %w", err)
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return fmt.Errorf("user nkey seed: %w", err)
+	}
+	if pub != claims.Subject {
+		return errors.New("the nkey seed is not the JWT user's (JWT and seed of different users)")
+	}
+	return nil
 }
 
 // natsSession is a connection plus, when used, the embedded server.
@@ -109,7 +171,10 @@ func (s *natsSession) Close() {
 func (f *natsConnFlags) connect(allowEmbedded bool, out io.Writer, log *slog.Logger) (*natsSession, error) {
 	opts, err := f.options()
 	if err != nil {
-		return nil, err
+		// Wrapped like the dial error below: the tools (publish, dlq) unwrap
+		// one level to re-prefix "connect to NATS at <url>", which turned a
+		// bare errors.New into "%!w(<nil>)" and dropped the flag's name.
+		return nil, fmt.Errorf("NATS connection options: %w", err)
 	}
 	s := &natsSession{URL: f.URL}
 	if f.URL == "" {
@@ -132,7 +197,8 @@ func (f *natsConnFlags) connect(allowEmbedded bool, out io.Writer, log *slog.Log
 	s.NC, err = nats.Connect(s.URL, opts...)
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("connect to NATS %s: %w", s.URL, err)
+		// Redacted: a user:password in the URL is a secret too.
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactNATSURL(s.URL), err)
 	}
 	return s, nil
 }
