@@ -251,3 +251,12 @@ func natsMsg(subject string, headers map[string]string, body []byte) *nats.Msg {
 	m.Data = body
 	return m
 }
+
+// consumerAckPending is how many delivered messages await their ack.
+func (e *env) consumerAckPending() int {
+	c, err := e.js.Consumer(context.Background(), e.sc.Stream, e.sc.Consumer)
+	require.NoError(e.t, err)
+	info, err := c.Info(context.Background())
+	require.NoError(e.t, err)
+	return info.NumAckPending
+}

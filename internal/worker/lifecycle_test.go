@@ -330,3 +330,52 @@ func TestMetrics(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond)
 	require.Equal(t, map[string]int64{"test#ok/ack": 1, "_unknown/dead_letter": 1}, got)
 }
+
+// TestActionsBoundedByConcurrency: more messages are taken in (decoded,
+// looked up) than actions run, but never more than Concurrency actions
+// run at once, and every message runs once.
+func TestActionsBoundedByConcurrency(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	cfg := e.config()
+	cfg.Concurrency = 3
+	_, stop := e.start(cfg)
+	const n = 24
+	for i := range n {
+		e.publishRaw("imbi.actions.test.sleep", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: fmt.Sprintf("bound-%d", i)},
+			event(fmt.Sprintf("bound-%d", i), "test#sleep", map[string]any{"sleep_ms": 40}, fmt.Sprintf("bound-%d", i)))
+	}
+	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, stop())
+	for i := range n {
+		require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("bound-%d", i)))
+	}
+	require.Equal(t, cfg.Concurrency, e.rec.PeakSleeping(), "actions ran beyond Concurrency, or never reached it")
+}
+
+// TestWaitingForActionSlotKeptAlive: messages taken in but waiting for
+// the one action slot behind long actions get InProgress too, so none is
+// redelivered to the second replica while it waits (that would run it
+// twice, once on each replica).
+func TestWaitingForActionSlotKeptAlive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{ackWait: time.Second})
+	cfg := e.config()
+	cfg.Concurrency = 1
+	cfg.Prefetch = 1
+	cfg.InProgressInterval = 200 * time.Millisecond
+	_, _ = e.start(cfg)
+	const n = 4 // 4 × 450 ms in one slot: the last waits ≈ 1.4 s > AckWait
+	for i := range n {
+		id := fmt.Sprintf("wait-%d", i)
+		e.publishRaw("imbi.actions.test.sleep", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: id},
+			event(id, "test#sleep", map[string]any{"sleep_ms": 450}, id))
+	}
+	// Only now the second replica: the first has taken all four in.
+	require.Eventually(t, func() bool { return e.consumerAckPending() == n }, 5*time.Second, 5*time.Millisecond)
+	_, _ = e.start(e.config())
+	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 15*time.Second, 10*time.Millisecond)
+	for i := range n {
+		require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("wait-%d", i)), "wait-%d", i)
+	}
+}

@@ -56,8 +56,13 @@ func (d *delivery) logger() *slog.Logger {
 	return d.log
 }
 
+// slotState is what one slot goroutine reuses from message to message.
+type slotState struct {
+	check *doneCheck
+}
+
 // process runs one message end to end and settles it exactly once.
-func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState) {
 	received := time.Now()
 	d := &delivery{msg: msg, handler: unknownHandler}
 	meta, err := msg.Metadata()
@@ -119,11 +124,12 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	if w.done != nil {
-		if _, err := w.done.Get(ctx, doneKey(d.ceID)); err == nil {
+	if w.checker != nil {
+		slot.check.key = doneKey(d.ceID)
+		if found, err := w.checker.isDone(slot.check); found {
 			w.ack(ctx, d, outcomeDuplicate)
 			return
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		} else if err != nil {
 			// Cannot tell whether it ran: retry later rather than risk a double run.
 			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
 			w.nak(ctx, d, dispatch.Result{Class: dispatch.Retryable, Reason: wire.ReasonUnavailable,
@@ -132,17 +138,57 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 
+	// The InProgress heartbeat covers the wait for an action slot as well
+	// as the action, so neither can run into AckWait (a redelivery then
+	// would run the message on two replicas at once).
+	stopBeat := w.heartbeat(d)
+	if !w.takeActionSlot() {
+		stopBeat()
+		// Shutdown: pulled but not started, so another replica gets it now.
+		_ = d.msg.Nak()
+		w.metrics.settle(ctx, d.handler, outcomeRequeued)
+		return
+	}
 	res := w.runAction(ctx, d, ev)
+	<-w.actionSlots
+	stopBeat()
 	w.settle(ctx, d, res)
 }
 
-// runAction dispatches with an InProgress heartbeat so a long action does
-// not hit AckWait.
-func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Message) dispatch.Result {
-	w.metrics.inflight.Add(ctx, 1)
-	defer w.metrics.inflight.Add(ctx, -1)
-	// A self-re-arming timer, not a goroutine per message: most actions
-	// end long before the first tick.
+// takeActionSlot waits for one of the Concurrency action slots; false
+// once shutdown has started (checked first: select picks at random among
+// ready cases, and a message not started yet must not start now). While
+// the credential breaker is open (breaker.go) a message in hand waits for
+// it to close, as the intake does, instead of trying the store.
+func (w *Worker) takeActionSlot() bool {
+	for {
+		select {
+		case <-w.stopping:
+			return false
+		default:
+		}
+		select {
+		case w.actionSlots <- struct{}{}:
+		case <-w.stopping:
+			return false
+		}
+		if !w.breaker.open() {
+			return true
+		}
+		<-w.actionSlots
+		select {
+		case <-w.breaker.waitClosed():
+		case <-w.stopping:
+			return false
+		}
+	}
+}
+
+// heartbeat sends InProgress for d's message every InProgressInterval
+// until the returned stop is called. A self-re-arming timer, not a
+// goroutine per message: most messages are settled long before the first
+// tick.
+func (w *Worker) heartbeat(d *delivery) (stop func()) {
 	var stopped atomic.Bool
 	var beat *time.Timer
 	// Armed only after beat is assigned, so the callback always sees it.
@@ -154,9 +200,17 @@ func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Messag
 		beat.Reset(w.cfg.InProgressInterval)
 	})
 	beat.Reset(w.cfg.InProgressInterval)
+	return func() {
+		stopped.Store(true)
+		beat.Stop()
+	}
+}
+
+// runAction dispatches the action and records its metrics.
+func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Message) dispatch.Result {
+	w.metrics.inflight.Add(ctx, 1)
+	defer w.metrics.inflight.Add(ctx, -1)
 	res := w.disp.Dispatch(ctx, ev)
-	stopped.Store(true)
-	beat.Stop()
 
 	if res.Ran {
 		outcome := "success"

@@ -52,6 +52,14 @@ type Worker struct {
 	// acknowledgement (donewriter.go), and the marker value.
 	doneQ    chan pendingDone
 	workerID []byte
+	// checker batches the intake goroutines' done-marker lookups
+	// (donecheck.go).
+	checker *doneChecker
+	// actionSlots bounds running actions to Concurrency; stopping is
+	// closed when shutdown starts (a message still waiting for a slot is
+	// then given back instead of run).
+	actionSlots chan struct{}
+	stopping    <-chan struct{}
 	// markers re-writes failed done-markers before the ack
 	// (donemarker_retry.go).
 	markers *markerRetrier
@@ -72,6 +80,14 @@ const (
 	pullExpiry    = 5 * time.Second
 	pullHeartbeat = 2 * time.Second
 )
+
+// intakePerSlot is how many intake goroutines (decode, done-marker
+// lookup) there are per action slot with idempotency on. Four: the
+// benchmark's msgs/s with idempotency on rose 27 % (docs/performance.md),
+// and a replica holds at most Concurrency × (intakePerSlot + 2) unacked
+// messages (intake plus the prefetch buffer) of the consumer's
+// MaxAckPending (1,024 by default: 10 replicas at the default 16).
+const intakePerSlot = 4
 
 // refillThreshold is when the pull subscription asks for more: below 3/4
 // of the prefetch instead of nats.go's 1/2. The buffer holds no more than
@@ -187,27 +203,48 @@ func (w *Worker) Run(ctx context.Context) error {
 		iter.Drain()
 	}()
 
-	// A fixed pool of Concurrency goroutines, fed one message at a time:
-	// their stacks stay grown (decoding grows them; a goroutine per message
-	// paid for that every time) and the loop pulls no further ahead than
-	// the subscription's prefetch plus the one message it is handing over.
+	// A fixed pool of intake goroutines, fed one message at a time: their
+	// stacks stay grown (decoding grows them; a goroutine per message paid
+	// for that every time). Each decodes its message and, with idempotency
+	// on, looks its done-marker up, then waits for one of the Concurrency
+	// action slots. With idempotency on there are intakePerSlot of them per
+	// slot: the lookup's round trip (≈ 0.5 ms on a busy two-core host) then
+	// holds no action slot, which had capped the throughput at Concurrency
+	// messages per round trip. Without lookups more goroutines only cost
+	// scheduling. Messages waiting for a slot are kept alive with
+	// InProgress like running ones.
+	intake := w.cfg.Concurrency
+	if w.done != nil {
+		intake *= intakePerSlot
+	}
+	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
+	w.stopping = ctx.Done()
 	var writerDone chan struct{}
 	if w.done != nil {
-		// Room for one message per slot: a slot blocks only when the
-		// writer is a whole round of markers behind.
-		w.doneQ = make(chan pendingDone, w.cfg.Concurrency)
+		// Room for one message per intake goroutine: one blocks only when
+		// the writer is a whole round of markers behind.
+		w.doneQ = make(chan pendingDone, intake)
 		w.markers = newMarkerRetrier(w, w.cfg.Concurrency)
 		writerDone = make(chan struct{})
 		go func() { defer close(writerDone); w.runDoneWriter(w.doneQ) }()
 	}
+	if w.done != nil {
+		if w.checker, err = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		if err := w.checker.start(); err != nil { // donecheck.go
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
 	work := make(chan jetstream.Msg)
 	var inflight sync.WaitGroup
-	for range w.cfg.Concurrency {
+	for range intake {
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
+			slot := &slotState{check: newDoneCheck()}
 			for msg := range work {
-				w.process(actionCtx, msg)
+				w.process(actionCtx, msg, slot)
 			}
 		}()
 	}
@@ -240,7 +277,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	close(work)
 
 	allDone := make(chan struct{})
-	go func() { inflight.Wait(); close(allDone) }()
+	go func() {
+		inflight.Wait()
+		if w.checker != nil {
+			close(w.checker.reqs) // no slot can ask any more
+		}
+		close(allDone)
+	}()
 	w.log.Info("worker draining", "grace", w.cfg.ShutdownGrace, "requeued", requeued)
 	select {
 	case <-allDone:

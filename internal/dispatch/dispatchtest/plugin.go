@@ -38,6 +38,8 @@ type Recorder struct {
 	calls map[string]int
 	times map[string][]time.Time
 	last  plugins.Credentials
+	// sleeping and peakSleeping count "sleep" actions running at once.
+	sleeping, peakSleeping int
 }
 
 // NewRecorder returns an empty recorder.
@@ -75,6 +77,26 @@ func (r *Recorder) Times(key string) []time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]time.Time(nil), r.times[key]...)
+}
+
+// PeakSleeping is the most "sleep" actions that ran at the same time.
+func (r *Recorder) PeakSleeping() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peakSleeping
+}
+
+func (r *Recorder) sleepStarted() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sleeping++
+	r.peakSleeping = max(r.peakSleeping, r.sleeping)
+}
+
+func (r *Recorder) sleepEnded() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sleeping--
 }
 
 // Snapshot copies the call counts.
@@ -153,6 +175,8 @@ func (p *Plugin) Actions() ([]plugins.ActionDescriptor, error) {
 			return fmt.Errorf("upstream rejected %s", i.Credentials["token"])
 		}),
 		act("sleep", func(ctx context.Context, i in, _ int) error {
+			p.Rec.sleepStarted()
+			defer p.Rec.sleepEnded()
 			select {
 			case <-time.After(time.Duration(i.Config.SleepMS) * time.Millisecond):
 				return nil
