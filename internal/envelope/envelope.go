@@ -2,6 +2,9 @@
 // (wire-contract §3): either binding mode, the CloudEvents 1.0 attributes
 // checked by sdk-go, the type checked, and data validated against the
 // versioned envelope JSON Schema before it is decoded into wire.ActionData.
+// Ordinary envelopes are validated and decoded in one hand-written pass
+// (fastpath.go); whatever it is not sure of goes through the generic
+// schema validator and the reference decoder (validate.go).
 //
 // It knows nothing about JetStream: the worker hands it headers and bytes.
 package envelope

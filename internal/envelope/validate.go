@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	imbiworker "github.com/aweber-imbi/imbi-worker"
@@ -54,18 +55,23 @@ func (v *validator) validateSchema(data []byte) error {
 	return nil
 }
 
-// decode validates data (fast path, else the generic validator) and
-// decodes it into the typed envelope with exact key matching.
+// decode validates data and decodes it into the typed envelope with
+// exact key matching: in one pass (decodeFast) when it is sure, else by
+// the generic validator and the reference decoder.
 func (v *validator) decode(data []byte) (wire.ActionData, error) {
-	if fastValid(data) {
-		if out, ok := fastDecode(data); ok {
-			return out, nil
-		}
-	} else if err := v.validateSchema(data); err != nil {
+	if out, ok := decodeFast(data); ok {
+		return out, nil
+	}
+	if err := v.validateSchema(data); err != nil {
 		return wire.ActionData{}, err
 	}
 	return referenceDecode(data)
 }
+
+// caseSensitive decodes the envelope with exact key matching, as JSON
+// Schema matches property names (encoding/json would let "RULE" fill
+// rule).
+var caseSensitive = jsoniter.Config{CaseSensitive: true}.Froze()
 
 // referenceDecode is the envelope decode every path must agree with:
 // exact key matching, PluginContext by its own (pydantic-lax) decoder.
