@@ -47,7 +47,8 @@ type Config struct {
 	// actions alive with InProgress.
 	AckWait time.Duration
 	// MaxAckPending bounds unacked messages across every replica
-	// (default 1024; must be ≥ replicas × concurrency).
+	// (default 2048; must be ≥ replicas × concurrency; with idempotency on a
+	// replica holds up to 4 × concurrency: intake plus prefetch).
 	MaxAckPending int
 	// MaxDeliver is the server's delivery cap; it must exceed the
 	// worker's max attempts so the worker, not the server, decides when
@@ -64,7 +65,7 @@ const (
 	DefaultDLQMaxAge       = 14 * 24 * time.Hour
 	DefaultDoneTTL         = 24 * time.Hour
 	DefaultAckWait         = 30 * time.Second
-	DefaultMaxAckPending   = 1024
+	DefaultMaxAckPending   = 2048
 	DefaultMaxDeliver      = 10
 )
 

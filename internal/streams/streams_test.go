@@ -79,7 +79,8 @@ func TestValidate(t *testing.T) {
 	c := DefaultConfig()
 	require.NoError(t, c.Validate(5, 16, 3))
 	require.ErrorContains(t, c.Validate(10, 16, 1), "MaxDeliver")
-	require.ErrorContains(t, c.Validate(5, 512, 3), "MaxAckPending")
+	require.NoError(t, c.Validate(5, 512, 4))
+	require.ErrorContains(t, c.Validate(5, 512, 5), "MaxAckPending")
 }
 
 func TestEmbeddedNeedsDataDir(t *testing.T) {

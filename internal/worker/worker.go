@@ -82,12 +82,13 @@ const (
 )
 
 // intakePerSlot is how many intake goroutines (decode, done-marker
-// lookup) there are per action slot with idempotency on. Four: the
-// benchmark's msgs/s with idempotency on rose 27 % (docs/performance.md),
-// and a replica holds at most Concurrency × (intakePerSlot + 2) unacked
-// messages (intake plus the prefetch buffer) of the consumer's
-// MaxAckPending (1,024 by default: 10 replicas at the default 16).
-const intakePerSlot = 4
+// lookup) there are per action slot with idempotency on. Two: the
+// benchmark's msgs/s with idempotency on rose ≈ 20 % over one (four and
+// eight bought nothing more; docs/performance.md). A replica then holds
+// up to Concurrency × (intakePerSlot + 2) unacked messages (intake plus
+// the prefetch buffer) of the consumer's MaxAckPending (2,048 by default:
+// 32 replicas at the default 16).
+const intakePerSlot = 2
 
 // refillThreshold is when the pull subscription asks for more: below 3/4
 // of the prefetch instead of nats.go's 1/2. The buffer holds no more than
