@@ -20,3 +20,18 @@ func BenchmarkDispatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDispatchInline is BenchmarkDispatch on the caller's goroutine
+// (the worker's path): no hand-off to a runner and back.
+func BenchmarkDispatchInline(b *testing.B) {
+	s := newSetup(b, nil)
+	m := message("test#strict", "test#strict", `{"label": "bench"}`)
+	ctx := context.Background()
+	onAbandon := func(dispatch.Result) { b.Fatal("abandoned") }
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := s.disp.DispatchInline(ctx, m, onAbandon); res.Class != dispatch.Success {
+			b.Fatal(res.ErrorText)
+		}
+	}
+}

@@ -78,6 +78,10 @@ type Result struct {
 	TimedOut bool
 	// Abandoned: the action ignored its deadline and was left running.
 	Abandoned bool
+	// Detached (DispatchInline only): the action returned after it had
+	// been abandoned; onAbandon already had the Result, this one means
+	// nothing else.
+	Detached bool
 	// CredentialStoreUnavailable: the credential store could not be
 	// reached (reason unavailable from loading credentials, not from the
 	// action), so every message needing it would fail the same way; the
@@ -126,8 +130,33 @@ func (d *Dispatcher) tracer() trace.Tracer {
 
 // Dispatch runs the message's action and classifies the outcome. ctx
 // carries the caller's lifetime (shutdown); the action's own deadline is
-// added here.
+// added here. The action runs on a pooled goroutine of its own, so an
+// action that ignores its deadline holds the caller no longer than
+// deadline + AbandonGrace.
 func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result {
+	return d.dispatch(ctx, msg, nil)
+}
+
+// DispatchInline is Dispatch with the action run on the caller's own
+// goroutine: no hand-off to another goroutine and back (≈ 2 µs of a
+// message's CPU in the benchmark, docs/performance.md). The price is
+// that an action ignoring its deadline holds the caller's goroutine
+// itself. So when the action has not returned by deadline (or the
+// cancellation of ctx) + AbandonGrace, DispatchInline calls onAbandon,
+// on another goroutine, with the abandoned Result (what Dispatch would
+// have returned), and the call itself returns Result{Detached: true}
+// whenever the action does return: the caller must then act as if it
+// had already returned (onAbandon took over; typically the caller's
+// goroutine exits and onAbandon started a replacement). onAbandon runs
+// at most once, and never after a non-detached return.
+func (d *Dispatcher) DispatchInline(ctx context.Context, msg *envelope.Message, onAbandon func(Result)) Result {
+	if onAbandon == nil {
+		panic("dispatch: DispatchInline needs onAbandon")
+	}
+	return d.dispatch(ctx, msg, onAbandon)
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, msg *envelope.Message, onAbandon func(Result)) Result {
 	tr := d.tracer()
 
 	_, span := tr.Start(ctx, "resolve")
@@ -164,7 +193,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("handler", handler))
 	}
-	res = d.run(actx, handler, action, plugins.Invocation{
+	res = d.run(actx, handler, action, onAbandon, plugins.Invocation{
 		Context:            msg.Data.Context,
 		Credentials:        creds,
 		ExternalIdentifier: msg.Data.ExternalIdentifier,
@@ -237,9 +266,10 @@ type runOutcome struct {
 	panicked any
 }
 
-// run calls the action in its own goroutine under a deadline so an
-// action that ignores ctx cannot hold the caller past deadline + grace.
-func (d *Dispatcher) run(ctx context.Context, handler string, action plugins.ActionDescriptor, inv plugins.Invocation) Result {
+// run calls the action under a deadline, in its own goroutine (onAbandon
+// nil) or inline; either way an action that ignores ctx cannot hold the
+// caller (or, inline, the caller's continuation) past deadline + grace.
+func (d *Dispatcher) run(ctx context.Context, handler string, action plugins.ActionDescriptor, onAbandon func(Result), inv plugins.Invocation) Result {
 	timeout := action.Timeout
 	if timeout <= 0 {
 		timeout = d.DefaultTimeout
@@ -253,23 +283,33 @@ func (d *Dispatcher) run(ctx context.Context, handler string, action plugins.Act
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-
-	done := make(chan runOutcome, 1) // buffered: an abandoned action can still finish
 	start := time.Now()
-	d.runners.start(&actionJob{ctx: actx, action: action, inv: inv, done: done})
+	abandoned := func() Result {
+		res := d.contextResult(ctx, handler, inv.Credentials)
+		res.Ran, res.ActionDuration, res.Abandoned = true, time.Since(start), true
+		return res
+	}
 
 	var out runOutcome
-	select {
-	case out = <-done:
-	case <-actx.Done():
-		timer := time.NewTimer(grace)
+	if onAbandon != nil {
+		var ok bool
+		if out, ok = runInline(actx, grace, &actionJob{ctx: actx, action: action, inv: inv},
+			func() { onAbandon(abandoned()) }); !ok {
+			return Result{Detached: true}
+		}
+	} else {
+		done := make(chan runOutcome, 1) // buffered: an abandoned action can still finish
+		d.runners.start(&actionJob{ctx: actx, action: action, inv: inv, done: done})
 		select {
 		case out = <-done:
-			timer.Stop()
-		case <-timer.C:
-			res := d.contextResult(ctx, handler, inv.Credentials)
-			res.Ran, res.ActionDuration, res.Abandoned = true, time.Since(start), true
-			return res
+		case <-actx.Done():
+			timer := time.NewTimer(grace)
+			select {
+			case out = <-done:
+				timer.Stop()
+			case <-timer.C:
+				return abandoned()
+			}
 		}
 	}
 	elapsed := time.Since(start)

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aweber-imbi/imbi-worker/plugins"
@@ -121,4 +122,35 @@ func runJob(job *actionJob) (out runOutcome) {
 	}()
 	out.err = job.action.Run(job.ctx, job.inv)
 	return out
+}
+
+// Inline run states (runInline).
+const (
+	inlineRunning int32 = iota
+	inlineReturned
+	inlineAbandoned
+)
+
+// runInline runs job on the calling goroutine. If ctx ends (deadline or
+// cancellation) and the action has still not returned grace later,
+// abandon runs on a timer goroutine, and runInline reports ok == false
+// whenever the action does return. Exactly one of the two wins.
+func runInline(ctx context.Context, grace time.Duration, job *actionJob, abandon func()) (out runOutcome, ok bool) {
+	var state atomic.Int32
+	var graceTimer atomic.Pointer[time.Timer]
+	stop := context.AfterFunc(ctx, func() {
+		graceTimer.Store(time.AfterFunc(grace, func() {
+			if state.CompareAndSwap(inlineRunning, inlineAbandoned) {
+				abandon()
+			}
+		}))
+	})
+	out = runJob(job)
+	if !stop() {
+		// ctx ended while the action ran: the grace timer is (being) set.
+		if t := graceTimer.Load(); t != nil {
+			t.Stop()
+		}
+	}
+	return out, state.CompareAndSwap(inlineRunning, inlineReturned)
 }

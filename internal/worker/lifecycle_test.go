@@ -383,3 +383,41 @@ func TestWaitingForActionSlotKeptAlive(t *testing.T) {
 		require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("wait-%d", i)), "wait-%d", i)
 	}
 }
+
+// TestAbandonedActionFreesItsSlot: with one action slot, an action that
+// ignores its deadline (it keeps the intake goroutine it ran on) does not
+// hold up the next message beyond deadline + grace: another intake
+// goroutine takes its place. Shutdown does not wait for the stuck one.
+func TestAbandonedActionFreesItsSlot(t *testing.T) {
+	t.Parallel()
+	off := false // one intake goroutine: the replacement is the only one left
+	e := newEnv(t, envOpts{idempotency: &off})
+	cfg := e.config()
+	cfg.Concurrency = 1
+	cfg.MaxAttempts = 1 // the abandoned message is dead-lettered, not retried
+	_, stop := e.start(cfg)
+	e.publishRaw("imbi.actions.test.ignore_ctx", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: "stuck"},
+		event("stuck", "test#ignore_ctx", map[string]any{"sleep_ms": 4000}, "stuck"))
+	require.Eventually(t, func() bool { return e.rec.Calls("stuck") == 1 }, 5*time.Second, 5*time.Millisecond)
+	start := time.Now()
+	for i := range 3 {
+		e.publish(fmt.Sprintf("after-stuck-%d", i), "test#ok", nil)
+	}
+	require.Eventually(t, func() bool {
+		for i := range 3 {
+			if e.rec.Calls(fmt.Sprintf("after-stuck-%d", i)) != 1 {
+				return false
+			}
+		}
+		return true
+	}, 3*time.Second, 5*time.Millisecond)
+	// Deadline 500 ms + grace 50 ms, not the stuck action's 4 s.
+	require.Less(t, time.Since(start), 2500*time.Millisecond)
+	dl := e.waitDLQ("stuck", 5*time.Second)
+	require.Equal(t, string(wire.ReasonMaxAttempts), dl.Header.Get(wire.DLQReason))
+	require.Equal(t, string(wire.ReasonTimeout), dl.Header.Get(wire.DLQLastReason))
+
+	start = time.Now()
+	require.NoError(t, stop())
+	require.Less(t, time.Since(start), 2*time.Second, "shutdown waited for the abandoned action")
+}

@@ -61,15 +61,18 @@ type slotState struct {
 	check *doneCheck
 }
 
-// process runs one message end to end and settles it exactly once.
-func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState) {
+// process runs one message end to end and settles it exactly once. It
+// returns false when the message's action was abandoned while running on
+// this goroutine: the message was settled elsewhere and the goroutine
+// must leave (runIntake).
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState) (stay bool) {
 	received := time.Now()
 	d := &delivery{msg: msg, handler: unknownHandler}
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream delivery: nothing to settle against.
 		w.log.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
-		return
+		return true
 	}
 	d.meta, d.attempt = meta, int(meta.NumDelivered)
 
@@ -98,8 +101,10 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 			attribute.String("handler", d.handler),
 		)
 	}
+	detached := false
 	defer func() {
-		if !d.handedOff {
+		// Detached: the abandonment path owns d now (and ends the span).
+		if !detached && !d.handedOff {
 			d.span.End()
 		}
 	}()
@@ -113,7 +118,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 
 	if decodeErr != nil {
 		w.deadLetter(ctx, d, envelope.ReasonOf(decodeErr), "", dispatch.RedactText(decodeErr.Error(), nil))
-		return
+		return true
 	}
 
 	// Crash loop: attempts already made (deliveries before this one)
@@ -121,20 +126,20 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	if d.attempt > w.cfg.MaxAttempts {
 		w.deadLetter(ctx, d, wire.ReasonMaxAttempts, wire.ReasonUnsettled,
 			"delivered "+strconv.Itoa(d.attempt)+" times without being settled (worker crashed or lost the message)")
-		return
+		return true
 	}
 
 	if w.checker != nil {
 		slot.check.key = doneKey(d.ceID)
 		if found, err := w.checker.isDone(slot.check); found {
 			w.ack(ctx, d, outcomeDuplicate)
-			return
+			return true
 		} else if err != nil {
 			// Cannot tell whether it ran: retry later rather than risk a double run.
 			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
 			w.nak(ctx, d, dispatch.Result{Class: dispatch.Retryable, Reason: wire.ReasonUnavailable,
 				ErrorText: dispatch.RedactText(err.Error(), nil)})
-			return
+			return true
 		}
 	}
 
@@ -147,12 +152,31 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		// Shutdown: pulled but not started, so another replica gets it now.
 		_ = d.msg.Nak()
 		w.metrics.settle(ctx, d.handler, outcomeRequeued)
-		return
+		return true
 	}
-	res := w.runAction(ctx, d, ev)
-	<-w.actionSlots
-	stopBeat()
-	w.settle(ctx, d, res)
+	finish := func(res dispatch.Result) {
+		w.recordAction(ctx, d, res)
+		<-w.actionSlots
+		stopBeat()
+		w.settle(ctx, d, res)
+	}
+	w.metrics.inflight.Add(ctx, 1)
+	// The action runs on this goroutine (dispatch.DispatchInline). If it
+	// ignores its deadline, the message is settled from the abandonment
+	// callback and another goroutine takes this one's place in the intake.
+	res := w.disp.DispatchInline(ctx, ev, func(res dispatch.Result) {
+		finish(res)
+		if !d.handedOff {
+			d.span.End()
+		}
+		w.replaceIntake()
+	})
+	if res.Detached {
+		detached = true
+		return false
+	}
+	finish(res)
+	return true
 }
 
 // takeActionSlot waits for one of the Concurrency action slots; false
@@ -206,12 +230,9 @@ func (w *Worker) heartbeat(d *delivery) (stop func()) {
 	}
 }
 
-// runAction dispatches the action and records its metrics.
-func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Message) dispatch.Result {
-	w.metrics.inflight.Add(ctx, 1)
-	defer w.metrics.inflight.Add(ctx, -1)
-	res := w.disp.Dispatch(ctx, ev)
-
+// recordAction records a finished (or abandoned) action's metrics.
+func (w *Worker) recordAction(ctx context.Context, d *delivery, res dispatch.Result) {
+	w.metrics.inflight.Add(ctx, -1)
 	if res.Ran {
 		outcome := "success"
 		if res.Class != dispatch.Success {
@@ -226,7 +247,6 @@ func (w *Worker) runAction(ctx context.Context, d *delivery, ev *envelope.Messag
 		w.metrics.abandoned.Add(ctx, 1, w.metrics.with("handler", d.handler))
 		d.logger().Warn("action ignored its deadline and was abandoned")
 	}
-	return res
 }
 
 // settle acks, naks or dead-letters per wire-contract §4.

@@ -60,6 +60,11 @@ type Worker struct {
 	// then given back instead of run).
 	actionSlots chan struct{}
 	stopping    <-chan struct{}
+	// The intake goroutines' work queue and the context their actions run
+	// under; inflight counts the intake goroutines (runIntake).
+	work      chan jetstream.Msg
+	actionCtx context.Context
+	inflight  sync.WaitGroup
 	// markers re-writes failed done-markers before the ack
 	// (donemarker_retry.go).
 	markers *markerRetrier
@@ -80,6 +85,29 @@ const (
 	pullExpiry    = 5 * time.Second
 	pullHeartbeat = 2 * time.Second
 )
+
+// runIntake takes messages until the work queue is closed. An intake
+// goroutine whose action was abandoned (it ignored its deadline and is
+// still running on this goroutine, dispatch.DispatchInline) leaves: a
+// replacement already took its place (replaceIntake).
+func (w *Worker) runIntake() {
+	slot := &slotState{check: newDoneCheck()}
+	for msg := range w.work {
+		if !w.process(w.actionCtx, msg, slot) {
+			return // detached: replaceIntake did this goroutine's Done
+		}
+	}
+	w.inflight.Done()
+}
+
+// replaceIntake starts an intake goroutine in place of one held by an
+// abandoned action. Add before Done: the count never touches zero, so a
+// shutdown waiting on inflight is not released early.
+func (w *Worker) replaceIntake() {
+	w.inflight.Add(1)
+	go w.runIntake()
+	w.inflight.Done()
+}
 
 // intakePerSlot is how many intake goroutines (decode, done-marker
 // lookup) there are per action slot with idempotency on. Two: the
@@ -238,16 +266,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	work := make(chan jetstream.Msg)
-	var inflight sync.WaitGroup
+	w.work, w.actionCtx = work, actionCtx
 	for range intake {
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			slot := &slotState{check: newDoneCheck()}
-			for msg := range work {
-				w.process(actionCtx, msg, slot)
-			}
-		}()
+		w.inflight.Add(1)
+		go w.runIntake()
 	}
 	requeued := 0
 	requeue := func(msg jetstream.Msg) {
@@ -279,7 +301,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	allDone := make(chan struct{})
 	go func() {
-		inflight.Wait()
+		w.inflight.Wait()
 		if w.checker != nil {
 			close(w.checker.reqs) // no slot can ask any more
 		}
