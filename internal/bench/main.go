@@ -229,7 +229,7 @@ func run(o options, gc string) error {
 		if o.latencyRate > 0 {
 			target = o.latencyRate
 		}
-		p50, p99, sent, err := e.latency(o, target)
+		p50, p99, sent, err := e.latency(o, target, true)
 		if err != nil {
 			return fmt.Errorf("latency: %w", err)
 		}
@@ -241,6 +241,17 @@ func run(o options, gc string) error {
 		}
 		fmt.Printf("  same, worker in its own process (%d msgs): p50 %s  p99 %s\n",
 			sent, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+		// Idempotency off at half of its own maximum: the pipeline without
+		// the done-marker round trips (docs/performance.md: the tail with
+		// idempotency on comes from those and the shared CPU).
+		if off := rates["off"]; off > 0 && o.latencyRate == 0 {
+			p50, p99, sent, err = e.latency(o, off/2, false)
+			if err != nil {
+				return fmt.Errorf("latency, idempotency off: %w", err)
+			}
+			fmt.Printf("latency at %.0f msgs/s (half of max, idempotency off, %d msgs): p50 %s  p99 %s\n",
+				off/2, sent, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+		}
 	}
 	if phase("rss") {
 		rss, err := e.workerRSS(o)
@@ -583,10 +594,14 @@ func (e *env) pipeline(o options, idem bool) (float64, error) {
 
 // latency publishes at rate for o.latencyDur and records
 // publish→action-start per message.
-func (e *env) latency(o options, rate float64) (p50, p99 time.Duration, sent int, err error) {
+func (e *env) latency(o options, rate float64, idempotency bool) (p50, p99 time.Duration, sent int, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sc := benchStreams("latency", true)
+	name := "latency"
+	if !idempotency {
+		name = "latencyoff"
+	}
+	sc := benchStreams(name, idempotency)
 	if err := e.provision(ctx, sc); err != nil {
 		return 0, 0, 0, err
 	}
