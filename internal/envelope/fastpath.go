@@ -96,6 +96,9 @@ type onePass struct {
 	items         []any
 	stringMembers []stringMember
 	strings       []string
+	// exponent: a number with an exponent was read (decodeFastAt
+	// declines it, see structured.go).
+	exponent bool
 }
 
 var onePassPool = sync.Pool{New: func() any { return &onePass{} }}
@@ -1005,6 +1008,7 @@ func (d *onePass) number() (lit []byte, integer, ok bool) {
 	}
 	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
 		integer = false
+		d.exponent = true
 		i++
 		if i < len(data) && (data[i] == '+' || data[i] == '-') {
 			i++
