@@ -242,12 +242,17 @@ func TestGracefulShutdown(t *testing.T) {
 	cfg := e.config()
 	cfg.Concurrency = 1
 	cfg.Prefetch = 5
-	w, stop := e.start(cfg)
+	// Published before the worker starts, so its first pull takes all five:
+	// a message still on its way from the server when the subscription is
+	// drained would be dropped by the client and come back only after
+	// AckWait (docs/operations.md, shutdown), which is not what this test
+	// is about.
 	e.publishRaw("imbi.actions.test.sleep", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: "inflight"},
 		event("inflight", "test#sleep", map[string]any{"sleep_ms": 400}, "inflight"))
 	for i := range 4 {
 		e.publish(fmt.Sprintf("queued-%d", i), "test#ok", nil)
 	}
+	w, stop := e.start(cfg)
 	require.Eventually(t, func() bool { return len(e.rec.Times("inflight")) == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, stop())
 	require.ErrorIs(t, w.Ready(), ErrDraining)
