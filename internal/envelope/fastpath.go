@@ -218,6 +218,30 @@ const (
 	fHeaders
 )
 
+// typedObject walks a typed object: each known member name (fields) goes
+// to value with its index, which must read the value; unknown names are
+// skipped. It returns the names seen. (value does not escape, so the
+// callers' closures stay on the stack.)
+func (d *onePass) typedObject(fields *typedFields, value func(i int) bool) (fieldSet, bool) {
+	var seen fieldSet
+	more, ok := d.openObject()
+	for ok && more {
+		var i int
+		if i, ok = d.field(fields, &seen); !ok {
+			break
+		}
+		if i < 0 {
+			ok = d.skip()
+		} else {
+			ok = value(i)
+		}
+		if ok {
+			more, ok = d.nextMember()
+		}
+	}
+	return seen, ok
+}
+
 // fieldSet records which known names of a typed object were seen.
 type fieldSet uint16
 
@@ -226,16 +250,7 @@ func (s fieldSet) has(i int) bool { return s&(1<<i) != 0 }
 // ---- typed objects ----
 
 func (d *onePass) envelope(out *wire.ActionData) bool {
-	more, ok := d.openObject()
-	if !ok {
-		return false
-	}
-	var seen fieldSet
-	for more {
-		i, ok := d.field(envelopeFields, &seen)
-		if !ok {
-			return false
-		}
+	seen, ok := d.typedObject(envelopeFields, func(i int) (ok bool) {
 		switch i {
 		case fRule:
 			ok = d.rule(&out.Rule)
@@ -247,30 +262,17 @@ func (d *onePass) envelope(out *wire.ActionData) bool {
 			ok = d.stringOrNull(&out.ExternalIdentifier)
 		case fEvent:
 			ok = d.event(&out.Event)
-		default:
-			ok = d.skip()
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.nextMember(); !ok {
-			return false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	return seen.has(fRule) && seen.has(fContext) && seen.has(fEvent)
 }
 
 func (d *onePass) rule(r *wire.Rule) bool {
-	more, ok := d.openObject()
-	if !ok {
-		return false
-	}
-	var seen fieldSet
-	for more {
-		i, ok := d.field(ruleFields, &seen)
-		if !ok {
-			return false
-		}
+	seen, ok := d.typedObject(ruleFields, func(i int) (ok bool) {
 		switch i {
 		case fRuleID:
 			ok = d.stringOrNull(&r.ID)
@@ -280,15 +282,11 @@ func (d *onePass) rule(r *wire.Rule) bool {
 			ok = d.handlerConfig(&r.HandlerConfig)
 		case fRuleOrdinal:
 			ok = d.ordinal(&r.Ordinal)
-		default:
-			ok = d.skip()
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.nextMember(); !ok {
-			return false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	return seen.has(fRuleHandler)
 }
@@ -368,31 +366,18 @@ func (d *onePass) plugin(dst **wire.PluginRef) bool {
 	if d.peek() == 'n' {
 		return d.literal("null")
 	}
-	more, ok := d.openObject()
-	if !ok {
-		return false
-	}
 	p := &wire.PluginRef{}
-	var seen fieldSet
-	for more {
-		i, ok := d.field(pluginFields, &seen)
-		if !ok {
-			return false
-		}
+	_, ok := d.typedObject(pluginFields, func(i int) (ok bool) {
 		switch i {
 		case fPluginID:
 			ok = d.stringOrNull(&p.ID)
 		case fPluginSlug:
 			ok = d.stringOrNull(&p.Slug)
-		default:
-			ok = d.skip()
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.nextMember(); !ok {
-			return false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	*dst = p
 	return true
@@ -401,16 +386,7 @@ func (d *onePass) plugin(dst **wire.PluginRef) bool {
 // context builds what PluginContext's own decoder builds: absent or null
 // containers read as empty ones, absent or null optional strings as nil.
 func (d *onePass) context(c *plugins.PluginContext) bool {
-	more, ok := d.openObject()
-	if !ok {
-		return false
-	}
-	var seen fieldSet
-	for more {
-		i, ok := d.field(contextFields, &seen)
-		if !ok {
-			return false
-		}
+	seen, ok := d.typedObject(contextFields, func(i int) (ok bool) {
 		switch i {
 		case fProjectID:
 			c.ProjectID, ok = d.str()
@@ -436,15 +412,11 @@ func (d *onePass) context(c *plugins.PluginContext) bool {
 			// Credentials are decoded by their model's own rules: left to
 			// the reference decoder.
 			ok = d.peek() == 'n' && d.literal("null")
-		default:
-			ok = d.skip()
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.nextMember(); !ok {
-			return false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	if !seen.has(fProjectID) || !seen.has(fProjectSlug) || !seen.has(fOrgSlug) {
 		return false
@@ -466,16 +438,7 @@ func (d *onePass) context(c *plugins.PluginContext) bool {
 
 // event builds what jsoniter builds: absent or null maps stay nil.
 func (d *onePass) event(e *plugins.Event) bool {
-	more, ok := d.openObject()
-	if !ok {
-		return false
-	}
-	var seen fieldSet
-	for more {
-		i, ok := d.field(eventFields, &seen)
-		if !ok {
-			return false
-		}
+	_, ok := d.typedObject(eventFields, func(i int) (ok bool) {
 		switch i {
 		case fEventType:
 			ok = d.stringOrNull(&e.Type)
@@ -487,15 +450,11 @@ func (d *onePass) event(e *plugins.Event) bool {
 			ok = d.metadata(&e.Metadata)
 		case fPayload:
 			ok = d.objectOrNull(&e.Payload)
-		default:
-			ok = d.skip()
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.nextMember(); !ok {
-			return false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	return true
 }
@@ -504,30 +463,17 @@ func (d *onePass) metadata(m *plugins.EventMetadata) bool {
 	if d.peek() == 'n' {
 		return d.literal("null")
 	}
-	more, ok := d.openObject()
-	if !ok {
-		return false
-	}
-	var seen fieldSet
-	for more {
-		i, ok := d.field(metadataFields, &seen)
-		if !ok {
-			return false
-		}
+	_, ok := d.typedObject(metadataFields, func(i int) (ok bool) {
 		switch i {
 		case fWebhookID:
 			ok = d.stringOrNull(&m.WebhookID)
 		case fHeaders:
 			ok = d.stringMapOrNull(&m.Headers)
-		default:
-			ok = d.skip()
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = d.nextMember(); !ok {
-			return false
-		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	return true
 }
