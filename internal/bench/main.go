@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aweber-imbi/imbi-worker/internal/benchdata"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
@@ -325,30 +325,7 @@ func childWorker(o options) error {
 
 // body builds one structured CE of about size bytes (payload padded).
 func body(id string, size int, sentNanos int64) []byte {
-	build := func(pad int) []byte {
-		ev := map[string]any{
-			"specversion": "1.0", "id": id, "source": "/imbi-gateway/webhooks/wh-1", "type": wire.EventType,
-			"subject": "bench#noop", "time": "2026-11-25T12:00:00Z", "datacontenttype": "application/json",
-			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			"data": map[string]any{
-				"rule":   map[string]any{"id": "r-1", "handler": "bench#noop", "handler_config": map[string]any{"label": "bench"}, "ordinal": 0},
-				"plugin": map[string]any{"id": "pl-1", "slug": "bench"},
-				"context": map[string]any{"project_id": "p-1", "project_slug": "checkout", "org_slug": "acme", "team_slug": "payments",
-					"actor_user_id": nil, "assignment_options": map[string]any{"service_slug": "github", "service_endpoint": "https://api.github.com"}},
-				"external_identifier": "acme/checkout",
-				"event": map[string]any{"type": "push", "third_party_service": "github", "attributed_to": "",
-					"metadata": map[string]any{"webhook_id": "wh-1", "headers": map[string]any{"x-github-event": "push", "authorization": "[redacted]"}},
-					"payload":  map[string]any{"ref": "refs/heads/main", "sent": strconv.FormatInt(sentNanos, 10), "pad": strings.Repeat("x", pad)}},
-			},
-		}
-		b, _ := json.Marshal(ev)
-		return b
-	}
-	b := build(0)
-	if pad := size - len(b); pad > 0 {
-		b = build(pad)
-	}
-	return b
+	return benchdata.Event(id, size, sentNanos)
 }
 
 // bodyTemplate makes bodies by splicing the id and send time into one

@@ -2,11 +2,11 @@ package envelope
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/benchdata"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -73,31 +73,7 @@ func BenchmarkEnvelopeFast(b *testing.B) {
 // (-size 1229), the payload padded with a ~700-byte string.
 func benchBody(t testing.TB) []byte {
 	t.Helper()
-	build := func(pad int) []byte {
-		ev := map[string]any{
-			"specversion": "1.0", "id": "d-1.0", "source": "/imbi-gateway/webhooks/wh-1", "type": wire.EventType,
-			"subject": "bench#noop", "time": "2026-11-25T12:00:00Z", "datacontenttype": "application/json",
-			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			"data": map[string]any{
-				"rule":   map[string]any{"id": "r-1", "handler": "bench#noop", "handler_config": map[string]any{"label": "bench"}, "ordinal": 0},
-				"plugin": map[string]any{"id": "pl-1", "slug": "bench"},
-				"context": map[string]any{"project_id": "p-1", "project_slug": "checkout", "org_slug": "acme", "team_slug": "payments",
-					"actor_user_id": nil, "assignment_options": map[string]any{"service_slug": "github", "service_endpoint": "https://api.github.com"}},
-				"external_identifier": "acme/checkout",
-				"event": map[string]any{"type": "push", "third_party_service": "github", "attributed_to": "",
-					"metadata": map[string]any{"webhook_id": "wh-1", "headers": map[string]any{"x-github-event": "push", "authorization": "[redacted]"}},
-					"payload":  map[string]any{"ref": "refs/heads/main", "sent": "1764072000000000000", "pad": strings.Repeat("x", pad)}},
-			},
-		}
-		b, err := json.Marshal(ev)
-		require.NoError(t, err)
-		return b
-	}
-	b := build(0)
-	if pad := 1229 - len(b); pad > 0 {
-		b = build(pad)
-	}
-	return b
+	return benchdata.Event("d-1.0", benchdata.Size, 1764072000000000000)
 }
 
 // benchBodies: the envelope data of validData and of the benchmark's
