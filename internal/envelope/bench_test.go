@@ -10,8 +10,10 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-func BenchmarkDecodeStructured(b *testing.B) {
-	dec := newDecoder(b)
+func BenchmarkDecodeStructured(b *testing.B) { benchDecodeStructured(b, newDecoder(b)) }
+
+// benchDecodeStructured decodes each benchmark body as a structured event.
+func benchDecodeStructured(b *testing.B, dec *Decoder) {
 	h := map[string][]string{"Content-Type": {wire.ContentTypeCE}, "Nats-Msg-Id": {"d-1.0"}}
 	for _, c := range benchBodies(b) {
 		b.Run(c.name, func(b *testing.B) {

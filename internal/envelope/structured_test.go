@@ -583,16 +583,5 @@ func BenchmarkScanStructured(b *testing.B) {
 // structured fast path (sdk-go reads the whole body).
 func BenchmarkDecodeStructuredFull(b *testing.B) {
 	_, dec := fastAndFull(b)
-	h := map[string][]string{"Content-Type": {wire.ContentTypeCE}, "Nats-Msg-Id": {"d-1.0"}}
-	for _, c := range benchBodies(b) {
-		b.Run(c.name, func(b *testing.B) {
-			b.SetBytes(int64(len(c.body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := dec.Decode(h, c.body); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchDecodeStructured(b, dec)
 }
