@@ -95,15 +95,24 @@ func (c *doneChecker) isDone(q *doneCheck) (bool, error) {
 // start runs the checker goroutines; they end when reqs is closed (after
 // the last slot ended).
 func (c *doneChecker) start() error {
+	conns := make([]*lookupConn, 0, doneCheckers)
 	for range doneCheckers {
 		lc := &lookupConn{inbox: c.nc.NewRespInbox()}
 		sub, err := c.nc.SubscribeSync(lc.inbox + ".*")
 		if err != nil {
+			for _, started := range conns {
+				_ = started.sub.Unsubscribe()
+			}
 			return fmt.Errorf("done-marker lookup subscription: %w", err)
 		}
 		// A batch answer is at most maxDoneBatch+1 small messages; the
 		// default pending limits are far above that.
 		lc.sub = sub
+		conns = append(conns, lc)
+	}
+	// Only once every subscription exists: a failed start leaves no
+	// goroutine behind.
+	for _, lc := range conns {
 		go c.run(lc)
 	}
 	return nil

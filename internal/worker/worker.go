@@ -209,10 +209,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer func() { _ = adv.Unsubscribe() }()
 
+	if w.done != nil {
+		if w.checker, err = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		if err := w.checker.start(); err != nil { // donecheck.go
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
+
 	iter, err := w.newPausingIter(jetstream.PullMaxMessages(w.cfg.Prefetch), // breaker.go
 		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
 	if err != nil {
+		if w.checker != nil {
+			close(w.checker.reqs) // its goroutines end
+		}
 		return fmt.Errorf("worker: pull subscription: %w", err)
 	}
 	w.bound.Store(true)
@@ -256,14 +268,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.markers = newMarkerRetrier(w, w.cfg.Concurrency)
 		writerDone = make(chan struct{})
 		go func() { defer close(writerDone); w.runDoneWriter(w.doneQ) }()
-	}
-	if w.done != nil {
-		if w.checker, err = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log); err != nil {
-			return fmt.Errorf("worker: %w", err)
-		}
-		if err := w.checker.start(); err != nil { // donecheck.go
-			return fmt.Errorf("worker: %w", err)
-		}
 	}
 	work := make(chan jetstream.Msg)
 	w.work, w.actionCtx = work, actionCtx
