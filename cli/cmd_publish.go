@@ -77,12 +77,9 @@ func (f *toolNATSFlags) connect(name string) (*natsSession, error) {
 	if conn.Name == "" || conn.Name == "imbi-worker" {
 		conn.Name = "imbi-worker " + name
 	}
-	s, err := conn.connect(false, io.Discard, nil)
-	if err != nil {
-		// The URL may carry a user:password; say where without it.
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(u), errors.Unwrap(err))
-	}
-	return s, nil
+	// connect's errors name the flag at fault, or the URL with any
+	// user:password redacted.
+	return conn.connect(false, io.Discard, nil)
 }
 
 func redactNATSURL(u string) string {

@@ -171,10 +171,7 @@ func (s *natsSession) Close() {
 func (f *natsConnFlags) connect(allowEmbedded bool, out io.Writer, log *slog.Logger) (*natsSession, error) {
 	opts, err := f.options()
 	if err != nil {
-		// Wrapped like the dial error below: the tools (publish, dlq) unwrap
-		// one level to re-prefix "connect to NATS at <url>", which turned a
-		// bare errors.New into "%!w(<nil>)" and dropped the flag's name.
-		return nil, fmt.Errorf("NATS connection options: %w", err)
+		return nil, err
 	}
 	s := &natsSession{URL: f.URL}
 	if f.URL == "" {

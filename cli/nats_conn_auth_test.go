@@ -478,10 +478,10 @@ func TestNATSSecretsNotLogged(t *testing.T) {
 }
 
 // TestNATSURLPasswordRedacted: a user:password in --nats-url stays out of
-// the connect error of the commands that did not redact it themselves.
+// the connect error of every command that dials NATS.
 func TestNATSURLPasswordRedacted(t *testing.T) {
 	url := "nats://worker:hunter2-secret@127.0.0.1:1" // nothing listens there
-	for _, cmd := range [][]string{{"streams", "apply"}, {"run", "--data-dir", t.TempDir()}} {
+	for _, cmd := range [][]string{{"streams", "apply"}, {"run", "--data-dir", t.TempDir()}, {"dlq", "stats"}} {
 		t.Run(cmd[0], func(t *testing.T) {
 			out, errOut, err := runNATSCmd(t, append(append([]string{}, cmd...), "--nats-url", url)...)
 			require.ErrorContains(t, err, "connect to NATS nats://[redacted]@127.0.0.1:1")
