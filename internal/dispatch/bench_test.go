@@ -22,7 +22,7 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 // BenchmarkDispatchInline is BenchmarkDispatch on the caller's goroutine
-// (the worker's path): no hand-off to a runner and back.
+// (the worker's path): no hand-off to another goroutine and back.
 func BenchmarkDispatchInline(b *testing.B) {
 	s := newSetup(b, nil)
 	m := message("test#strict", "test#strict", `{"label": "bench"}`)

@@ -116,9 +116,6 @@ type Dispatcher struct {
 	// its size is bounded by the registry (two spellings per action), not
 	// by what arrives on the wire.
 	known sync.Map
-
-	// runners run the actions (runners.go).
-	runners runnerPool
 }
 
 func (d *Dispatcher) tracer() trace.Tracer {
@@ -130,11 +127,18 @@ func (d *Dispatcher) tracer() trace.Tracer {
 
 // Dispatch runs the message's action and classifies the outcome. ctx
 // carries the caller's lifetime (shutdown); the action's own deadline is
-// added here. The action runs on a pooled goroutine of its own, so an
-// action that ignores its deadline holds the caller no longer than
-// deadline + AbandonGrace.
+// added here. It is DispatchInline on a goroutine of its own, so an action
+// that ignores its deadline holds the caller no longer than deadline +
+// AbandonGrace: the caller gets the abandoned Result then. (The worker
+// calls DispatchInline itself and saves the goroutine.)
 func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result {
-	return d.dispatch(ctx, msg, nil)
+	out := make(chan Result, 1) // exactly one of the two sends: runInline
+	go func() {
+		if res := d.DispatchInline(ctx, msg, func(res Result) { out <- res }); !res.Detached {
+			out <- res
+		}
+	}()
+	return <-out
 }
 
 // DispatchInline is Dispatch with the action run on the caller's own
@@ -153,10 +157,6 @@ func (d *Dispatcher) DispatchInline(ctx context.Context, msg *envelope.Message, 
 	if onAbandon == nil {
 		panic("dispatch: DispatchInline needs onAbandon")
 	}
-	return d.dispatch(ctx, msg, onAbandon)
-}
-
-func (d *Dispatcher) dispatch(ctx context.Context, msg *envelope.Message, onAbandon func(Result)) Result {
 	tr := d.tracer()
 
 	_, span := tr.Start(ctx, "resolve")
@@ -266,9 +266,9 @@ type runOutcome struct {
 	panicked any
 }
 
-// run calls the action under a deadline, in its own goroutine (onAbandon
-// nil) or inline; either way an action that ignores ctx cannot hold the
-// caller (or, inline, the caller's continuation) past deadline + grace.
+// run calls the action on the calling goroutine under a deadline; an
+// action that ignores ctx cannot hold the caller's continuation
+// (onAbandon) past deadline + grace.
 func (d *Dispatcher) run(ctx context.Context, handler string, action plugins.ActionDescriptor, onAbandon func(Result), inv plugins.Invocation) Result {
 	timeout := action.Timeout
 	if timeout <= 0 {
@@ -290,27 +290,10 @@ func (d *Dispatcher) run(ctx context.Context, handler string, action plugins.Act
 		return res
 	}
 
-	var out runOutcome
-	if onAbandon != nil {
-		var ok bool
-		if out, ok = runInline(actx, grace, &actionJob{ctx: actx, action: action, inv: inv},
-			func() { onAbandon(abandoned()) }); !ok {
-			return Result{Detached: true}
-		}
-	} else {
-		done := make(chan runOutcome, 1) // buffered: an abandoned action can still finish
-		d.runners.start(&actionJob{ctx: actx, action: action, inv: inv, done: done})
-		select {
-		case out = <-done:
-		case <-actx.Done():
-			timer := time.NewTimer(grace)
-			select {
-			case out = <-done:
-				timer.Stop()
-			case <-timer.C:
-				return abandoned()
-			}
-		}
+	out, ok := runInline(&actionJob{ctx: actx, action: action, inv: inv}, grace,
+		func() { onAbandon(abandoned()) })
+	if !ok {
+		return Result{Detached: true}
 	}
 	elapsed := time.Since(start)
 
