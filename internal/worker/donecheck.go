@@ -66,14 +66,13 @@ type doneChecker struct {
 	batches, keys atomic.Uint64
 }
 
-func newDoneChecker(nc *nats.Conn, kv jetstream.KeyValue, bucket string, log *slog.Logger) (*doneChecker, error) {
-	c := &doneChecker{
+func newDoneChecker(nc *nats.Conn, kv jetstream.KeyValue, bucket string, log *slog.Logger) *doneChecker {
+	return &doneChecker{
 		nc: nc, kv: kv, log: log,
 		apiSubject: "$JS.API.DIRECT.GET.KV_" + bucket,
-		kvPrefix:   "$KV." + bucket + ".",
+		kvPrefix:   doneSubjectPrefix(bucket),
 		reqs:       make(chan *doneCheck, maxDoneBatch),
 	}
-	return c, nil
 }
 
 // lookupConn is one checker goroutine's subscription: every request it

@@ -19,8 +19,7 @@ func startChecker(t *testing.T, e *env, adjust func(*doneChecker)) *doneChecker 
 	t.Helper()
 	kv, err := e.js.KeyValue(context.Background(), e.sc.DoneBucket)
 	require.NoError(t, err)
-	c, err := newDoneChecker(e.nc, kv, e.sc.DoneBucket, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
+	c := newDoneChecker(e.nc, kv, e.sc.DoneBucket, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if adjust != nil {
 		adjust(c)
 	}

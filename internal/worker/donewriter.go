@@ -29,10 +29,14 @@ type pendingDone struct {
 	deadline time.Time
 }
 
-// doneSubject is the KV subject of a done-marker key in the done bucket
-// (a local bucket, as streams.Apply creates it: no mirror, no domain).
+// doneSubjectPrefix is the KV subject prefix of the done bucket's keys (a
+// local bucket, as streams.Apply creates it: no mirror, no domain). The
+// marker writes and the batched lookups (donecheck.go) both use it.
+func doneSubjectPrefix(bucket string) string { return "$KV." + bucket + "." }
+
+// doneSubject is the KV subject of a done-marker key.
 func (w *Worker) doneSubject(key string) string {
-	return "$KV." + w.cfg.Streams.DoneBucket + "." + key
+	return doneSubjectPrefix(w.cfg.Streams.DoneBucket) + key
 }
 
 // writeDone publishes the message's done-marker and hands the message to

@@ -210,9 +210,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer func() { _ = adv.Unsubscribe() }()
 
 	if w.done != nil {
-		if w.checker, err = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log); err != nil {
-			return fmt.Errorf("worker: %w", err)
-		}
+		w.checker = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
 		if err := w.checker.start(); err != nil { // donecheck.go
 			return fmt.Errorf("worker: %w", err)
 		}
