@@ -146,27 +146,51 @@ func encodeJSON(v any) []byte {
 	return []byte(b.String())
 }
 
-func writeJSON(b *strings.Builder, v any) {
+func writeJSON(b *strings.Builder, v any) { writePython(b, v, &jsonDumps) }
+
+// pySyntax is how one of Python's printers spells what json.loads
+// produces; lists and dicts are written alike by both (", " and ": ").
+type pySyntax struct {
+	null, yes, no string
+	number        func(string) string
+	str           func(*strings.Builder, string)
+	other         func(*strings.Builder, any) // a type json.loads does not produce
+}
+
+// jsonDumps is json.dumps with default arguments; pyRepr is repr.
+var (
+	jsonDumps = pySyntax{null: "null", yes: "true", no: "false",
+		number: func(n string) string { return n },
+		str:    writeJSONString,
+		other:  func(_ *strings.Builder, v any) { panic(fmt.Sprintf("creds: cannot encode %T", v)) }}
+	pyRepr = pySyntax{null: "None", yes: "True", no: "False",
+		number: pyNumber,
+		str:    func(b *strings.Builder, s string) { b.WriteString(pyStrRepr(s)) },
+		other:  func(b *strings.Builder, v any) { fmt.Fprint(b, v) }}
+)
+
+// writePython writes v as syn spells it.
+func writePython(b *strings.Builder, v any, syn *pySyntax) {
 	switch t := v.(type) {
 	case nil:
-		b.WriteString("null")
+		b.WriteString(syn.null)
 	case bool:
 		if t {
-			b.WriteString("true")
+			b.WriteString(syn.yes)
 		} else {
-			b.WriteString("false")
+			b.WriteString(syn.no)
 		}
 	case json.Number:
-		b.WriteString(t.String())
+		b.WriteString(syn.number(t.String()))
 	case string:
-		writeJSONString(b, t)
+		syn.str(b, t)
 	case []any:
 		b.WriteByte('[')
 		for i, e := range t {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeJSON(b, e)
+			writePython(b, e, syn)
 		}
 		b.WriteByte(']')
 	case *object:
@@ -175,13 +199,13 @@ func writeJSON(b *strings.Builder, v any) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeJSONString(b, k)
+			syn.str(b, k)
 			b.WriteString(": ")
-			writeJSON(b, t.values[k])
+			writePython(b, t.values[k], syn)
 		}
 		b.WriteByte('}')
 	default:
-		panic(fmt.Sprintf("creds: cannot encode %T", v))
+		syn.other(b, v)
 	}
 }
 
@@ -259,44 +283,7 @@ func pyStr(v any) string {
 }
 
 // writeRepr is Python's repr for the values json.loads produces.
-func writeRepr(b *strings.Builder, v any) {
-	switch t := v.(type) {
-	case nil:
-		b.WriteString("None")
-	case bool:
-		if t {
-			b.WriteString("True")
-		} else {
-			b.WriteString("False")
-		}
-	case json.Number:
-		b.WriteString(pyNumber(t.String()))
-	case string:
-		b.WriteString(pyStrRepr(t))
-	case []any:
-		b.WriteByte('[')
-		for i, e := range t {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeRepr(b, e)
-		}
-		b.WriteByte(']')
-	case *object:
-		b.WriteByte('{')
-		for i, k := range t.keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(pyStrRepr(k))
-			b.WriteString(": ")
-			writeRepr(b, t.values[k])
-		}
-		b.WriteByte('}')
-	default:
-		fmt.Fprint(b, t)
-	}
-}
+func writeRepr(b *strings.Builder, v any) { writePython(b, v, &pyRepr) }
 
 // pyNumber renders a JSON number literal as Python does after json.loads:
 // integer literals become int (arbitrary precision), the rest float.
