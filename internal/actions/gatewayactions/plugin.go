@@ -63,21 +63,9 @@ type Plugin struct {
 // or url/token credentials when CredentialsFromPlugin is set.
 func (p Plugin) Manifest() plugins.PluginManifest {
 	desc := "Turn third-party webhooks into Imbi project updates, releases, deployment events and SBoMs through imbi-api."
-	m := plugins.PluginManifest{
-		Slug:            Slug,
-		Name:            "Gateway Actions",
-		Description:     &desc,
-		PluginType:      plugins.TypeWebhook,
-		AuthType:        plugins.AuthAPIToken,
-		APIVersion:      1,
-		DefaultScopes:   []string{},
-		Options:         []plugins.PluginOption{},
-		Credentials:     []plugins.CredentialField{},
-		DataTypes:       []plugins.DataType{},
-		VertexLabels:    []plugins.PluginVertexLabel{},
-		EdgeLabels:      []plugins.PluginEdgeLabel{},
-		OpsLogTemplates: map[string]plugins.OpsLogTemplate{},
-	}
+	m := plugins.NewManifest(Slug, "Gateway Actions", plugins.TypeWebhook)
+	m.Description = &desc
+	m.Cacheable = false // as this manifest has always said
 	if p.CredentialsFromPlugin {
 		urlDesc := "imbi-api base URL; default ACTIONS_IMBI_URL or " + DefaultImbiURL
 		tokenDesc := "imbi-api service token (sent as a Bearer token)"

@@ -79,22 +79,8 @@ func NewCreds(rec Recorder) *Plugin { return &Plugin{slug: CredsSlug, withCreds:
 // Manifest implements plugins.Plugin.
 func (p *Plugin) Manifest() plugins.PluginManifest {
 	desc := "Test-only plugin of the reliability suites; never shipped."
-	m := plugins.PluginManifest{
-		Slug:            p.slug,
-		Name:            "Chaos (" + p.slug + ")",
-		Description:     &desc,
-		PluginType:      plugins.TypeWebhook,
-		AuthType:        plugins.AuthAPIToken,
-		APIVersion:      1,
-		Cacheable:       true,
-		DefaultScopes:   []string{},
-		Options:         []plugins.PluginOption{},
-		Credentials:     []plugins.CredentialField{},
-		DataTypes:       []plugins.DataType{},
-		VertexLabels:    []plugins.PluginVertexLabel{},
-		EdgeLabels:      []plugins.PluginEdgeLabel{},
-		OpsLogTemplates: map[string]plugins.OpsLogTemplate{},
-	}
+	m := plugins.NewManifest(p.slug, "Chaos ("+p.slug+")", plugins.TypeWebhook)
+	m.Description = &desc
 	if p.withCreds {
 		m.Credentials = []plugins.CredentialField{{Name: "token", Label: "API token", Required: true}}
 	}
