@@ -113,7 +113,7 @@ func (r *markerRetrier) run(ctx context.Context, d *delivery, cause error) {
 		mu.Unlock()
 	}()
 
-	key := doneKey(d.ceID)
+	key := d.doneKey
 	attempts := 0
 	b := retry.WithFullJitter(retry.WithCappedDuration(markerRetryMax, retry.NewExponential(markerRetryBase)))
 	err := retry.Do(r.ctx, b, func(ctx context.Context) error {

@@ -44,7 +44,7 @@ func (w *Worker) doneSubject(key string) string {
 // retrier takes the message over (donemarker_retry.go: never ack without
 // the marker). It always returns true: the ack is no longer the caller's.
 func (w *Worker) writeDone(ctx context.Context, d *delivery) bool {
-	f, err := w.js.PublishAsync(w.doneSubject(doneKey(d.ceID)), w.workerID)
+	f, err := w.js.PublishAsync(w.doneSubject(d.doneKey), w.workerID)
 	d.handedOff = true
 	if err != nil {
 		d.logger().Warn("done-marker write failed; retrying before the ack", "error", err)

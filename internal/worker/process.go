@@ -35,6 +35,7 @@ type delivery struct {
 	attempt  int
 	ev       *envelope.Message // nil when the bytes are not a CloudEvent
 	ceID     string
+	doneKey  string // the done-marker key of ceID (idempotency on)
 	rawHndlr string // rule.handler as sent
 	handler  string // metric label: canonical handler or "_unknown"
 	span     trace.Span
@@ -130,7 +131,8 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	}
 
 	if w.checker != nil {
-		slot.check.key = doneKey(d.ceID)
+		d.doneKey = doneKey(d.ceID)
+		slot.check.key = d.doneKey
 		if found, err := w.checker.isDone(slot.check); found {
 			w.ack(ctx, d, outcomeDuplicate)
 			return true
