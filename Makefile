@@ -1,5 +1,8 @@
 # imbi-worker. `make demo` runs the main job on the embedded default;
 # `make test` runs every test (the same command CI runs).
+# Go 1.27.3 (encoding/json/v2 in the standard library); the module proxy serves
+# the toolchain, so a machine that starts with Go 1.26 fetches it on first use.
+export GOTOOLCHAIN ?= go1.27.3
 GO        ?= go
 BIN       ?= bin/imbi-worker
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

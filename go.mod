@@ -1,6 +1,6 @@
 module github.com/aweber-imbi/imbi-worker
 
-go 1.26.0
+go 1.27.3
 
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2

@@ -4,6 +4,7 @@
 # e.g. scripts/bench.sh -n 20000 -cpuprofile /tmp/worker.prof
 # Results are recorded in docs/performance.md.
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 out=$(mktemp -d "${TMPDIR:-/tmp}/imbi-bench.XXXXXX")

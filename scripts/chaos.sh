@@ -14,6 +14,7 @@
 # Figures are printed at the end (one JSON line per run) and kept in
 # $CHAOS_REPORT (default .cache/chaos/report.jsonl).
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 

@@ -6,6 +6,7 @@
 # prints what happened to each next to what was expected, shows the
 # dead-letter stats and stops the worker gracefully.
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-bin/imbi-worker}

@@ -10,6 +10,7 @@
 # A failing input is written by `go test` under <pkg>/testdata/fuzz/<Target>/;
 # commit it: it then runs as a regression seed in every plain `go test`.
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 

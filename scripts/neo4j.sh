@@ -14,6 +14,7 @@
 # NEO4J_HEAP (default 512m), NEO4J_PAGECACHE (default 32m),
 # NEO4J_STATE_DIR (default .cache/neo4j), NEO4J_WAIT_SECONDS (default 120).
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 top=$(cd "$(dirname "$0")/.." && pwd)
 src="$top/tools/neo4j"
 state=${NEO4J_STATE_DIR:-"$top/.cache/neo4j"}

@@ -3,6 +3,7 @@
 # and the in-repo Python client. Idempotent: re-installs only when the
 # requirements change. Prints the venv's python path.
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 stamp="$venv/.requirements.sha"

@@ -3,6 +3,7 @@
 # (Python venv, Neo4j via scripts/neo4j.sh), starts the services, runs every
 # suite and stops the services again, whatever happens.
 set -euo pipefail
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 

@@ -1,6 +1,6 @@
 module example.com/imbi-hello
 
-go 1.26.0
+go 1.27.3
 
 require github.com/aweber-imbi/imbi-worker v0.0.0
 
