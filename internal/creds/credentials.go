@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -13,23 +15,79 @@ import (
 // auth_type api_token and aws-iam-ic read the plugin's own encrypted
 // configuration; every other auth type reads the linked ServiceApplication.
 //
-// Errors: *plugins.PluginCredentialsMissing (permanent) or *StoreError
-// (Neo4j unreachable after retries). Texts never carry a secret.
+// The Plugin node must belong to m's plugin: its plugin_slug must be
+// m.Slug (checked in the query, so another plugin's secret is never read).
+//
+// Errors: *plugins.PluginCredentialsMissing (permanent; wrapping
+// *PluginOwnerError when the node belongs to another plugin) or
+// *StoreError (Neo4j unreachable after retries). Texts never carry a
+// secret.
 func (s *Store) PluginCredentials(ctx context.Context, pluginID string, m plugins.PluginManifest) (plugins.Credentials, error) {
+	return s.ServicePluginCredentials(ctx, "", pluginID, m)
+}
+
+// ServicePluginCredentials is PluginCredentials for an event from
+// third-party service service: when service is not empty the Plugin node
+// must also be attached to it ((:ThirdPartyService)-[:HAS_PLUGIN]->), as
+// it is when the gateway looked it up.
+func (s *Store) ServicePluginCredentials(ctx context.Context, service, pluginID string, m plugins.PluginManifest) (plugins.Credentials, error) {
+	owner := PluginOwnerError{PluginID: pluginID, Slug: m.Slug, Service: service}
 	switch m.AuthType {
 	case plugins.AuthAPIToken, plugins.AuthAWSIAMIC:
-		return s.configurationCredentials(ctx, pluginID, m)
+		return s.configurationCredentials(ctx, owner, m)
 	default:
-		return s.applicationCredentials(ctx, pluginID, m.Slug)
+		return s.applicationCredentials(ctx, owner)
 	}
+}
+
+// PluginOwnerError: the Plugin node an event names (plugin.id) is not the
+// handler's plugin, or not attached to the event's third-party service.
+// Its credentials are not read. Wrapped in *plugins.PluginCredentialsMissing.
+type PluginOwnerError struct {
+	PluginID string // the event's plugin.id
+	Slug     string // the handler's plugin slug
+	Service  string // the event's third_party_service ("" when absent)
+}
+
+func (e *PluginOwnerError) Error() string {
+	msg := fmt.Sprintf("Plugin node %q does not belong to plugin '%s'", e.PluginID, e.Slug)
+	if e.Service != "" {
+		msg += fmt.Sprintf(" of third-party service '%s'", e.Service)
+	}
+	return msg + ": the event's plugin.id names another plugin's node; no credentials were read"
+}
+
+// readOwned runs one of the owned reads (cypherReadOwnedConfig,
+// cypherReadOwnedApp). rec is nil when there is no such node; a node of
+// another plugin is a *plugins.PluginCredentialsMissing.
+func (s *Store) readOwned(ctx context.Context, name, cypher string, owner PluginOwnerError) (*neo4j.Record, error) {
+	recs, err := s.query(ctx, name, cypher, map[string]any{
+		"plugin_id": owner.PluginID, "plugin_slug": owner.Slug, "service": owner.Service}, false)
+	if err != nil {
+		return nil, &StoreError{Op: "read " + name, Err: err}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	// owned is null when the node has no plugin_slug: not owned either.
+	if owned, _ := valueOf(recs[0], "owned").(bool); !owned {
+		e := owner
+		return nil, &plugins.PluginCredentialsMissing{Message: e.Error(), Err: &e}
+	}
+	return recs[0], nil
 }
 
 // configurationCredentials is §10.5. Every unreadable blob degrades to {}
 // (then "missing" if anything is required), as in Python.
-func (s *Store) configurationCredentials(ctx context.Context, pluginID string, m plugins.PluginManifest) (plugins.Credentials, error) {
-	raw, _, err := s.readConfigValue(ctx, pluginID)
+func (s *Store) configurationCredentials(ctx context.Context, owner PluginOwnerError, m plugins.PluginManifest) (plugins.Credentials, error) {
+	pluginID := owner.PluginID
+	rec, err := s.readOwned(ctx, "read_configuration", cypherReadOwnedConfig, owner)
 	if err != nil {
 		return nil, err
+	}
+	var raw any
+	if rec != nil {
+		raw = valueOf(rec, "creds")
 	}
 	data := newObject()
 	if !isEmpty(raw) {
@@ -75,17 +133,18 @@ func (s *Store) configurationCredentials(ctx context.Context, pluginID string, m
 
 // applicationCredentials is §10.6: exactly client_id and client_secret of
 // the linked ServiceApplication; the manifest's fields are not consulted.
-func (s *Store) applicationCredentials(ctx context.Context, pluginID, slug string) (plugins.Credentials, error) {
-	recs, err := s.query(ctx, "read_application", cypherReadApp, map[string]any{"plugin_id": pluginID}, false)
+func (s *Store) applicationCredentials(ctx context.Context, owner PluginOwnerError) (plugins.Credentials, error) {
+	pluginID, slug := owner.PluginID, owner.Slug
+	rec, err := s.readOwned(ctx, "read_application", cypherReadOwnedApp, owner)
 	if err != nil {
-		return nil, &StoreError{Op: "read ServiceApplication", Err: err}
+		return nil, err
 	}
-	if len(recs) == 0 {
+	if rec == nil || valueOf(rec, "linked") != true {
 		return nil, &plugins.PluginCredentialsMissing{
 			Message: fmt.Sprintf("Plugin '%s' is not linked to a ServiceApplication; pick one on the Plugins tab", slug),
 		}
 	}
-	clientID, secret := valueOf(recs[0], "client_id"), valueOf(recs[0], "client_secret")
+	clientID, secret := valueOf(rec, "client_id"), valueOf(rec, "client_secret")
 	if clientID == nil || secret == nil {
 		return nil, &plugins.PluginCredentialsMissing{
 			Message: fmt.Sprintf("Linked ServiceApplication for plugin '%s' is missing client_id or client_secret", slug),

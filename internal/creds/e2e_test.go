@@ -126,7 +126,7 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 	const canary = "CANARY-e2e-31c7"
 	base := newEnv(t, nil, nil)
 	pluginID := newID(t)
-	base.plugin(pluginID, base.encrypted(`{"token": "`+canary+`"}`))
+	base.pluginOf(pluginID, "withcreds", "github", base.encrypted(`{"token": "`+canary+`"}`))
 
 	// The worker's store talks to Neo4j through the outage proxy.
 	u, err := url.Parse(base.store.cfg.URL)

@@ -164,6 +164,18 @@ func (e *env) plugin(id string, blob any) {
 		map[string]any{"id": id, "blob": blob})
 }
 
+// pluginOf creates a Plugin node of plugin slug, attached to the
+// ThirdPartyService service unless service is "".
+func (e *env) pluginOf(id, slug, service string, blob any) {
+	e.t.Helper()
+	e.exec(`CREATE (p:Plugin {id: $id, plugin_slug: $slug}) SET p.plugin_configuration = $blob`,
+		map[string]any{"id": id, "slug": slug, "blob": blob})
+	if service != "" {
+		e.exec(`MATCH (p:Plugin {id: $id}) MERGE (t:ThirdPartyService {slug: $svc}) CREATE (t)-[:HAS_PLUGIN]->(p)`,
+			map[string]any{"id": id, "svc": service})
+	}
+}
+
 // encrypted returns the keyring's token for plaintext.
 func (e *env) encrypted(plaintext string) string {
 	e.t.Helper()

@@ -34,7 +34,7 @@ func WithCacheEntries(n int) Option { return func(o *options) { o.max = n } }
 
 // loader is what the Resolver needs from the store (Store implements it).
 type loader interface {
-	PluginCredentials(ctx context.Context, pluginID string, m plugins.PluginManifest) (plugins.Credentials, error)
+	ServicePluginCredentials(ctx context.Context, service, pluginID string, m plugins.PluginManifest) (plugins.Credentials, error)
 	FindPluginID(ctx context.Context, serviceSlug, pluginSlug string) (string, bool, error)
 }
 
@@ -200,9 +200,11 @@ func (r *Resolver) Invalidate() {
 	r.mu.Unlock()
 }
 
+// cacheKey: the service is part of an id's key too, since the owner check
+// depends on it (a success for one service must not answer another's).
 func cacheKey(req dispatch.CredentialRequest) string {
 	if req.PluginID != "" {
-		return "id\x00" + req.PluginID + "\x00" + req.Manifest.Slug
+		return "id\x00" + req.PluginID + "\x00" + req.Manifest.Slug + "\x00" + req.ThirdPartyService
 	}
 	return "svc\x00" + req.ThirdPartyService + "\x00" + req.Manifest.Slug
 }
@@ -223,7 +225,7 @@ func (r *Resolver) resolve(ctx context.Context, req dispatch.CredentialRequest) 
 		}
 		id = found
 	}
-	creds, err := r.load.PluginCredentials(ctx, id, req.Manifest)
+	creds, err := r.load.ServicePluginCredentials(ctx, req.ThirdPartyService, id, req.Manifest)
 	var storeErr *StoreError
 	if errors.As(err, &storeErr) {
 		return nil, unavailable(req, err)

@@ -247,13 +247,27 @@ func valueOf(rec *neo4j.Record, key string) any {
 	return v
 }
 
-// Q-READ, Q-APP and Q-WRITE of plugins-spec §10.2, with real parameters.
+// Q-READ and Q-WRITE of plugins-spec §10.2, with real parameters.
 const (
 	cypherReadConfig = `MATCH (p:Plugin {id: $plugin_id})
 RETURN p.plugin_configuration AS creds
 LIMIT 1`
-	cypherReadApp = `MATCH (p:Plugin {id: $plugin_id})-[:USES_APPLICATION]->(a:ServiceApplication)
-RETURN a.client_id AS client_id, a.client_secret AS client_secret
+	// The credential reads of the worker: Q-READ and Q-APP narrowed to the
+	// Plugin node that belongs to the handler's plugin. The node's
+	// plugin_slug must be the manifest's and, when the event names a
+	// third-party service, the node must hang off that service
+	// (graph-schema: (:ThirdPartyService)-[:HAS_PLUGIN]->(:Plugin)), as the
+	// gateway found it. plugin.id comes from event data: without this check
+	// a forged event could hand one plugin's secret to another's action.
+	// The query returns the secret only when owned is true.
+	cypherOwned = `MATCH (p:Plugin {id: $plugin_id})
+WITH p, p.plugin_slug = $plugin_slug
+  AND ($service = '' OR EXISTS { MATCH (:ThirdPartyService {slug: $service})-[:HAS_PLUGIN]->(p) }) AS owned
+`
+	cypherReadOwnedConfig = cypherOwned + `RETURN owned, CASE WHEN owned THEN p.plugin_configuration END AS creds
+LIMIT 1`
+	cypherReadOwnedApp = cypherOwned + `OPTIONAL MATCH (p)-[:USES_APPLICATION]->(a:ServiceApplication) WHERE owned
+RETURN owned, a IS NOT NULL AS linked, a.client_id AS client_id, a.client_secret AS client_secret
 LIMIT 1`
 	cypherWriteConfig = `MATCH (p:Plugin {id: $plugin_id})
 SET p.plugin_configuration = $blob

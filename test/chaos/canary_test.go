@@ -74,7 +74,7 @@ func TestSecretCanary(t *testing.T) {
 		defer cancel()
 		pluginID := fmt.Sprintf("pl-canary-%d", time.Now().UnixNano())
 		_, err = neo4j.ExecuteQuery(ctx, neo4jDriver(t, neoCfg),
-			`MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug`,
+			`MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug MERGE (t:ThirdPartyService {slug: 'github'}) MERGE (t)-[:HAS_PLUGIN]->(p)`,
 			map[string]any{"id": pluginID, "slug": chaosplugin.CredsSlug}, neo4j.EagerResultTransformer,
 			neo4j.ExecuteQueryWithDatabase(databaseOf(neoCfg)))
 		require.NoError(t, err)

@@ -197,7 +197,7 @@ func TestNeo4jOutage(t *testing.T) {
 	// A Plugin node of this run only (the shared Neo4j serves other tests).
 	pluginID := fmt.Sprintf("pl-%s-%d", chaosplugin.CredsSlug, time.Now().UnixNano())
 	_, err = neo4j.ExecuteQuery(ctx, neo4jDriver(t, neoCfg),
-		`MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug`,
+		`MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug MERGE (t:ThirdPartyService {slug: 'github'}) MERGE (t)-[:HAS_PLUGIN]->(p)`,
 		map[string]any{"id": pluginID, "slug": chaosplugin.CredsSlug}, neo4j.EagerResultTransformer,
 		neo4j.ExecuteQueryWithDatabase(databaseOf(neoCfg)))
 	require.NoError(t, err)
