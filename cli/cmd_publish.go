@@ -82,14 +82,20 @@ func (f *toolNATSFlags) connect(name string) (*natsSession, error) {
 	return conn.connect(false, io.Discard, nil)
 }
 
-func redactNATSURL(u string) string {
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-			return u[:scheme+3] + "[redacted]@" + u[at+1:]
+// redactNATSURL replaces the user info of each URL of a comma-separated
+// list (everything up to its last "@") with [redacted].
+func redactNATSURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				parts[i] = u[:scheme+3] + "[redacted]@" + u[at+1:]
+			} else {
+				parts[i] = "[redacted]@" + u[at+1:]
+			}
 		}
-		return "[redacted]@" + u[at+1:]
 	}
-	return u
+	return strings.Join(parts, ",")
 }
 
 type publishOptions struct {

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -195,7 +198,75 @@ func (f *natsConnFlags) connect(allowEmbedded bool, out io.Writer, log *slog.Log
 	if err != nil {
 		s.Close()
 		// Redacted: a user:password in the URL is a secret too.
-		return nil, fmt.Errorf("connect to NATS %s: %w", redactNATSURL(s.URL), err)
+		return nil, connectError(s.URL, err)
 	}
 	return s, nil
+}
+
+// connectError reports a failed connect without any secret of rawURLs: a
+// URL that does not parse is named only in redacted form (net/url's
+// error quotes the URL and fragments of it, the password included), and
+// every password or token of rawURLs is cut out of what remains.
+func connectError(rawURLs string, err error) error {
+	var urlErr *url.Error
+	msg := err.Error()
+	if errors.As(err, &urlErr) {
+		msg = "invalid URL (it does not parse; check the host and port, and %-escape special characters in user:password)"
+	}
+	return &redactedError{
+		msg: scrubSecrets(fmt.Sprintf("connect to NATS %s: %s", redactNATSURL(rawURLs), msg), urlSecrets(rawURLs)),
+		err: err,
+	}
+}
+
+// redactedError is an error whose text had secrets cut out. It matches
+// what the original matches (errors.Is) but does not unwrap to it, so the
+// original text cannot be printed by accident.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string        { return e.msg }
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// urlSecrets returns the secrets in a comma-separated URL list, found
+// without parsing (the URL may not parse): of each URL's user info, what
+// lies between "scheme://" and the last "@", the part after the first ":"
+// (a password), or all of it (a token). The unescaped form is returned
+// too.
+func urlSecrets(rawURLs string) []string {
+	var out []string
+	for _, u := range strings.Split(rawURLs, ",") {
+		at := strings.LastIndex(u, "@")
+		if at < 0 {
+			continue
+		}
+		info := u[:at]
+		if i := strings.Index(info, "://"); i >= 0 {
+			info = info[i+3:]
+		}
+		if _, pw, ok := strings.Cut(info, ":"); ok {
+			info = pw
+		}
+		if info == "" {
+			continue
+		}
+		out = append(out, info)
+		if plain, err := url.PathUnescape(info); err == nil && plain != info {
+			out = append(out, plain)
+		}
+	}
+	return out
+}
+
+// scrubSecrets replaces every secret in msg, as it is and as Go quotes it
+// (%q), with [redacted].
+func scrubSecrets(msg string, secrets []string) string {
+	for _, sec := range secrets {
+		quoted := strconv.Quote(sec)
+		msg = strings.ReplaceAll(msg, quoted[1:len(quoted)-1], "[redacted]")
+		msg = strings.ReplaceAll(msg, sec, "[redacted]")
+	}
+	return msg
 }
