@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -169,10 +170,17 @@ func (o *dlqOptions) withFiltered(cmd *cobra.Command, f *dlqFilterFlags, fn func
 	return fn(ctx, store, filter)
 }
 
+// writeJSON writes v indented, with C1 and bidi characters escaped too
+// (encoding/json escapes only C0): see jsonTermSafe.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(jsonTermSafe(buf.Bytes()))
+	return err
 }
 
 func newDLQListCmd(o *dlqOptions) *cobra.Command {
@@ -209,8 +217,8 @@ func printLetterTable(w io.Writer, letters []dlq.Letter) error {
 		if l.LastReason != "" {
 			reason += "/" + l.LastReason
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", l.Seq, l.When().Format(time.RFC3339), dash(reason), dash(l.Handler),
-			l.Attempts, dash(l.EventID), dash(oneLine(l.Error, 60)))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", l.Seq, l.When().Format(time.RFC3339), termSafe(dash(reason)), termSafe(dash(l.Handler)),
+			l.Attempts, termSafe(dash(l.EventID)), termSafe(dash(oneLine(l.Error, 60))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -280,7 +288,8 @@ func newDLQShowCmd(o *dlqOptions) *cobra.Command {
 
 func printLetterView(w io.Writer, v dlq.View) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, val) }
+	// Every value but the numbers and times comes from the message.
+	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, termSafe(val)) }
 	row("seq", strconv.FormatUint(v.Seq, 10))
 	row("subject", v.Subject)
 	row("handler", dash(v.Handler))
@@ -310,17 +319,19 @@ func printLetterView(w io.Writer, v dlq.View) error {
 	sort.Strings(names)
 	for _, k := range names {
 		for _, val := range v.Headers[k] {
-			fmt.Fprintf(w, "  %s: %s\n", k, val)
+			fmt.Fprintf(w, "  %s: %s\n", termSafe(k), termSafe(val))
 		}
 	}
 	fmt.Fprintln(w, "body:")
 	switch {
 	case len(v.Body) > 0:
-		for _, line := range strings.Split(string(v.Body), "\n") {
+		for _, line := range termSafeLines(string(v.Body)) {
 			fmt.Fprintln(w, "  "+line)
 		}
 	case v.BodyText != "":
-		fmt.Fprintln(w, "  "+strings.ReplaceAll(v.BodyText, "\n", "\n  "))
+		for _, line := range termSafeLines(v.BodyText) {
+			fmt.Fprintln(w, "  "+line)
+		}
 	default:
 		fmt.Fprintln(w, "  (empty)")
 	}
@@ -370,7 +381,7 @@ func printStats(w io.Writer, st dlq.Stats) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\tCOUNT\tOLDEST\tNEWEST\n", section.title)
 		for _, g := range section.groups {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", g.Key, g.Count, g.Oldest.Format(time.RFC3339), g.Newest.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", termSafe(g.Key), g.Count, g.Oldest.Format(time.RFC3339), g.Newest.Format(time.RFC3339))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -438,10 +449,10 @@ func printReplaySummary(w io.Writer, sum dlq.ReplaySummary) {
 		verb = "would replay"
 	}
 	for _, r := range sum.Letters {
-		fmt.Fprintf(w, "%s seq %d -> %s as %s\n", verb, r.Seq, r.Subject, r.MsgID)
+		fmt.Fprintf(w, "%s seq %d -> %s as %s\n", verb, r.Seq, termSafe(r.Subject), termSafe(r.MsgID))
 	}
 	for _, e := range sum.Errors {
-		fmt.Fprintln(w, "error:", e)
+		fmt.Fprintln(w, "error:", termSafe(e))
 	}
 	fmt.Fprintf(w, "%s %d of %d dead letter(s), %d failed\n", verb, sum.Replayed, sum.Matched, sum.Failed)
 }

@@ -286,12 +286,10 @@ func runPublish(ctx context.Context, cmd *cobra.Command, o publishOptions, path 
 
 func printPublishSummary(w io.Writer, s publishSummary, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return writeJSON(w, s)
 	}
 	_, err := fmt.Fprintf(w, "published %d to %s (%s, first id %s): acked %d, duplicates %d, failed %d in %.2fs (%.0f msg/s)\n",
-		s.Published, s.Subject, s.Mode, s.FirstID, s.Acked, s.Duplicates, s.Failed, s.Seconds, s.PerSecond)
+		s.Published, termSafe(s.Subject), s.Mode, termSafe(s.FirstID), s.Acked, s.Duplicates, s.Failed, s.Seconds, s.PerSecond)
 	return err
 }
 

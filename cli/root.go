@@ -65,7 +65,9 @@ func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := NewRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "imbi-worker:", err)
+		// An error may quote message data (a dead letter's subject, an
+		// event's id): escaped like every message-derived value in text.
+		fmt.Fprintln(os.Stderr, "imbi-worker:", termSafe(err.Error()))
 		os.Exit(1)
 	}
 }
