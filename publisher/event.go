@@ -65,6 +65,13 @@ func NewEvent(m Message) (event.Event, error) {
 		return event.Event{}, &InvalidMessageError{Field: "data.rule.handler", Reason: "not <plugin_slug>#<action_name>", Err: err}
 	}
 	data.Rule.Handler = h.String()
+	if data.Context.Identity != nil {
+		// As the Python client (InvalidActionError "context.identity"): a
+		// user's access and refresh tokens must not reach the stream or a
+		// dead letter.
+		return event.Event{}, &InvalidMessageError{Field: "data.context.identity",
+			Reason: "holds user credentials and is never published; the worker resolves identities itself"}
+	}
 	if data.Event.Metadata.WebhookID == "" {
 		return event.Event{}, &InvalidMessageError{Field: "data.event.metadata.webhook_id", Reason: "required (it names the CloudEvent source)"}
 	}

@@ -100,6 +100,11 @@ func TestNewEventRejectsBadInput(t *testing.T) {
 		{"no webhook id", func(m *publisher.Message) { m.Data.Event.Metadata.WebhookID = "" }, "data.event.metadata.webhook_id"},
 		{"no delivery id", func(m *publisher.Message) { m.DeliveryID = "" }, "delivery_id"},
 		{"config not JSON", func(m *publisher.Message) { m.Data.Rule.HandlerConfig = json.RawMessage(`{nope`) }, "data.rule.handler_config"},
+		{"identity", func(m *publisher.Message) {
+			refresh := "refresh-secret-456"
+			m.Data.Context.Identity = &plugins.IdentityCredentials{AccessToken: "tok-secret-123", RefreshToken: &refresh}
+		}, "data.context.identity"},
+		{"empty identity", func(m *publisher.Message) { m.Data.Context.Identity = &plugins.IdentityCredentials{} }, "data.context.identity"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,6 +116,7 @@ func TestNewEventRejectsBadInput(t *testing.T) {
 			var ime *publisher.InvalidMessageError
 			require.ErrorAs(t, err, &ime)
 			require.Equal(t, tc.field, ime.Field)
+			require.NotContains(t, err.Error(), "secret")
 		})
 	}
 }
