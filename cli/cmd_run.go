@@ -216,6 +216,7 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 	if err := sc.Validate(f.maxAttempts, f.concurrency, f.poolSize); err != nil {
 		return err
 	}
+	f.conn.InboxPrefix = WorkerInboxPrefix
 	sess, err := f.conn.connect(true, cmd.OutOrStdout(), log)
 	if err != nil {
 		return err

@@ -34,7 +34,14 @@ type natsConnFlags struct {
 	DataDir  string
 	Port     int
 	Embedded bool // set by connect: the embedded server is in use
+	// InboxPrefix replaces nats.go's "_INBOX" for reply subjects (run
+	// sets WorkerInboxPrefix), so NATS permissions can keep publishers
+	// out of the worker's replies (deploy/nats/permissions.conf).
+	InboxPrefix string
 }
+
+// WorkerInboxPrefix is the reply-subject prefix of `imbi-worker run`.
+const WorkerInboxPrefix = "_INBOX_imbi_worker"
 
 func (f *natsConnFlags) addFlags(fs *pflag.FlagSet, withEmbedded bool) {
 	fs.StringVar(&f.URL, "nats-url", "", "NATS server URL(s), comma-separated (empty: start the embedded server)")
@@ -64,6 +71,9 @@ func (f *natsConnFlags) options() ([]nats.Option, error) {
 		nats.Name(f.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+	}
+	if f.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(f.InboxPrefix))
 	}
 	if f.Creds != "" {
 		if err := checkCreds(f.Creds); err != nil {

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// permissionServer starts a nats-server whose users get the roles of
+// deploy/nats/permissions.conf (copied beside the generated config, which
+// includes it as nats-server.conf does) and returns its URL.
+func permissionServer(t *testing.T, dir, gatewayPub, workerPub, operatorPub string) string {
+	t.Helper()
+	perms, err := os.ReadFile(filepath.Join("..", "deploy", "nats", "permissions.conf"))
+	require.NoError(t, err)
+	writeFile(t, dir, "permissions.conf", perms)
+	conf := fmt.Sprintf(`listen: "127.0.0.1:-1"
+jetstream { store_dir: %q }
+include ./permissions.conf
+authorization {
+  users: [
+    { nkey: %s, permissions: $IMBI_PUBLISHER_PERMISSIONS }
+    { nkey: %s, permissions: $IMBI_WORKER_PERMISSIONS }
+    { nkey: %s }
+  ]
+}
+`, filepath.Join(dir, "js"), gatewayPub, workerPub, operatorPub)
+	path := writeFile(t, dir, "nats-server.conf", []byte(conf))
+	o, err := server.ProcessConfigFile(path)
+	require.NoError(t, err)
+	o.NoSigs, o.NoLog = true, os.Getenv("NATS_TEST_LOG") == ""
+	srv, err := server.NewServer(o)
+	require.NoError(t, err)
+	if !o.NoLog {
+		srv.ConfigureLogger()
+	}
+	go srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	return fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port)
+}
+
+// violations collects the server's permission errors for one connection.
+type violations struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	v.mu.Lock()
+	v.errs = append(v.errs, err.Error())
+	v.mu.Unlock()
+}
+
+func (v *violations) has(s string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, e := range v.errs {
+		if strings.Contains(strings.ToLower(e), strings.ToLower(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+func nkeyConn(t *testing.T, url, seedFile string, v *violations, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	o, err := nats.NkeyOptionFromSeed(seedFile)
+	require.NoError(t, err)
+	opts = append(opts, o, nats.ErrorHandler(v.handler))
+	nc, err := nats.Connect(url, opts...)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// TestNATSPermissionsConfig: with deploy/nats/permissions.conf loaded into
+// a real nats-server, `imbi-worker run` with the worker role provisions,
+// consumes, settles and dead-letters, and can write done-markers; the
+// publisher role can publish work and nothing else, and cannot listen to
+// the worker's replies.
+func TestNATSPermissionsConfig(t *testing.T) {
+	dir := t.TempDir()
+	gwPub, _, gwSeed := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
+	wPub, _, wSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
+	opPub, _, opSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
+	url := permissionServer(t, dir, gwPub, wPub, opPub)
+
+	// The worker: provisions everything and starts consuming.
+	var out, errOut syncBuffer
+	cmd := NewRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"run", "--nats-url", url, "--nats-nkey", wSeed, "--data-dir", t.TempDir(),
+		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("run did not exit")
+		}
+	})
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		default:
+			return strings.Contains(errOut.String(), "worker started")
+		}
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, errOut.String(), "worker started", "the worker role could not provision and start:\n%s", errOut.String())
+	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
+
+	// The publisher: work subjects only.
+	var gwV violations
+	gw := nkeyConn(t, url, gwSeed, &gwV)
+	gwJS, err := jetstream.New(gw)
+	require.NoError(t, err)
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer pcancel()
+	event := `{"specversion":"1.0","id":"perm-1","source":"/imbi-gateway/webhooks/wh-1","type":"` + wire.EventType + `","subject":"cli-test#greet",` +
+		`"datacontenttype":"application/json","data":{"rule":{"id":"r","handler":"cli-test#greet","handler_config":{"greeting":"hi"},"ordinal":0},` +
+		`"context":{"project_id":"p","project_slug":"s","org_slug":"o"},"event":{"type":"push","third_party_service":"github","attributed_to":"",` +
+		`"metadata":{"webhook_id":"wh-1","headers":{}},"payload":{}}}}`
+	msg := nats.NewMsg(wire.DefaultSubjectPrefix + ".cli-test.greet")
+	msg.Header.Set(wire.HeaderContentType, wire.ContentTypeCE)
+	msg.Data = []byte(event)
+	_, err = gwJS.PublishMsg(pctx, msg)
+	require.NoError(t, err, "the publisher role publishes work")
+
+	for _, subj := range []string{
+		wire.DefaultDLQPrefix + ".cli-test.greet", // forge a dead letter
+		"$JS.API.STREAM.DELETE.IMBI_ACTIONS",      // drop the work
+		"$JS.API.STREAM.PURGE.IMBI_ACTIONS_DLQ",   // hide dead letters
+		"$KV.imbi_actions_done.perm-2",            // mark an event done
+		"$JS.ACK.IMBI_ACTIONS.imbi-worker.x",      // ack others' work
+		"imbi.outcomes.cli-test.greet",            // forge an outcome
+		"imbi.plugins.v1.run.cli-test.greet",      // call a plugin host
+	} {
+		require.NoError(t, gw.Publish(subj, []byte("x")))
+		require.NoError(t, gw.Flush())
+		require.Eventually(t, func() bool { return gwV.has(`Permissions Violation for Publish to "` + subj + `"`) },
+			5*time.Second, 10*time.Millisecond, "the publisher role may not publish to %s", subj)
+	}
+	_, err = gw.Subscribe(WorkerInboxPrefix+".>", func(*nats.Msg) {})
+	require.NoError(t, err)
+	require.NoError(t, gw.Flush())
+	require.Eventually(t, func() bool {
+		return gwV.has(`Permissions Violation for Subscription to "` + WorkerInboxPrefix + `.>"`)
+	}, 5*time.Second, 10*time.Millisecond, "the publisher role may not read the worker's replies")
+
+	// The worker settled the message: no credential store, so the action
+	// needing a token is dead-lettered (credentials_missing) and the work
+	// stream is empty.
+	var opV violations
+	op := nkeyConn(t, url, opSeed, &opV)
+	opJS, err := jetstream.New(op)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		dlq, err := opJS.Stream(pctx, wire.DefaultDLQStream)
+		if err != nil {
+			return false
+		}
+		info, err := dlq.Info(pctx)
+		return err == nil && info.State.Msgs == 1
+	}, 15*time.Second, 20*time.Millisecond, "the worker role dead-letters:\n%s", errOut.String())
+	last, err := opJS.Stream(pctx, wire.DefaultDLQStream)
+	require.NoError(t, err)
+	m, err := last.GetLastMsgForSubject(pctx, wire.DefaultDLQPrefix+".>")
+	require.NoError(t, err)
+	require.Equal(t, string(wire.ReasonCredentialsMissing), m.Header.Get(wire.DLQReason))
+	work, err := opJS.Stream(pctx, wire.DefaultStream)
+	require.NoError(t, err)
+	info, err := work.Info(pctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs, "the worker acked (work-queue stream)")
+
+	// The worker role writes and reads done-markers (a success's last step).
+	var wV violations
+	wc := nkeyConn(t, url, wSeed, &wV, nats.CustomInboxPrefix(WorkerInboxPrefix))
+	wJS, err := jetstream.New(wc)
+	require.NoError(t, err)
+	kv, err := wJS.KeyValue(pctx, "imbi_actions_done")
+	require.NoError(t, err)
+	_, err = kv.Put(pctx, "perm-2", []byte("1"))
+	require.NoError(t, err)
+	_, err = kv.Get(pctx, "perm-2")
+	require.NoError(t, err)
+	require.False(t, wV.has("violation"))
+	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
+}
