@@ -211,3 +211,54 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	require.False(t, wV.has("violation"))
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
 }
+
+// TestNATSServerConfigShipped: deploy/nats/nats-server.conf, with its
+// placeholders filled (keys, certificate paths, store and ports), loads into
+// a real nats-server that demands TLS and an nkey: `streams apply` works
+// with the operator's seed and the CA, and fails without either.
+func TestNATSServerConfigShipped(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	srvCert, srvKey := ca.issue(t, dir, "server", true)
+	gwPub, _, _ := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
+	wPub, _, _ := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
+	opPub, _, opSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
+	perms, err := os.ReadFile(filepath.Join("..", "deploy", "nats", "permissions.conf"))
+	require.NoError(t, err)
+	writeFile(t, dir, "permissions.conf", perms)
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "nats", "nats-server.conf"))
+	require.NoError(t, err)
+	conf := strings.NewReplacer(
+		"\nport: 4222", "\nlisten: \"127.0.0.1:-1\"",
+		"http_port: 8222", "http: \"127.0.0.1:-1\"",
+		"store_dir: /data", "store_dir: "+strconvQuote(filepath.Join(dir, "js")),
+		"/etc/nats/tls/server.crt", srvCert, "/etc/nats/tls/server.key", srvKey, "/etc/nats/tls/ca.crt", ca.file,
+		"REPLACE-gateway-public-nkey", gwPub, "REPLACE-worker-public-nkey", wPub, "REPLACE-operator-public-nkey", opPub,
+	).Replace(string(raw))
+	require.NotContains(t, conf, "nkey: REPLACE")
+	t.Setenv("SERVER_NAME", "nats-test")
+	path := writeFile(t, dir, "nats-server.conf", []byte(conf))
+	o, err := server.ProcessConfigFile(path)
+	require.NoError(t, err)
+	require.NotNil(t, o.TLSConfig, "TLS is on")
+	require.Len(t, o.Nkeys, 3)
+	o.NoSigs, o.NoLog = true, true
+	srv, err := server.NewServer(o)
+	require.NoError(t, err)
+	go srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port)
+
+	_, _, err = runNATSCmd(t, "streams", "apply", "--nats-url", url, "--nats-nkey", opSeed, "--nats-tls-ca", ca.file)
+	require.NoError(t, err)
+	_, _, err = runNATSCmd(t, "streams", "apply", "--nats-url", url, "--nats-tls-ca", ca.file)
+	require.Error(t, err, "no nkey: rejected")
+	_, _, err = runNATSCmd(t, "streams", "apply", "--nats-url", url, "--nats-nkey", opSeed)
+	require.ErrorContains(t, err, "certificate signed by unknown authority", "TLS is required")
+}
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
