@@ -34,7 +34,8 @@ import (
 )
 
 // goRuntimeEnv are read by the Go runtime, not by imbi-worker.
-var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}
+// SSL_CERT_DIR is read by crypto/x509 (the roots for NATS and Neo4j TLS).
+var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true, "SSL_CERT_DIR": true}
 
 // kedaJetStreamParams are the nats-jetstream scaler's metadata keys
 // (keda.sh/docs/scalers/nats-jetstream); anything else is a typo KEDA
@@ -111,7 +112,7 @@ func checkValues(t *testing.T, where string, env map[string]string) {
 		for _, u := range strings.Split(v, ",") {
 			parsed, err := url.Parse(u)
 			require.NoError(t, err, where)
-			require.Equal(t, "nats", parsed.Scheme, "%s: %s", where, u)
+			require.Contains(t, []string{"nats", "tls"}, parsed.Scheme, "%s: %s", where, u)
 			require.NotEmpty(t, parsed.Port(), "%s: %s", where, u)
 		}
 	}
@@ -209,6 +210,7 @@ type cluster struct {
 	pdb            podDisruptionBudget
 	serviceMonitor serviceMonitor
 	scaledObject   scaledObject
+	networkPolicy  networkPolicy
 }
 
 // loadCluster parses every file in deploy/kubernetes strictly by its kind.
@@ -246,12 +248,14 @@ func loadCluster(t *testing.T) cluster {
 			strict(t, path, &c.serviceMonitor)
 		case "ScaledObject":
 			strict(t, path, &c.scaledObject)
+		case "NetworkPolicy":
+			strict(t, path, &c.networkPolicy)
 		default:
 			t.Fatalf("%s: kind %q has no typed check; add one in types_test.go", path, tm.Kind)
 		}
 	}
 	for _, kind := range []string{"Kustomization", "ConfigMap", "Secret", "Deployment", "Service",
-		"PodDisruptionBudget", "ServiceMonitor", "ScaledObject"} {
+		"PodDisruptionBudget", "ServiceMonitor", "ScaledObject", "NetworkPolicy"} {
 		require.Equal(t, 1, seen[kind], "want exactly one %s under deploy/kubernetes", kind)
 	}
 	return c

@@ -64,11 +64,23 @@ type podSpec struct {
 		RunAsNonRoot   *bool  `json:"runAsNonRoot,omitempty"`
 		RunAsUser      *int64 `json:"runAsUser,omitempty"`
 		RunAsGroup     *int64 `json:"runAsGroup,omitempty"`
+		FSGroup        *int64 `json:"fsGroup,omitempty"`
 		SeccompProfile *struct {
 			Type string `json:"type"`
 		} `json:"seccompProfile,omitempty"`
 	} `json:"securityContext,omitempty"`
 	Containers []container `json:"containers"`
+	Volumes    []struct {
+		Name   string `json:"name"`
+		Secret *struct {
+			SecretName  string `json:"secretName"`
+			DefaultMode *int   `json:"defaultMode,omitempty"`
+			Items       []struct {
+				Key  string `json:"key"`
+				Path string `json:"path"`
+			} `json:"items,omitempty"`
+		} `json:"secret,omitempty"`
+	} `json:"volumes,omitempty"`
 }
 
 type container struct {
@@ -97,6 +109,11 @@ type container struct {
 			} `json:"sleep,omitempty"`
 		} `json:"preStop,omitempty"`
 	} `json:"lifecycle,omitempty"`
+	VolumeMounts []struct {
+		Name      string `json:"name"`
+		MountPath string `json:"mountPath"`
+		ReadOnly  bool   `json:"readOnly,omitempty"`
+	} `json:"volumeMounts,omitempty"`
 	SecurityContext *struct {
 		AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation,omitempty"`
 		ReadOnlyRootFilesystem   *bool `json:"readOnlyRootFilesystem,omitempty"`
@@ -271,4 +288,35 @@ type prometheusConfig struct {
 			Targets []string `json:"targets"`
 		} `json:"static_configs,omitempty"`
 	} `json:"scrape_configs"`
+}
+
+type networkPolicyPeer struct {
+	NamespaceSelector *labelSelector `json:"namespaceSelector,omitempty"`
+	PodSelector       *labelSelector `json:"podSelector,omitempty"`
+	IPBlock           *struct {
+		CIDR   string   `json:"cidr"`
+		Except []string `json:"except,omitempty"`
+	} `json:"ipBlock,omitempty"`
+}
+
+type networkPolicyPort struct {
+	Port     any    `json:"port"` // number or a named container port
+	Protocol string `json:"protocol,omitempty"`
+}
+
+type networkPolicy struct {
+	typeMeta
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		PodSelector labelSelector `json:"podSelector"`
+		PolicyTypes []string      `json:"policyTypes"`
+		Ingress     []struct {
+			From  []networkPolicyPeer `json:"from,omitempty"`
+			Ports []networkPolicyPort `json:"ports,omitempty"`
+		} `json:"ingress,omitempty"`
+		Egress []struct {
+			To    []networkPolicyPeer `json:"to,omitempty"`
+			Ports []networkPolicyPort `json:"ports,omitempty"`
+		} `json:"egress,omitempty"`
+	} `json:"spec"`
 }
