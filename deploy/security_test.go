@@ -217,3 +217,68 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// mounted: some volume of s ("host:target[:ro]", read-only) puts file
+// (or the directory holding it) in the container.
+func mounted(t *testing.T, s composeService, file string) bool {
+	t.Helper()
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 {
+			continue
+		}
+		if target := parts[1]; target == file || target == path.Dir(file) {
+			require.Equal(t, "ro", parts[len(parts)-1], "%s must be mounted read-only", file)
+			return true
+		}
+	}
+	return false
+}
+
+// compose.secure.yaml turns on TLS and nkeys for NATS (with the shipped
+// permissions) and TLS for Neo4j, with the worker's seed and CA mounted as
+// files.
+func TestComposeSecureOverride(t *testing.T) {
+	var base, sec composeFile
+	strict(t, "compose.yaml", &base)
+	strict(t, "compose.secure.yaml", &sec)
+	for name := range sec.Services {
+		require.Contains(t, base.Services, name, "the override names a service compose.yaml lacks")
+	}
+	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
+		s, ok := sec.Services[n]
+		require.True(t, ok, n)
+		require.Equal(t, []string{"-c", "/etc/nats/nats-server.conf"}, s.Command[:2], n)
+		require.Contains(t, s.Command, n, "%s needs its own server name", n)
+		require.Equal(t, n, s.Environment["SERVER_NAME"], "nats-server.conf reads $SERVER_NAME")
+		for _, f := range []string{"/etc/nats/nats-server.conf", "/etc/nats/permissions.conf", "/etc/nats/tls/server.crt"} {
+			require.True(t, mounted(t, s, f), "%s: %s not mounted", n, f)
+		}
+	}
+	neo := sec.Services["neo4j"]
+	require.Equal(t, "REQUIRED", neo.Environment["NEO4J_server_bolt_tls__level"], "Neo4j refuses plaintext Bolt")
+
+	w := sec.Services["worker"]
+	env := map[string]string{}
+	for k, v := range base.Services["worker"].Environment {
+		env[k] = v
+	}
+	for k, v := range w.Environment {
+		env[k] = v
+		checkEnv(t, "compose.secure worker", base.Services["worker"].Command, k, v, nil)
+	}
+	checkValues(t, "compose.secure worker", env)
+	for _, u := range strings.Split(env[cli.EnvName("nats-url")], ",") {
+		parsed, err := url.Parse(u)
+		require.NoError(t, err)
+		require.Equal(t, "tls", parsed.Scheme, u)
+	}
+	for _, f := range []string{env[cli.EnvName("nats-nkey")], env[cli.EnvName("nats-tls-ca")]} {
+		require.NotEmpty(t, f)
+		require.True(t, mounted(t, w, f), "worker: %s not mounted", f)
+	}
+	require.Contains(t, strings.Split(env["SSL_CERT_DIR"], ":"), path.Dir(env[cli.EnvName("nats-tls-ca")]))
+	neoURL, err := url.Parse(env[cli.EnvName("neo4j-url")])
+	require.NoError(t, err)
+	require.Equal(t, "bolt+s", neoURL.Scheme)
+}
