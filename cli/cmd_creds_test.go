@@ -15,6 +15,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -117,8 +118,8 @@ func (checkPlugin) Actions() ([]plugins.ActionDescriptor, error) { return nil, n
 
 func TestCredsCheck(t *testing.T) {
 	key, drv := credsEnv(t)
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: "check", Load: func() (any, error) {
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: "check", Load: func() (any, error) {
 			return checkPlugin{plugins.PluginManifest{Slug: "check-plugin", Name: "Check", PluginType: plugins.TypeWebhook,
 				AuthType: plugins.AuthAPIToken, APIVersion: 1, Credentials: []plugins.CredentialField{
 					{Name: "token", Label: "Token", Required: true},

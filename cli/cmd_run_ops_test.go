@@ -27,6 +27,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // otlpReceiver is a local OTLP/HTTP trace endpoint that keeps the trace
@@ -158,7 +159,7 @@ func TestRunServesAdminMetricsAndTraces(t *testing.T) {
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	pubCtx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true}))
-	_, err = pub.Publish(pubCtx, publisher.Message{ID: "ops-1.0", Data: wire.ActionData{
+	_, err = pub.Publish(pubCtx, publisher.Message{ID: "ops-1.0", Data: wiredata.ActionData{
 		Rule:    wire.Rule{Handler: "nope#act", HandlerConfig: json.RawMessage(`{}`)},
 		Context: plugins.PluginContext{ProjectID: "p", ProjectSlug: "s", OrgSlug: "o"},
 		Event: plugins.Event{Type: "push", ThirdPartyService: "github",

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
@@ -26,6 +27,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // githubDeploymentStatus is a trimmed GitHub deployment_status webhook.
@@ -60,8 +62,8 @@ func newE2E(t *testing.T) *e2eEnv {
 	nc, sc := ne.NC, ne.Config
 
 	env := map[string]string{EnvImbiURL: api.srv.URL, EnvImbiToken: testToken}
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: Slug, Load: func() (any, error) {
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: Slug, Load: func() (any, error) {
 			return Plugin{Getenv: func(k string) string { return env[k] },
 				Logger: slog.New(slog.DiscardHandler)}, nil
 		}}}
@@ -110,7 +112,7 @@ func (e *e2eEnv) publish(t *testing.T, delivery, handler, config, project, event
 	require.NoError(t, json.Unmarshal([]byte(body), &payload))
 	m := publisher.Message{
 		DeliveryID: delivery,
-		Data: wire.ActionData{
+		Data: wiredata.ActionData{
 			Rule:   wire.Rule{ID: "rule-1", Handler: handler, HandlerConfig: json.RawMessage(config), Ordinal: 0},
 			Plugin: &wire.PluginRef{Slug: Slug},
 			Context: plugins.PluginContext{ProjectID: project, ProjectSlug: project, OrgSlug: "acme",
