@@ -11,7 +11,9 @@ import (
 // MemoryConfig is a configuration plugin (plugin_type "configuration"): a
 // typed key/value store scoped to a project. A plugin keeps no per-call
 // state in its value; this one's map stands in for the upstream store.
-type MemoryConfig struct{ store map[string]plugins.ConfigValue }
+type MemoryConfig struct {
+	store map[string]plugins.ConfigValue
+}
 
 func (MemoryConfig) Manifest() plugins.PluginManifest {
 	m := plugins.NewManifest("memory-config", "Memory", plugins.TypeConfiguration)
