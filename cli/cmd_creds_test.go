@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
@@ -252,7 +251,7 @@ func TestCredentialSourceFromFlags(t *testing.T) {
 	createPlugin(t, drv, id, "wired")
 	_, _, err = runCLI(t, "", "creds", "set", id, "token=t")
 	require.NoError(t, err)
-	got, err := r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: id,
+	got, err := r.Resolve(context.Background(), creds.Request{PluginID: id,
 		Manifest: plugins.PluginManifest{Slug: "wired", AuthType: plugins.AuthAPIToken,
 			Credentials: []plugins.CredentialField{{Name: "token", Label: "Token", Required: true}}}})
 	require.NoError(t, err)

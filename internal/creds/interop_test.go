@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -205,7 +204,7 @@ func TestUnavailableNeo4jIsRetryable(t *testing.T) {
 	require.NoError(t, err)
 
 	start := time.Now()
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
+	_, err = r.Resolve(context.Background(), Request{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	var unavailable *plugins.PluginUnavailableError
 	require.ErrorAs(t, err, &unavailable)
 	require.False(t, errors.Is(err, plugins.ErrCredentialsMissing))
@@ -214,7 +213,7 @@ func TestUnavailableNeo4jIsRetryable(t *testing.T) {
 	e := &env{t: t, reader: reader}
 	require.EqualValues(t, 3, e.queries("read_configuration"), "connection refused is transient: 1 try + 2 retries")
 
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{ThirdPartyService: "github", Manifest: manifest(plugins.AuthAPIToken, "token")})
+	_, err = r.Resolve(context.Background(), Request{ThirdPartyService: "github", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	require.ErrorAs(t, err, &unavailable, "the slug lookup is retryable too")
 	require.Error(t, store.Ping(context.Background()))
 }
@@ -234,7 +233,7 @@ func TestWrongNeo4jPasswordIsUnavailable(t *testing.T) {
 	defer store.Close(context.Background())
 	r, err := NewResolver(store)
 	require.NoError(t, err)
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
+	_, err = r.Resolve(context.Background(), Request{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	var unavailable *plugins.PluginUnavailableError
 	require.ErrorAs(t, err, &unavailable)
 	require.False(t, strings.Contains(err.Error(), cfg.Password))

@@ -254,11 +254,11 @@ func (d *Dispatcher) loadCredentials(ctx context.Context, msg *envelope.Message,
 		}
 		return plugins.Credentials{}, nil
 	}
-	req := CredentialRequest{ThirdPartyService: msg.Data.Event.ThirdPartyService, Manifest: entry.Manifest}
+	pluginID := ""
 	if msg.Data.Plugin != nil {
-		req.PluginID = msg.Data.Plugin.ID
+		pluginID = msg.Data.Plugin.ID
 	}
-	return d.Credentials.Credentials(ctx, req)
+	return d.Credentials.Credentials(ctx, entry.Manifest, pluginID, msg.Data.Event.ThirdPartyService)
 }
 
 type runOutcome struct {
