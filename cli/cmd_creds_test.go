@@ -16,6 +16,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
+	"github.com/aweber-imbi/imbi-worker/internal/testenv"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -23,12 +24,7 @@ import (
 // with a fresh key; skipped without Neo4j on a laptop, a failure in CI.
 func credsEnv(t *testing.T) (key string, drv neo4j.DriverWithContext) {
 	t.Helper()
-	if os.Getenv(creds.EnvNeo4jURL) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the Neo4j tests", creds.EnvNeo4jURL)
-		}
-		t.Skip("IMBI_NEO4J_URL not set")
-	}
+	testenv.Neo4jURL(t)
 	key, err := creds.GenerateKey()
 	require.NoError(t, err)
 	t.Setenv(creds.EnvEncryptionKey, key)
