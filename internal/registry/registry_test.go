@@ -242,7 +242,7 @@ func TestLoadPluginsMismatchBeatsVersionSkip(t *testing.T) {
 	m.APIVersion = 999
 	s := newSetup(t, reg("ep", configPlugin{manifestOf{m}}))
 	res, _ := s.reg.Load()
-	require.Contains(t, res.Errors, "ep")
+	require.Equal(t, map[string]string{"ep": "Class does not implement LogsPlugin for plugin_type='logs'"}, res.Errors)
 	require.Empty(t, res.Skipped)
 }
 
@@ -441,7 +441,7 @@ func TestLoadErrors(t *testing.T) {
 	require.Equal(t, []string{"good"}, res.Loaded)
 	require.Equal(t, "no such module", res.Errors["fails"])
 	require.Equal(t, "panic: init exploded", res.Errors["panics"])
-	require.Contains(t, res.Errors["bad-manifest"], "PluginManifest.plugin_type: Input should be")
+	require.Equal(t, "PluginManifest.plugin_type: Input should be 'configuration', 'logs', 'identity', 'deployment', 'lifecycle' or 'webhook'", res.Errors["bad-manifest"])
 }
 
 // Go literals get Python's defaults (auth_type, api_version).
