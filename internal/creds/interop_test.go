@@ -46,7 +46,7 @@ func TestInteropPythonFixturesThroughNeo4j(t *testing.T) {
 
 			_, err = e.store.PatchConfiguration(ctx, id, []Update{{"added", "v"}})
 			if c.StrictError != "" {
-				requireConfigError(t, err, c.StrictError)
+				requireConfigError(t, err, id, c.StrictError)
 				require.Equal(t, c.Token, e.storedBlob(id), "nothing overwritten")
 				return
 			}
