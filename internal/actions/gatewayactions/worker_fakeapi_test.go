@@ -1,9 +1,12 @@
 package gatewayactions
 
-// End to end through the worker runtime: a GitHub webhook's CloudEvent,
-// published with the Go publisher to embedded NATS JetStream, consumed by
-// internal/worker, dispatched to this plugin, ends as HTTP calls to the
-// local imbi-api; failures retry or dead-letter with their reason.
+// Through the worker runtime against a fake imbi-api: a GitHub webhook's
+// CloudEvent, published with the Go publisher to embedded NATS JetStream,
+// consumed by internal/worker and dispatched to this plugin, ends as HTTP
+// calls to the httptest server of fakeapi_test.go, which records them and
+// answers as this package's client expects imbi-api to. No real imbi-api
+// runs here, so this checks the worker→plugin→HTTP path and the retry and
+// dead-letter outcomes, not imbi-api's own behaviour.
 
 import (
 	"context"
@@ -167,7 +170,8 @@ func (d *dlqRecorder) get(id string) *nats.Msg {
 	return d.msgs[id]
 }
 
-func TestEndToEndThroughWorker(t *testing.T) {
+// TestThroughWorkerAgainstFakeAPI: see the file comment (a fake imbi-api).
+func TestThroughWorkerAgainstFakeAPI(t *testing.T) {
 	e := newE2E(t)
 	statusConfig := `{"environment_selector": "/payload/deployment_status/environment",
 		"committish_expression": "substring(payload.deployment.sha, 0, 7)",
