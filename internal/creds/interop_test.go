@@ -63,7 +63,7 @@ func TestInteropPythonFixturesThroughNeo4j(t *testing.T) {
 			e.app(id, "client-"+s.Name, s.Token)
 			got, err := e.store.PluginCredentials(ctx, id, manifest(plugins.AuthOIDC))
 			if s.Plaintext == "" {
-				requireMissing(t, err, "has no client_secret")
+				requireMissing(t, err, noSecret)
 				return
 			}
 			require.NoError(t, err)

@@ -94,7 +94,7 @@ func TestResolverTTLExpiryAndFailuresNotCached(t *testing.T) {
 	// is seen by the next message.
 	for range 2 {
 		_, err := r.Resolve(ctx, req)
-		requireMissing(t, err, "token")
+		requireMissing(t, err, missingToken)
 	}
 	require.EqualValues(t, 2, e.queries("read_configuration"))
 
@@ -164,7 +164,7 @@ func TestResolverBySlugs(t *testing.T) {
 	require.EqualValues(t, 1, e.queries("read_application"))
 
 	_, err := r.Resolve(context.Background(), Request{ThirdPartyService: "no-such-" + svc, Manifest: manifest(plugins.AuthOAuth2)})
-	requireMissing(t, err, "is not attached to third-party service")
+	requireMissing(t, err, "Plugin 'test-plugin' is not attached to third-party service 'no-such-"+svc+"'")
 }
 
 func TestResolverBoundedCache(t *testing.T) {
