@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
-	"github.com/aweber-imbi/imbi-worker/plugins"
+	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
 // actionsReport is the stable --json shape of `imbi-worker actions`.
@@ -93,7 +93,7 @@ func buildActionsReport(r *registry.Registry) actionsReport {
 		}
 		for _, a := range e.Actions() {
 			ar := actionReport{Name: a.Name, Label: a.Label, Description: a.Description,
-				Handler: plugins.Handler{Plugin: e.Manifest.Slug, Action: a.Name}.String(), ConfigSchema: a.ConfigSchema()}
+				Handler: wire.Handler{Plugin: e.Manifest.Slug, Action: a.Name}.String(), ConfigSchema: a.ConfigSchema()}
 			if a.Timeout > 0 {
 				s := a.Timeout.Seconds()
 				ar.TimeoutSeconds = &s

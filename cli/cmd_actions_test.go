@@ -34,7 +34,7 @@ func (cliTestPlugin) Actions() ([]plugins.ActionDescriptor, error) {
 // Registered before the default registry loads (on its first use).
 func init() {
 	plugins.Register("cli-test-registration", cliTestPlugin{})
-	plugins.Register("cli-test-broken", struct{}{})
+	plugins.Register("cli-test-broken", (*cliTestPlugin)(nil)) // a nil plugin: a load error, not a crash
 }
 
 func runCLI(t *testing.T, args ...string) string {

@@ -14,8 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
+	"github.com/aweber-imbi/imbi-worker/internal/testenv"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -23,12 +24,7 @@ import (
 // with a fresh key; skipped without Neo4j on a laptop, a failure in CI.
 func credsEnv(t *testing.T) (key string, drv neo4j.DriverWithContext) {
 	t.Helper()
-	if os.Getenv(creds.EnvNeo4jURL) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the Neo4j tests", creds.EnvNeo4jURL)
-		}
-		t.Skip("IMBI_NEO4J_URL not set")
-	}
+	testenv.Neo4jURL(t)
 	key, err := creds.GenerateKey()
 	require.NoError(t, err)
 	t.Setenv(creds.EnvEncryptionKey, key)
@@ -117,8 +113,8 @@ func (checkPlugin) Actions() ([]plugins.ActionDescriptor, error) { return nil, n
 
 func TestCredsCheck(t *testing.T) {
 	key, drv := credsEnv(t)
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: "check", Load: func() (any, error) {
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: "check", Load: func() (any, error) {
 			return checkPlugin{plugins.PluginManifest{Slug: "check-plugin", Name: "Check", PluginType: plugins.TypeWebhook,
 				AuthType: plugins.AuthAPIToken, APIVersion: 1, Credentials: []plugins.CredentialField{
 					{Name: "token", Label: "Token", Required: true},
@@ -251,7 +247,7 @@ func TestCredentialSourceFromFlags(t *testing.T) {
 	createPlugin(t, drv, id, "wired")
 	_, _, err = runCLI(t, "", "creds", "set", id, "token=t")
 	require.NoError(t, err)
-	got, err := r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: id,
+	got, err := r.Resolve(context.Background(), creds.Request{PluginID: id,
 		Manifest: plugins.PluginManifest{Slug: "wired", AuthType: plugins.AuthAPIToken,
 			Credentials: []plugins.CredentialField{{Name: "token", Label: "Token", Required: true}}}})
 	require.NoError(t, err)

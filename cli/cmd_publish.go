@@ -22,6 +22,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // maxPublishInput bounds what publish reads from a file or stdin (the
@@ -429,7 +430,7 @@ func decodePublishInput(body []byte, now time.Time) (event.Event, error) {
 			return event.Event{}, errors.New(`event spec has no "data"`)
 		}
 	}
-	var data wire.ActionData
+	var data wiredata.ActionData
 	if err := json.Unmarshal(spec.Data, &data); err != nil {
 		return event.Event{}, fmt.Errorf("event spec data: %w", err)
 	}

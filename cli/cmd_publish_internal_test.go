@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 var publishInputNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -34,7 +35,7 @@ func TestDecodePublishInput(t *testing.T) {
 				require.Equal(t, "http#request", subject, "legacy handler normalised")
 				require.Equal(t, wire.EventType, typ)
 				require.Equal(t, "/imbi-gateway/webhooks/wh-9", source)
-				var d wire.ActionData
+				var d wiredata.ActionData
 				require.NoError(t, json.Unmarshal(data, &d))
 				require.Equal(t, wire.Redacted, d.Event.Metadata.Headers["Cookie"])
 			}},

@@ -255,11 +255,11 @@ func (v *validConfigs) len() int {
 }
 
 func newTypedAction[C any](fn ActionFunc[C]) (*typedAction[C], error) {
-	raw, err := GenerateSchema[C]()
+	raw, err := generateSchema[C]()
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := CompileSchema("https://imbi-worker.invalid/action-config.json", raw)
+	compiled, err := compileSchema("https://imbi-worker.invalid/action-config.json", raw)
 	if err != nil {
 		return nil, err
 	}
@@ -332,10 +332,10 @@ func (a *typedAction[C]) run(ctx context.Context, inv Invocation) error {
 	})
 }
 
-// GenerateSchema returns the JSON Schema of C as the worker uses it. Unknown
+// generateSchema returns the JSON Schema of C as the worker uses it. Unknown
 // properties are allowed, as pydantic's default extra='ignore'; fields
 // without `omitempty` are required, as pydantic fields without a default.
-func GenerateSchema[C any]() (json.RawMessage, error) {
+func generateSchema[C any]() (json.RawMessage, error) {
 	r := &invopop.Reflector{
 		AllowAdditionalProperties: true,
 		DoNotReference:            true,
@@ -348,8 +348,8 @@ func GenerateSchema[C any]() (json.RawMessage, error) {
 	return json.Marshal(s)
 }
 
-// CompileSchema compiles a JSON Schema with format assertions on.
-func CompileSchema(url string, raw []byte) (*jsonschema.Schema, error) {
+// compileSchema compiles a JSON Schema with format assertions on.
+func compileSchema(url string, raw []byte) (*jsonschema.Schema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("schema is not JSON: %w", err)

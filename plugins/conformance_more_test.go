@@ -59,77 +59,10 @@ type wrapped struct{ err error }
 func (w *wrapped) Error() string { return "wrapped: " + w.err.Error() }
 func (w *wrapped) Unwrap() error { return w.err }
 
-func vlabel(name, modelRef string) plugins.PluginVertexLabel {
-	return plugins.PluginVertexLabel{Name: name, ModelRef: modelRef}
-}
-
 func manifestWith(slug string, v []plugins.PluginVertexLabel, e []plugins.PluginEdgeLabel) plugins.PluginManifest {
 	m := plugins.NewManifest(slug, slug, plugins.TypeConfiguration)
 	m.VertexLabels, m.EdgeLabels = v, e
 	return m
-}
-
-// Cases 113–121 (116 is the PluginIndex round trip).
-func TestValidateNoCollisions(t *testing.T) {
-	edge := func(to ...string) plugins.PluginEdgeLabel {
-		return plugins.PluginEdgeLabel{Name: "OWNS", FromLabels: []string{"Team"}, ToLabels: to, Properties: map[string]string{"since": "datetime"}}
-	}
-	diverging := edge("Account")
-	diverging.Properties = map[string]string{"since": "datetime", "role": "str"}
-	tests := []struct {
-		name      string
-		manifests []plugins.PluginManifest
-		wantErr   string
-	}{
-		{"disjoint_manifests_pass", []plugins.PluginManifest{
-			manifestWith("a", []plugins.PluginVertexLabel{vlabel("AwsAccount", "a:M")}, nil),
-			manifestWith("b", []plugins.PluginVertexLabel{vlabel("GcpProject", "b:M")}, nil)}, ""},
-		{"collision_with_core", []plugins.PluginManifest{
-			manifestWith("a", []plugins.PluginVertexLabel{vlabel("User", "a:M")}, nil)},
-			"Plugin 'a' declares vlabel 'User' which collides with core schemata"},
-		{"collision_between_plugins", []plugins.PluginManifest{
-			manifestWith("a", []plugins.PluginVertexLabel{vlabel("Account", "a:Account")}, nil),
-			manifestWith("b", []plugins.PluginVertexLabel{vlabel("Account", "b:Account")}, nil)},
-			"Plugin 'b' declares vlabel 'Account' with a shape that differs from plugin 'a'"},
-		{"edge_label_collision_between_plugins", []plugins.PluginManifest{
-			manifestWith("a", nil, []plugins.PluginEdgeLabel{edge("Account")}),
-			manifestWith("b", nil, []plugins.PluginEdgeLabel{edge("Project")})},
-			"Plugin 'b' declares edge label 'OWNS' with a shape that differs from plugin 'a'"},
-		{"disjoint_edge_labels_pass", []plugins.PluginManifest{
-			manifestWith("a", nil, []plugins.PluginEdgeLabel{edge("Account")}),
-			manifestWith("b", nil, []plugins.PluginEdgeLabel{{Name: "USES", FromLabels: []string{"Project"}, ToLabels: []string{"Account"}}})}, ""},
-		{"identical_edge_labels_allowed", []plugins.PluginManifest{
-			manifestWith("a", nil, []plugins.PluginEdgeLabel{edge("Account")}),
-			manifestWith("b", nil, []plugins.PluginEdgeLabel{edge("Account")}),
-			manifestWith("c", nil, []plugins.PluginEdgeLabel{edge("Account")})}, ""},
-		{"diverging_edge_label_shape_rejected", []plugins.PluginManifest{
-			manifestWith("a", nil, []plugins.PluginEdgeLabel{edge("Account")}),
-			manifestWith("b", nil, []plugins.PluginEdgeLabel{diverging})},
-			"Plugin 'b' declares edge label 'OWNS' with a shape that differs from plugin 'a'"},
-		{"identical_vlabels_allowed", []plugins.PluginManifest{
-			manifestWith("a", []plugins.PluginVertexLabel{vlabel("Account", "shared:Account")}, nil),
-			manifestWith("b", []plugins.PluginVertexLabel{vlabel("Account", "shared:Account")}, nil)}, ""},
-		{"nil_and_empty_indexes_are_the_same_shape", []plugins.PluginManifest{
-			manifestWith("a", []plugins.PluginVertexLabel{{Name: "Account", ModelRef: "s:A", Indexes: nil}}, nil),
-			manifestWith("b", []plugins.PluginVertexLabel{{Name: "Account", ModelRef: "s:A", Indexes: []plugins.PluginIndex{}}}, nil)}, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := plugins.ValidateNoCollisions(tc.manifests)
-			if tc.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorIs(t, err, plugins.ErrSchemaCollision)
-			require.EqualError(t, err, tc.wantErr)
-		})
-	}
-	t.Run("index_field_round_trip", func(t *testing.T) {
-		idx := roundTrip(t, plugins.PluginIndex{Fields: []string{"account_id", "region"}, Unique: true})
-		require.Equal(t, plugins.PluginIndex{Fields: []string{"account_id", "region"}, Unique: true}, idx)
-	})
-	require.Contains(t, plugins.CoreVertexLabels(), "WebhookRule")
-	require.Len(t, plugins.CoreVertexLabels(), 31)
 }
 
 // Cases 122–125: PluginIndex validation, from JSON and from Go.

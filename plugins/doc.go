@@ -10,7 +10,10 @@
 //	func init() { plugins.Register("hello", HelloPlugin{}) }
 //
 // The worker binary imports the plugin package for its side effect and the
-// registry (internal/registry) loads every registration at start.
+// worker's registry loads every registration at start. Register panics on
+// an empty or reused name; a bad plugin value (no manifest, wrong kind,
+// unsupported api_version, bad action catalogue) is a load error, not a
+// crash. The examples show a plugin of each kind.
 //
 // # Kinds and capabilities
 //

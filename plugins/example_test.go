@@ -60,3 +60,14 @@ func ExampleHistogram() {
 	fmt.Println(len(buckets), err)
 	// Output: 0 <nil>
 }
+
+// Registration from a plugin package's init function: the name keys the
+// plugin's load errors in the worker. An empty or reused name panics at
+// start; a bad plugin value is reported when the worker loads it.
+func ExampleRegister() {
+	// In the plugin package: func init() { plugins.Register("archiver", Archiver{}) }
+	plugins.Register("example-archiver", Archiver{})
+	defer func() { fmt.Println(recover()) }()
+	plugins.Register("example-archiver", Archiver{})
+	// Output: plugins: "example-archiver" registered twice
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/testenv"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -185,10 +186,7 @@ var goBuiltModels = map[string]string{
 
 // Python validates every Go encoding and dumps it back unchanged.
 func TestPythonValidatesGoEncoding(t *testing.T) {
-	python := os.Getenv("IMBI_TEST_PYTHON")
-	if python == "" {
-		t.Skip("IMBI_TEST_PYTHON is not set: run scripts/test.sh (make test), which creates the venv with pydantic and sets it")
-	}
+	python := testenv.PythonPath(t)
 	type row struct {
 		Name  string `json:"name"`
 		Model string `json:"model"`

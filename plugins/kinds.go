@@ -2,8 +2,6 @@ package plugins
 
 import (
 	"context"
-	"errors"
-	"fmt"
 )
 
 // The six plugin kinds (plugins-spec §5). Python's abstract methods are
@@ -225,66 +223,4 @@ func OnProjectUnarchived(ctx context.Context, p LifecyclePlugin, pctx PluginCont
 		return u.OnProjectUnarchived(ctx, pctx, creds)
 	}
 	return LifecycleResult{}, notImplemented("on_project_unarchived")
-}
-
-// kindNames maps plugin_type to the interface name Python's base
-// class had.
-var kindNames = map[PluginType]string{
-	TypeConfiguration: "ConfigurationPlugin",
-	TypeLogs:          "LogsPlugin",
-	TypeIdentity:      "IdentityPlugin",
-	TypeDeployment:    "DeploymentPlugin",
-	TypeLifecycle:     "LifecyclePlugin",
-	TypeWebhook:       "WebhookActionPlugin",
-}
-
-// KindName is the Go interface (Python base class) name of plugin_type t.
-func KindName(t PluginType) string { return kindNames[t] }
-
-// Implements reports whether p implements the interface of kind t.
-func Implements(p any, t PluginType) bool {
-	switch t {
-	case TypeConfiguration:
-		_, ok := p.(ConfigurationPlugin)
-		return ok
-	case TypeLogs:
-		_, ok := p.(LogsPlugin)
-		return ok
-	case TypeIdentity:
-		_, ok := p.(IdentityPlugin)
-		return ok
-	case TypeDeployment:
-		_, ok := p.(DeploymentPlugin)
-		return ok
-	case TypeLifecycle:
-		_, ok := p.(LifecyclePlugin)
-		return ok
-	case TypeWebhook:
-		_, ok := p.(WebhookActionPlugin)
-		return ok
-	}
-	return false
-}
-
-// Kinds lists the kinds p implements, in §3's order.
-func Kinds(p any) []PluginType {
-	var out []PluginType
-	for _, t := range pluginTypes {
-		if Implements(p, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// CheckKind is the registry's kind check (plugins-spec §7.3 steps 3–4):
-// p must implement at least one kind, and the one its manifest names.
-func CheckKind(p Plugin, m PluginManifest) error {
-	if len(Kinds(p)) == 0 {
-		return errors.New("Plugin must implement ConfigurationPlugin, LogsPlugin, IdentityPlugin, DeploymentPlugin, LifecyclePlugin, or WebhookActionPlugin")
-	}
-	if !Implements(p, m.PluginType) {
-		return fmt.Errorf("Class does not implement %s for plugin_type='%s'", KindName(m.PluginType), m.PluginType)
-	}
-	return nil
 }

@@ -3,7 +3,6 @@ package plugins
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -28,9 +27,6 @@ const (
 	AuthOIDC     AuthType = "oidc"
 	AuthAWSIAMIC AuthType = "aws-iam-ic"
 )
-
-// SupportedAPIVersions are the manifest api_version values the registry loads.
-var SupportedAPIVersions = []int{1}
 
 // PluginManifest describes a plugin (plugins-spec §4.8). Field order is
 // Python's declaration order; JSON names are Python's.
@@ -145,9 +141,6 @@ var (
 	authTypes   = []AuthType{AuthAPIToken, AuthOAuth2, AuthOIDC, AuthAWSIAMIC}
 	optionTypes = []string{OptionString, OptionInteger, OptionBoolean, OptionSecret}
 )
-
-// PluginTypes returns the six plugin_type values.
-func PluginTypes() []PluginType { return slices.Clone(pluginTypes) }
 
 // NewManifest returns a manifest with Python's defaults (api_version 1,
 // auth_type api_token, cacheable true, empty lists and maps): the Go

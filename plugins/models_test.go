@@ -151,18 +151,6 @@ func TestIdentityDefaults(t *testing.T) {
 	require.Equal(t, "Bearer", c.TokenType)
 }
 
-func TestKinds(t *testing.T) {
-	require.Equal(t, []plugins.PluginType{plugins.TypeLogs}, plugins.Kinds(stubLogs{}))
-	require.Equal(t, []plugins.PluginType{plugins.TypeIdentity}, plugins.Kinds(stubIdentity{}))
-	require.Equal(t, []plugins.PluginType{plugins.TypeConfiguration}, plugins.Kinds(stubConfig{}))
-	require.Equal(t, []plugins.PluginType{plugins.TypeDeployment}, plugins.Kinds(stubDeployment{}))
-	require.Equal(t, []plugins.PluginType{plugins.TypeLifecycle}, plugins.Kinds(stubLifecycle{}))
-	require.Equal(t, []plugins.PluginType{plugins.TypeWebhook}, plugins.Kinds(sampleWebhook{}))
-	require.Empty(t, plugins.Kinds(manifestOnly{}))
-	require.EqualError(t, plugins.CheckKind(stubConfig{}, plugins.NewManifest("c", "C", plugins.TypeLogs)),
-		"Class does not implement LogsPlugin for plugin_type='logs'")
-}
-
 // The wire contract's envelope schema allows null for PluginContext's
 // four containers; they decode as empty (a documented deviation from
 // pydantic, which would reject null there).

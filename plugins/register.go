@@ -1,63 +1,34 @@
 package plugins
 
-import (
-	"fmt"
-	"slices"
-	"sync"
-)
+import "github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 
-// Registration is one registered plugin: the Go analog of a Python entry
-// point in the "imbi.plugins" group. Name is informational and keys load
-// errors; Load returns the plugin value.
-type Registration struct {
-	Name string
-	Load func() (any, error)
-}
-
-// registrations is the explicit default registration set: the one piece of
-// package-level mutable state, written from init functions and read by the
-// registry's Load. ResetRegistrations clears it for tests.
-var (
-	regMu         sync.Mutex
-	registrations []Registration
-)
-
-// Register adds a plugin value under an entry name, from the plugin
-// package's init function (as Caddy modules do). It panics on an empty or
-// duplicate name: both are programming errors found at start.
-// p is validated when the registry loads, not here, so a bad plugin is a
-// load error with a clear message rather than a crash.
-func Register(name string, p any) {
-	RegisterLoader(name, func() (any, error) { return p, nil })
+// Register adds a plugin under an entry name, from the plugin package's
+// init function, as Caddy modules register (the Go analog of a Python
+// entry point in the "imbi.plugins" group). The name keys load errors.
+//
+// Register panics on an empty or already registered name: both are
+// programming errors found at start. p itself is checked when the worker's
+// registry loads (manifest, kind, api_version, action catalogue), so a bad
+// plugin is a load error with a clear message, not a crash.
+func Register(name string, p Plugin) {
+	RegisterLoader(name, func() (Plugin, error) { return p, nil })
 }
 
 // RegisterLoader is Register with a constructor that may fail; its error
-// becomes the entry's load error.
-func RegisterLoader(name string, load func() (any, error)) {
-	if name == "" {
-		panic("plugins: Register with empty name")
+// (or panic) becomes the entry's load error. It panics on an empty or
+// already registered name and on a nil load.
+func RegisterLoader(name string, load func() (Plugin, error)) {
+	var generic func() (any, error)
+	if load != nil {
+		generic = func() (any, error) {
+			p, err := load()
+			if p == nil {
+				return nil, err // an untyped nil, not a nil Plugin in an any
+			}
+			return p, err
+		}
 	}
-	if load == nil {
-		panic(fmt.Sprintf("plugins: Register %q with nil loader", name))
+	if err := pluginreg.Add(name, generic); err != nil {
+		panic(err)
 	}
-	regMu.Lock()
-	defer regMu.Unlock()
-	if slices.ContainsFunc(registrations, func(r Registration) bool { return r.Name == name }) {
-		panic(fmt.Sprintf("plugins: %q registered twice", name))
-	}
-	registrations = append(registrations, Registration{Name: name, Load: load})
-}
-
-// Registrations returns a copy of the registrations in registration order.
-func Registrations() []Registration {
-	regMu.Lock()
-	defer regMu.Unlock()
-	return slices.Clone(registrations)
-}
-
-// ResetRegistrations forgets every registration. Tests only.
-func ResetRegistrations() {
-	regMu.Lock()
-	defer regMu.Unlock()
-	registrations = nil
 }

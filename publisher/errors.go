@@ -27,7 +27,7 @@ func (e *InvalidMessageError) Error() string {
 	return fmt.Sprintf("publisher: invalid %s: %s", e.Field, e.Reason)
 }
 
-// Unwrap exposes the cause (e.g. a *plugins.InvalidHandlerError).
+// Unwrap exposes the cause (e.g. a *wire.InvalidHandlerError).
 func (e *InvalidMessageError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrInvalidMessage) true.

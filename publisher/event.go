@@ -22,8 +22,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // Message is the typed input of one CloudEvent.
@@ -43,7 +43,7 @@ type Message struct {
 	// Data.Event.Metadata.WebhookID (it names the CloudEvent source).
 	// Sensitive headers in Data.Event.Metadata.Headers are redacted in the
 	// event; the caller's map is not modified.
-	Data wire.ActionData
+	Data wiredata.ActionData
 }
 
 // EventID is the CloudEvent id the contract derives from a delivery and a
@@ -60,7 +60,7 @@ func Source(webhookID string) string {
 // NewEvent builds the CloudEvent of m. Errors are *InvalidMessageError.
 func NewEvent(m Message) (event.Event, error) {
 	data := m.Data
-	h, err := plugins.ParseHandler(data.Rule.Handler)
+	h, err := wire.ParseHandler(data.Rule.Handler)
 	if err != nil {
 		return event.Event{}, &InvalidMessageError{Field: "data.rule.handler", Reason: "not <plugin_slug>#<action_name>", Err: err}
 	}
@@ -118,7 +118,7 @@ func SubjectFor(prefix string, ev event.Event) (string, error) {
 	if prefix == "" {
 		prefix = wire.DefaultSubjectPrefix
 	}
-	h, err := plugins.ParseHandler(ev.Subject())
+	h, err := wire.ParseHandler(ev.Subject())
 	if err != nil {
 		return "", &InvalidMessageError{Field: "subject", Reason: fmt.Sprintf("CloudEvent subject %q is not a handler", ev.Subject()), Err: err}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // Example publishes one matched rule of one webhook delivery and waits for
@@ -31,7 +32,7 @@ func Example() {
 
 	ack, err := p.Publish(ctx, publisher.Message{
 		DeliveryID: "d-1",
-		Data: wire.ActionData{
+		Data: wiredata.ActionData{
 			Rule:    wire.Rule{Handler: "http#request", Ordinal: 0},
 			Context: plugins.PluginContext{ProjectID: "p-1", ProjectSlug: "checkout", OrgSlug: "acme"},
 			Event: plugins.Event{

@@ -1,6 +1,7 @@
 package publisher_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 func sampleMessage() publisher.Message {
@@ -27,7 +30,7 @@ func sampleMessage() publisher.Message {
 	return publisher.Message{
 		DeliveryID: "d-42",
 		ReceivedAt: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
-		Data: wire.ActionData{
+		Data: wiredata.ActionData{
 			Rule: wire.Rule{
 				ID: "r-7", Handler: "github#create_issue", Ordinal: 3,
 				HandlerConfig: json.RawMessage(`{"title":"Deploy of ${project_slug}"}`),
@@ -62,7 +65,7 @@ func TestNewEventFollowsTheContract(t *testing.T) {
 	require.Equal(t, m.ReceivedAt, ev.Time())
 	require.Equal(t, wire.ContentTypeJSON, ev.DataContentType())
 
-	var data wire.ActionData
+	var data wiredata.ActionData
 	require.NoError(t, json.Unmarshal(ev.Data(), &data))
 	require.Equal(t, wire.Redacted, data.Event.Metadata.Headers["Authorization"])
 	require.Equal(t, "push", data.Event.Metadata.Headers["x-github-event"])
@@ -83,7 +86,7 @@ func TestNewEventNormalisesLegacyHandlerAndEscapesSource(t *testing.T) {
 	require.Equal(t, "github#create_issue", ev.Subject())
 	require.Equal(t, "custom-id", ev.ID())
 	require.Equal(t, "/imbi-gateway/webhooks/"+url.PathEscape("wh 1/x"), ev.Source())
-	var data wire.ActionData
+	var data wiredata.ActionData
 	require.NoError(t, json.Unmarshal(ev.Data(), &data))
 	require.Equal(t, "github#create_issue", data.Rule.Handler)
 }
@@ -289,7 +292,13 @@ func requireEnvelopeValid(t *testing.T, data []byte) {
 	t.Helper()
 	raw, err := imbiworker.Schemas.ReadFile(wire.EnvelopeSchemaV1)
 	require.NoError(t, err)
-	schema, err := plugins.CompileSchema("https://imbi.io/schemas/worker/action-envelope.v1.json", raw)
+	schemaDoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	require.NoError(t, err)
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	const schemaURL = "https://imbi.io/schemas/worker/action-envelope.v1.json"
+	require.NoError(t, c.AddResource(schemaURL, schemaDoc))
+	schema, err := c.Compile(schemaURL)
 	require.NoError(t, err)
 	var doc any
 	require.NoError(t, json.Unmarshal(data, &doc))

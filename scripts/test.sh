@@ -19,7 +19,12 @@ if [ -x scripts/neo4j.sh ]; then
 fi
 
 # --- Go ---
-go test -race -count=1 -timeout 20m ./...
+# -json through tools/testsummary: the usual per-package ok/FAIL lines, then
+# every skipped test with its reason and "N passed, N failed, N skipped".
+# Under CI=true a skip of a test that needs Neo4j, Python or NATS
+# (internal/testenv) fails the run.
+go build -o "$top/bin/testsummary" ./tools/testsummary
+go test -json -race -count=1 -timeout 20m ./... | "$top/bin/testsummary"
 
 # --- example plugin module (its own go.mod) ---
 # -mod=mod: the example requires this checkout through a replace, so its
@@ -31,7 +36,7 @@ done
 
 # --- Python client ---
 if [ -d clients/python/tests ]; then
-  "$IMBI_TEST_PYTHON" -m pytest -q clients/python/tests
+  "$IMBI_TEST_PYTHON" -m pytest -q -rs clients/python/tests  # -rs: list skip reasons
 fi
 
 # --- fuzz targets, briefly (make fuzz runs them longer) ---

@@ -7,8 +7,6 @@ package wire
 import (
 	"encoding/json"
 	"strings"
-
-	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
 // Contract version and CloudEvent attributes (wire-contract §3).
@@ -34,7 +32,7 @@ const (
 )
 
 // Subject is the work subject of a handler: <prefix>.<plugin>.<action>.
-func Subject(prefix string, h plugins.Handler) string {
+func Subject(prefix string, h Handler) string {
 	return prefix + "." + h.Plugin + "." + h.Action
 }
 
@@ -104,16 +102,6 @@ var Reasons = []Reason{
 	ReasonUnknownHandler, ReasonInvalidConfig, ReasonCredentialsMissing,
 	ReasonTimeout, ReasonUnavailable, ReasonRateLimited, ReasonPanic,
 	ReasonActionFailed, ReasonMaxAttempts,
-}
-
-// ActionData is the CloudEvent data (wire-contract §3; schema
-// testdata/schemas/action-envelope.v1.json).
-type ActionData struct {
-	Rule               Rule                  `json:"rule"`
-	Plugin             *PluginRef            `json:"plugin,omitempty"`
-	Context            plugins.PluginContext `json:"context"`
-	ExternalIdentifier string                `json:"external_identifier"`
-	Event              plugins.Event         `json:"event"`
 }
 
 // Rule is the matched WebhookRule.

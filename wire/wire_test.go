@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
 // The embedded list is the repo's data file, the one the Python client
@@ -64,7 +62,7 @@ func TestRedactHeaders(t *testing.T) {
 }
 
 func TestSubject(t *testing.T) {
-	h, err := plugins.ParseHandler("gateway-actions#create_release")
+	h, err := ParseHandler("gateway-actions#create_release")
 	require.NoError(t, err)
 	require.Equal(t, "imbi.actions.gateway-actions.create_release", Subject(DefaultSubjectPrefix, h))
 }

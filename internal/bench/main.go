@@ -36,6 +36,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/benchdata"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
@@ -516,8 +517,8 @@ func (e *env) newWorker(o options, sc streams.Config, started func(plugins.Event
 
 func (e *env) buildWorker(nc *nats.Conn, o options, sc streams.Config, started func(plugins.Event)) (*worker.Worker, error) {
 	p := &noop{started: started}
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: "bench", Load: func() (any, error) { return p, nil }}}
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: "bench", Load: func() (any, error) { return p, nil }}}
 	})
 	if _, err := reg.Load(); err != nil {
 		return nil, err

@@ -16,19 +16,31 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
-func requireMissing(t *testing.T, err error, contains string) {
+// requireMissing asserts err is a *plugins.PluginCredentialsMissing with
+// exactly the text plugins-spec §10.5–10.6 gives.
+func requireMissing(t *testing.T, err error, want string) {
 	t.Helper()
 	var missing *plugins.PluginCredentialsMissing
 	require.ErrorAs(t, err, &missing)
-	require.Contains(t, missing.Error(), contains)
+	require.Equal(t, want, missing.Error())
 }
 
-func requireConfigError(t *testing.T, err error, contains string) {
+// requireConfigError asserts err is a *ConfigurationError with exactly the
+// strict reader's text (plugins-spec §10.8) for plugin id.
+func requireConfigError(t *testing.T, err error, id, reason string) {
 	t.Helper()
 	var cfgErr *ConfigurationError
 	require.ErrorAs(t, err, &cfgErr)
-	require.Contains(t, cfgErr.Error(), contains)
+	require.Equal(t, "plugin_configuration for plugin_id='"+id+"' "+reason+"; refusing to overwrite", cfgErr.Error())
 }
+
+const (
+	missingToken  = "Missing required credentials for plugin 'test-plugin': ['token']"
+	notLinked     = "Plugin 'test-plugin' is not linked to a ServiceApplication; pick one on the Plugins tab"
+	missingClient = "Linked ServiceApplication for plugin 'test-plugin' is missing client_id or client_secret"
+	noSecret      = "Linked ServiceApplication for plugin 'test-plugin' has no client_secret"
+	undecryptable = "Linked ServiceApplication for plugin 'test-plugin' has a client_secret that could not be decrypted"
+)
 
 // --- GetPluginCredentialsAPITokenTestCase (49–58) ---
 
@@ -55,8 +67,7 @@ func TestAPIToken_MissingRecordRaisesMissingCredentials(t *testing.T) { // 51
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	_, err := e.store.PluginCredentials(context.Background(), newID(t), manifest(plugins.AuthAPIToken, "token"))
-	requireMissing(t, err, "token")
-	require.Equal(t, "Missing required credentials for plugin 'test-plugin': ['token']", err.Error())
+	requireMissing(t, err, missingToken)
 }
 
 func TestAPIToken_NullRecordRaisesMissingCredentials(t *testing.T) { // 52
@@ -64,7 +75,7 @@ func TestAPIToken_NullRecordRaisesMissingCredentials(t *testing.T) { // 52
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, nil)
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
-	requireMissing(t, err, "token")
+	requireMissing(t, err, missingToken)
 }
 
 func TestAPIToken_RequiredFieldWithNullValueRaises(t *testing.T) { // 53
@@ -72,7 +83,7 @@ func TestAPIToken_RequiredFieldWithNullValueRaises(t *testing.T) { // 53
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, e.encrypted(`{"token": null}`))
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
-	requireMissing(t, err, "token")
+	requireMissing(t, err, missingToken)
 }
 
 func TestAPIToken_OptionalFieldNotRequired(t *testing.T) { // 54
@@ -92,7 +103,7 @@ func TestAPIToken_DecryptFailureTreatedAsMissing(t *testing.T) { // 55
 	require.NoError(t, err)
 	e.plugin(id, tok)
 	_, err = e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
-	requireMissing(t, err, "token")
+	requireMissing(t, err, missingToken)
 }
 
 func TestAPIToken_InvalidJSONBlobTreatedAsMissing(t *testing.T) { // 56
@@ -100,7 +111,7 @@ func TestAPIToken_InvalidJSONBlobTreatedAsMissing(t *testing.T) { // 56
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, e.encrypted("not-json"))
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
-	requireMissing(t, err, "token")
+	requireMissing(t, err, missingToken)
 	require.Contains(t, e.logs.String(), "Plugin credentials JSON parse failed for plugin_id="+id)
 	require.Contains(t, e.logs.String(), "level=WARN")
 }
@@ -111,7 +122,7 @@ func TestAPIToken_DecryptRaisesLoggedAndTreatedAsMissing(t *testing.T) { // 57
 	e, id := newEnv(t, raisingCipher{kr}, kr), newID(t)
 	e.plugin(id, e.encrypted(`{"token": "x"}`))
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
-	requireMissing(t, err, "token")
+	requireMissing(t, err, missingToken)
 	require.Contains(t, e.logs.String(), "level=WARN")
 	require.Contains(t, e.logs.String(), "Plugin credentials decrypt failed for plugin_id="+id)
 }
@@ -123,6 +134,72 @@ func TestAPIToken_StripsNullValuesFromResult(t *testing.T) { // 58
 	got, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
 	require.NoError(t, err)
 	require.Equal(t, plugins.Credentials{"token": "real"}, got)
+}
+
+// Beyond case 53 (§10.5 step 3): a required field is missing when its
+// value is falsy in Python — "", 0, false, [] and {} as well as null —
+// while a truthy non-string satisfies it (and is returned as Python's str()).
+func TestAPIToken_RequiredFieldWithFalsyValueRaises(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	tests := []struct {
+		blob    string
+		want    plugins.Credentials
+		wantErr string
+	}{
+		{`{"token": ""}`, nil, missingToken},
+		{`{"token": 0}`, nil, missingToken},
+		{`{"token": 0.0}`, nil, missingToken},
+		{`{"token": false}`, nil, missingToken},
+		{`{"token": []}`, nil, missingToken},
+		{`{"token": {}}`, nil, missingToken},
+		{`{"token": 1}`, plugins.Credentials{"token": "1"}, ""},
+		{`{"token": true}`, plugins.Credentials{"token": "True"}, ""},
+		{`{"token": " "}`, plugins.Credentials{"token": " "}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.blob, func(t *testing.T) {
+			id := newID(t)
+			e.plugin(id, e.encrypted(tc.blob))
+			got, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, "token"))
+			if tc.wantErr != "" {
+				requireMissing(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// Several required fields missing at once are all named, in manifest
+// order (not blob or alphabetical order); optional ones never are.
+func TestAPIToken_SeveralMissingFieldsListedInManifestOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	tests := []struct {
+		name   string
+		blob   any
+		fields []string
+		want   string
+	}{
+		{"null_blob_all_required", nil, []string{"token", "region?", "account", "secret"},
+			"Missing required credentials for plugin 'test-plugin': ['token', 'account', 'secret']"},
+		{"some_present_some_falsy", `{"secret": "s", "account": "", "zone": null}`, []string{"zone", "token", "region?", "account", "secret"},
+			"Missing required credentials for plugin 'test-plugin': ['zone', 'token', 'account']"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := newID(t)
+			blob := tc.blob
+			if s, ok := blob.(string); ok {
+				blob = e.encrypted(s)
+			}
+			e.plugin(id, blob)
+			_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthAPIToken, tc.fields...))
+			requireMissing(t, err, tc.want)
+		})
+	}
 }
 
 // --- GetPluginCredentialsApplicationTestCase (59–65) ---
@@ -145,8 +222,7 @@ func TestApplication_NoLinkedApplicationRaises(t *testing.T) { // 60
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, nil)
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthOAuth2))
-	requireMissing(t, err, "ServiceApplication")
-	require.Equal(t, "Plugin 'test-plugin' is not linked to a ServiceApplication; pick one on the Plugins tab", err.Error())
+	requireMissing(t, err, notLinked)
 }
 
 func TestApplication_MissingClientIDRaises(t *testing.T) { // 61
@@ -155,7 +231,7 @@ func TestApplication_MissingClientIDRaises(t *testing.T) { // 61
 	e.plugin(id, nil)
 	e.app(id, nil, e.encrypted("shh"))
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthOAuth2))
-	requireMissing(t, err, "Linked ServiceApplication for plugin 'test-plugin' is missing client_id or client_secret")
+	requireMissing(t, err, missingClient)
 }
 
 func TestApplication_MissingClientSecretRaises(t *testing.T) { // 62
@@ -164,7 +240,7 @@ func TestApplication_MissingClientSecretRaises(t *testing.T) { // 62
 	e.plugin(id, nil)
 	e.app(id, "client-abc", nil)
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthOIDC))
-	requireMissing(t, err, "is missing client_id or client_secret")
+	requireMissing(t, err, missingClient)
 }
 
 func TestApplication_SecretDecryptFailureRaises(t *testing.T) { // 63
@@ -176,8 +252,7 @@ func TestApplication_SecretDecryptFailureRaises(t *testing.T) { // 63
 	e.plugin(id, nil)
 	e.app(id, "client-abc", tok)
 	_, err = e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthOAuth2))
-	requireMissing(t, err, "no client_secret")
-	require.Equal(t, "Linked ServiceApplication for plugin 'test-plugin' has no client_secret", err.Error())
+	requireMissing(t, err, noSecret)
 }
 
 func TestApplication_SecretDecryptRaisesIsWrapped(t *testing.T) { // 64
@@ -187,7 +262,7 @@ func TestApplication_SecretDecryptRaisesIsWrapped(t *testing.T) { // 64
 	e.plugin(id, nil)
 	e.app(id, "client-abc", e.encrypted("shh"))
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthOAuth2))
-	requireMissing(t, err, "could not be decrypted")
+	requireMissing(t, err, undecryptable)
 	require.True(t, errors.Is(err, errDecryptBoom), "the cause is chained")
 	require.Contains(t, e.logs.String(), "client_secret decrypt failed for plugin_id="+id)
 }
@@ -198,7 +273,7 @@ func TestApplication_EmptySecretAfterDecryptRaises(t *testing.T) { // 65
 	e.plugin(id, nil)
 	e.app(id, "client-abc", e.encrypted(""))
 	_, err := e.store.PluginCredentials(context.Background(), id, manifest(plugins.AuthOAuth2))
-	requireMissing(t, err, "no client_secret")
+	requireMissing(t, err, noSecret)
 }
 
 // --- PatchPluginConfigurationTestCase (66–75) ---
@@ -270,8 +345,7 @@ func TestPatch_RefusesToOverwriteUndecryptableBlob(t *testing.T) { // 71
 	require.NoError(t, err)
 	e.plugin(id, tok)
 	_, err = e.store.PatchConfiguration(context.Background(), id, []Update{{"token", "new"}})
-	requireConfigError(t, err, "decrypted to None")
-	require.Equal(t, "plugin_configuration for plugin_id='"+id+"' decrypted to None; refusing to overwrite", err.Error())
+	requireConfigError(t, err, id, "decrypted to None")
 	require.Equal(t, tok, e.storedBlob(id), "nothing written")
 	require.Zero(t, e.queries("write_configuration"))
 }
@@ -283,7 +357,7 @@ func TestPatch_RefusesWhenDecryptRaises(t *testing.T) { // 72
 	tok := e.encrypted(`{"token": "x"}`)
 	e.plugin(id, tok)
 	_, err := e.store.PatchConfiguration(context.Background(), id, []Update{{"token", "new"}})
-	requireConfigError(t, err, "could not be decrypted")
+	requireConfigError(t, err, id, "could not be decrypted")
 	require.Equal(t, tok, e.storedBlob(id))
 }
 
@@ -292,7 +366,7 @@ func TestPatch_RefusesToOverwriteInvalidJSON(t *testing.T) { // 73
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, e.encrypted("not-json"))
 	_, err := e.store.PatchConfiguration(context.Background(), id, []Update{{"token", "new"}})
-	requireConfigError(t, err, "valid JSON")
+	requireConfigError(t, err, id, "is not valid JSON")
 }
 
 func TestPatch_RefusesToOverwriteNonObjectJSON(t *testing.T) { // 74
@@ -300,7 +374,7 @@ func TestPatch_RefusesToOverwriteNonObjectJSON(t *testing.T) { // 74
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, e.encrypted(`["a", "b"]`))
 	_, err := e.store.PatchConfiguration(context.Background(), id, []Update{{"token", "new"}})
-	requireConfigError(t, err, "must be")
+	requireConfigError(t, err, id, "must be a JSON object")
 }
 
 func TestPatch_DecryptsToNoneRaises(t *testing.T) { // 75
@@ -308,7 +382,7 @@ func TestPatch_DecryptsToNoneRaises(t *testing.T) { // 75
 	e, id := newEnv(t, nil, nil), newID(t)
 	e.plugin(id, "garbage-not-a-fernet-token")
 	_, err := e.store.PatchConfiguration(context.Background(), id, []Update{{"token", "new"}})
-	requireConfigError(t, err, "decrypted to None")
+	requireConfigError(t, err, id, "decrypted to None")
 }
 
 // --- GetPluginConfigurationKeysTestCase (76–79) ---

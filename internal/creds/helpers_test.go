@@ -20,6 +20,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/aweber-imbi/imbi-worker/internal/testenv"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -66,10 +67,7 @@ func neo4jConfig(t testing.TB) Config {
 	t.Helper()
 	cfg := ConfigFromEnv(os.Getenv)
 	if cfg.URL == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the Neo4j tests (scripts/test.sh starts Neo4j)", EnvNeo4jURL)
-		}
-		t.Skipf("%s not set; run `scripts/neo4j.sh start && eval \"$(scripts/neo4j.sh env)\"`", EnvNeo4jURL)
+		testenv.Neo4jURL(t)
 	}
 	return cfg
 }
@@ -263,13 +261,7 @@ func (raisingCipher) Decrypt(string) (string, bool, error) { return "", false, e
 // scripts/test.sh); skipped on a laptop without it, a failure in CI.
 func python(t testing.TB, cmd string, req any) map[string]any {
 	t.Helper()
-	py := os.Getenv("IMBI_TEST_PYTHON")
-	if py == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("IMBI_TEST_PYTHON is not set: CI must run the Python interop tests")
-		}
-		t.Skip("IMBI_TEST_PYTHON not set; run scripts/pyenv.sh")
-	}
+	py := testenv.PythonPath(t)
 	in, err := json.Marshal(req)
 	require.NoError(t, err)
 	c := exec.Command(py, filepath.Join("..", "..", "testdata", "creds", "interop.py"), cmd)

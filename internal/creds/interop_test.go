@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -47,7 +46,7 @@ func TestInteropPythonFixturesThroughNeo4j(t *testing.T) {
 
 			_, err = e.store.PatchConfiguration(ctx, id, []Update{{"added", "v"}})
 			if c.StrictError != "" {
-				requireConfigError(t, err, c.StrictError)
+				requireConfigError(t, err, id, c.StrictError)
 				require.Equal(t, c.Token, e.storedBlob(id), "nothing overwritten")
 				return
 			}
@@ -64,7 +63,7 @@ func TestInteropPythonFixturesThroughNeo4j(t *testing.T) {
 			e.app(id, "client-"+s.Name, s.Token)
 			got, err := e.store.PluginCredentials(ctx, id, manifest(plugins.AuthOIDC))
 			if s.Plaintext == "" {
-				requireMissing(t, err, "has no client_secret")
+				requireMissing(t, err, noSecret)
 				return
 			}
 			require.NoError(t, err)
@@ -205,7 +204,7 @@ func TestUnavailableNeo4jIsRetryable(t *testing.T) {
 	require.NoError(t, err)
 
 	start := time.Now()
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
+	_, err = r.Resolve(context.Background(), Request{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	var unavailable *plugins.PluginUnavailableError
 	require.ErrorAs(t, err, &unavailable)
 	require.False(t, errors.Is(err, plugins.ErrCredentialsMissing))
@@ -214,7 +213,7 @@ func TestUnavailableNeo4jIsRetryable(t *testing.T) {
 	e := &env{t: t, reader: reader}
 	require.EqualValues(t, 3, e.queries("read_configuration"), "connection refused is transient: 1 try + 2 retries")
 
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{ThirdPartyService: "github", Manifest: manifest(plugins.AuthAPIToken, "token")})
+	_, err = r.Resolve(context.Background(), Request{ThirdPartyService: "github", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	require.ErrorAs(t, err, &unavailable, "the slug lookup is retryable too")
 	require.Error(t, store.Ping(context.Background()))
 }
@@ -234,7 +233,7 @@ func TestWrongNeo4jPasswordIsUnavailable(t *testing.T) {
 	defer store.Close(context.Background())
 	r, err := NewResolver(store)
 	require.NoError(t, err)
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
+	_, err = r.Resolve(context.Background(), Request{PluginID: "p1", Manifest: manifest(plugins.AuthAPIToken, "token")})
 	var unavailable *plugins.PluginUnavailableError
 	require.ErrorAs(t, err, &unavailable)
 	require.False(t, strings.Contains(err.Error(), cfg.Password))

@@ -119,10 +119,10 @@ func TestResolverCacheKeyIncludesService(t *testing.T) {
 	svc := "svc-" + id
 	e.pluginOf(id, "test-plugin", svc, e.encrypted(`{"token": "v"}`))
 	m := manifest(plugins.AuthAPIToken, "token")
-	got, err := r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: id, ThirdPartyService: svc, Manifest: m})
+	got, err := r.Resolve(context.Background(), Request{PluginID: id, ThirdPartyService: svc, Manifest: m})
 	require.NoError(t, err)
 	require.Equal(t, "v", got["token"])
-	_, err = r.Credentials(context.Background(), dispatch.CredentialRequest{PluginID: id, ThirdPartyService: "other-" + svc, Manifest: m})
+	_, err = r.Resolve(context.Background(), Request{PluginID: id, ThirdPartyService: "other-" + svc, Manifest: m})
 	var owner *PluginOwnerError
 	require.ErrorAs(t, err, &owner)
 	require.ErrorIs(t, err, plugins.ErrCredentialsMissing)

@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -38,7 +37,7 @@ type loader interface {
 	FindPluginID(ctx context.Context, serviceSlug, pluginSlug string) (string, bool, error)
 }
 
-// Resolver is the worker's dispatch.CredentialSource: it finds the Plugin
+// Resolver is the worker's credential source: it finds the Plugin
 // node, loads its credentials through the store, caches successes per
 // plugin for the TTL (failures are never cached, so a fix takes effect at
 // the next message) and lets concurrent misses for one plugin share a
@@ -67,8 +66,6 @@ type call struct {
 	creds plugins.Credentials
 	err   error
 }
-
-var _ dispatch.CredentialSource = (*Resolver)(nil)
 
 // NewResolver wraps store with the cache. Options: WithCacheTTL,
 // WithCacheEntries, WithMeterProvider.
@@ -117,11 +114,29 @@ var (
 	attrMiss = metric.WithAttributes(attribute.String("result", "miss"))
 )
 
-// Credentials implements dispatch.CredentialSource. Errors:
+// Request names the plugin whose credentials are wanted.
+type Request struct {
+	// PluginID is the Plugin node id from the envelope (may be empty).
+	PluginID string
+	// ThirdPartyService is event.third_party_service, used with the
+	// manifest's slug to find the Plugin node when PluginID is empty.
+	ThirdPartyService string
+	// Manifest is the registered plugin's manifest (slug, auth_type,
+	// credential fields).
+	Manifest plugins.PluginManifest
+}
+
+// Credentials is the worker's credential source (the interface
+// internal/dispatch declares): Resolve with the request spelled out.
+func (r *Resolver) Credentials(ctx context.Context, m plugins.PluginManifest, pluginID, thirdPartyService string) (plugins.Credentials, error) {
+	return r.Resolve(ctx, Request{PluginID: pluginID, ThirdPartyService: thirdPartyService, Manifest: m})
+}
+
+// Resolve loads the credentials req names, from the cache when fresh. Errors:
 // *plugins.PluginCredentialsMissing (permanent) and
 // *plugins.PluginUnavailableError (Neo4j unreachable; retry the message).
 // The returned map is the caller's own copy.
-func (r *Resolver) Credentials(ctx context.Context, req dispatch.CredentialRequest) (plugins.Credentials, error) {
+func (r *Resolver) Resolve(ctx context.Context, req Request) (plugins.Credentials, error) {
 	key := cacheKey(req)
 	// The cache and the in-flight loads are checked in one critical
 	// section: checked apart, a caller could miss the cache just before a
@@ -202,14 +217,14 @@ func (r *Resolver) Invalidate() {
 
 // cacheKey: the service is part of an id's key too, since the owner check
 // depends on it (a success for one service must not answer another's).
-func cacheKey(req dispatch.CredentialRequest) string {
+func cacheKey(req Request) string {
 	if req.PluginID != "" {
 		return "id\x00" + req.PluginID + "\x00" + req.Manifest.Slug + "\x00" + req.ThirdPartyService
 	}
 	return "svc\x00" + req.ThirdPartyService + "\x00" + req.Manifest.Slug
 }
 
-func (r *Resolver) resolve(ctx context.Context, req dispatch.CredentialRequest) (plugins.Credentials, error) {
+func (r *Resolver) resolve(ctx context.Context, req Request) (plugins.Credentials, error) {
 	id := req.PluginID
 	if id == "" {
 		found, ok, err := r.load.FindPluginID(ctx, req.ThirdPartyService, req.Manifest.Slug)
@@ -235,7 +250,7 @@ func (r *Resolver) resolve(ctx context.Context, req dispatch.CredentialRequest) 
 
 // unavailable reports a Neo4j failure as retryable at message level. The
 // cause's text is Neo4j's (addresses, codes), never a credential.
-func unavailable(req dispatch.CredentialRequest, err error) error {
+func unavailable(req Request, err error) error {
 	return &plugins.PluginUnavailableError{
 		Message: fmt.Sprintf("credentials for plugin '%s' unavailable: %v", req.Manifest.Slug, err),
 		Err:     err,

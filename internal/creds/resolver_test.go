@@ -11,7 +11,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -52,7 +51,7 @@ func TestResolverBurstCostsOneQuery(t *testing.T) {
 	e, r, reader := newResolverEnv(t)
 	id := newID(t)
 	e.plugin(id, e.encrypted(`{"token": "v"}`))
-	req := dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
+	req := Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
 
 	var wg sync.WaitGroup
 	var failures atomic.Int64
@@ -60,7 +59,7 @@ func TestResolverBurstCostsOneQuery(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := r.Credentials(context.Background(), req)
+			got, err := r.Resolve(context.Background(), req)
 			if err != nil || got["token"] != "v" {
 				failures.Add(1)
 			}
@@ -68,7 +67,7 @@ func TestResolverBurstCostsOneQuery(t *testing.T) {
 	}
 	wg.Wait()
 	for range 950 {
-		got, err := r.Credentials(context.Background(), req)
+		got, err := r.Resolve(context.Background(), req)
 		require.NoError(t, err)
 		require.Equal(t, "v", got["token"])
 	}
@@ -90,18 +89,18 @@ func TestResolverTTLExpiryAndFailuresNotCached(t *testing.T) {
 
 	id := newID(t)
 	e.plugin(id, nil)
-	req := dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
+	req := Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
 	// Missing credentials: permanent, and not cached — the operator's fix
 	// is seen by the next message.
 	for range 2 {
-		_, err := r.Credentials(ctx, req)
-		requireMissing(t, err, "token")
+		_, err := r.Resolve(ctx, req)
+		requireMissing(t, err, missingToken)
 	}
 	require.EqualValues(t, 2, e.queries("read_configuration"))
 
 	_, err := e.store.PatchConfiguration(ctx, id, []Update{{"token", "first"}})
 	require.NoError(t, err)
-	got, err := r.Credentials(ctx, req)
+	got, err := r.Resolve(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, "first", got["token"])
 
@@ -109,23 +108,23 @@ func TestResolverTTLExpiryAndFailuresNotCached(t *testing.T) {
 	_, err = e.store.PatchConfiguration(ctx, id, []Update{{"token", "second"}})
 	require.NoError(t, err)
 	advance(59 * time.Second)
-	got, err = r.Credentials(ctx, req)
+	got, err = r.Resolve(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, "first", got["token"])
 	// …and the new one after it.
 	advance(2 * time.Second)
-	got, err = r.Credentials(ctx, req)
+	got, err = r.Resolve(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, "second", got["token"])
 
 	// The caller owns its copy.
 	got["token"] = "mutated"
-	again, err := r.Credentials(ctx, req)
+	again, err := r.Resolve(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, "second", again["token"])
 
 	r.Invalidate()
-	_, err = r.Credentials(ctx, req)
+	_, err = r.Resolve(ctx, req)
 	require.NoError(t, err)
 }
 
@@ -134,9 +133,9 @@ func TestResolverTTLZeroDisablesCache(t *testing.T) {
 	e, r, reader := newResolverEnv(t, WithCacheTTL(0))
 	id := newID(t)
 	e.plugin(id, e.encrypted(`{"token": "v"}`))
-	req := dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
+	req := Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
 	for range 3 {
-		_, err := r.Credentials(context.Background(), req)
+		_, err := r.Resolve(context.Background(), req)
 		require.NoError(t, err)
 	}
 	require.EqualValues(t, 3, e.queries("read_configuration"))
@@ -155,30 +154,30 @@ func TestResolverBySlugs(t *testing.T) {
 	e.exec(`CREATE (:ThirdPartyService {slug: $svc})-[:HAS_PLUGIN]->(p:Plugin {id: $id, plugin_slug: 'test-plugin'})`,
 		map[string]any{"svc": svc, "id": id})
 	e.app(id, "cid", e.encrypted("secret"))
-	req := dispatch.CredentialRequest{ThirdPartyService: svc, Manifest: manifest(plugins.AuthOAuth2)}
+	req := Request{ThirdPartyService: svc, Manifest: manifest(plugins.AuthOAuth2)}
 	for range 3 {
-		got, err := r.Credentials(context.Background(), req)
+		got, err := r.Resolve(context.Background(), req)
 		require.NoError(t, err)
 		require.Equal(t, plugins.Credentials{"client_id": "cid", "client_secret": "secret"}, got)
 	}
 	require.EqualValues(t, 1, e.queries("find_plugin"))
 	require.EqualValues(t, 1, e.queries("read_application"))
 
-	_, err := r.Credentials(context.Background(), dispatch.CredentialRequest{ThirdPartyService: "no-such-" + svc, Manifest: manifest(plugins.AuthOAuth2)})
-	requireMissing(t, err, "is not attached to third-party service")
+	_, err := r.Resolve(context.Background(), Request{ThirdPartyService: "no-such-" + svc, Manifest: manifest(plugins.AuthOAuth2)})
+	requireMissing(t, err, "Plugin 'test-plugin' is not attached to third-party service 'no-such-"+svc+"'")
 }
 
 func TestResolverBoundedCache(t *testing.T) {
 	t.Parallel()
 	e, r, _ := newResolverEnv(t, WithCacheEntries(2))
-	var reqs []dispatch.CredentialRequest
+	var reqs []Request
 	for range 3 {
 		id := newID(t)
 		e.plugin(id, e.encrypted(`{"token": "v"}`))
-		reqs = append(reqs, dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")})
+		reqs = append(reqs, Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")})
 	}
 	for _, req := range reqs {
-		_, err := r.Credentials(context.Background(), req)
+		_, err := r.Resolve(context.Background(), req)
 		require.NoError(t, err)
 		time.Sleep(time.Millisecond) // distinct expiry times
 	}
@@ -197,12 +196,12 @@ func BenchmarkResolverCachedLookup(b *testing.B) {
 	require.NoError(b, err)
 	id := newID(b)
 	e.plugin(id, e.encrypted(`{"token": "v", "other": "w"}`))
-	req := dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
-	_, err = r.Credentials(context.Background(), req)
+	req := Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
+	_, err = r.Resolve(context.Background(), req)
 	require.NoError(b, err)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Credentials(context.Background(), req); err != nil {
+		if _, err := r.Resolve(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -214,14 +213,14 @@ func BenchmarkNeo4jLookupsPer1000Messages(b *testing.B) {
 	e := newEnv(b, nil, nil)
 	id := newID(b)
 	e.plugin(id, e.encrypted(`{"token": "v"}`))
-	req := dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
+	req := Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
 	var queries uint64
 	for b.Loop() {
 		r, err := NewResolver(e.store)
 		require.NoError(b, err)
 		before := e.queries("read_configuration")
 		for range 1000 {
-			if _, err := r.Credentials(context.Background(), req); err != nil {
+			if _, err := r.Resolve(context.Background(), req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -237,9 +236,9 @@ func BenchmarkUncachedLookup(b *testing.B) {
 	require.NoError(b, err)
 	id := newID(b)
 	e.plugin(id, e.encrypted(`{"token": "v"}`))
-	req := dispatch.CredentialRequest{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
+	req := Request{PluginID: id, Manifest: manifest(plugins.AuthAPIToken, "token")}
 	for b.Loop() {
-		if _, err := r.Credentials(context.Background(), req); err != nil {
+		if _, err := r.Resolve(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
 	}

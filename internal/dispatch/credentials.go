@@ -6,24 +6,19 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
-// CredentialRequest names the plugin whose credentials an action needs.
-type CredentialRequest struct {
-	// PluginID is the Plugin node id from the envelope (may be empty).
-	PluginID string
-	// ThirdPartyService is event.third_party_service, used with the
-	// manifest's slug to find the Plugin node when PluginID is empty.
-	ThirdPartyService string
-	// Manifest is the registered plugin's manifest (slug, auth_type,
-	// credential fields).
-	Manifest plugins.PluginManifest
-}
-
 // CredentialSource loads a plugin's decrypted credentials. Dispatch owns
-// this interface; internal/creds implements it on Neo4j.
+// this interface and names it only in types its implementations already
+// know, so an implementation (internal/creds on Neo4j) does not import
+// dispatch.
+//
+// m is the registered plugin's manifest (slug, auth_type, credential
+// fields); pluginID is the Plugin node id from the envelope ("" when it
+// has none); thirdPartyService is event.third_party_service, used with
+// m.Slug to find the Plugin node when pluginID is "".
 //
 // Errors: *plugins.PluginCredentialsMissing is permanent
 // (credentials_missing); *plugins.PluginUnavailableError is retryable
 // (unavailable). Implementations never put a secret in an error text.
 type CredentialSource interface {
-	Credentials(ctx context.Context, req CredentialRequest) (plugins.Credentials, error)
+	Credentials(ctx context.Context, m plugins.PluginManifest, pluginID, thirdPartyService string) (plugins.Credentials, error)
 }

@@ -213,16 +213,16 @@ func endSpan(span trace.Span, res Result, ok bool) {
 }
 
 // resolve parses the handler and finds its action (§4 steps 2).
-func (d *Dispatcher) resolve(msg *envelope.Message) (plugins.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
-	fail := func(reason wire.Reason, handler string, err error) (plugins.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
-		return plugins.Handler{}, plugins.ActionDescriptor{}, nil, permanent(reason, handler, err, nil), false
+func (d *Dispatcher) resolve(msg *envelope.Message) (wire.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
+	fail := func(reason wire.Reason, handler string, err error) (wire.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
+		return wire.Handler{}, plugins.ActionDescriptor{}, nil, permanent(reason, handler, err, nil), false
 	}
 	h, err := d.parse(msg.Data.Rule.Handler)
 	if err != nil {
 		return fail(wire.ReasonInvalidHandler, "", err)
 	}
 	if subj := msg.Event.Subject(); subj != "" && subj != msg.Data.Rule.Handler {
-		hs, err := plugins.ParseHandler(subj)
+		hs, err := wire.ParseHandler(subj)
 		if err != nil {
 			return fail(wire.ReasonInvalidHandler, "", fmt.Errorf("CloudEvent subject: %w", err))
 		}
@@ -254,11 +254,11 @@ func (d *Dispatcher) loadCredentials(ctx context.Context, msg *envelope.Message,
 		}
 		return plugins.Credentials{}, nil
 	}
-	req := CredentialRequest{ThirdPartyService: msg.Data.Event.ThirdPartyService, Manifest: entry.Manifest}
+	pluginID := ""
 	if msg.Data.Plugin != nil {
-		req.PluginID = msg.Data.Plugin.ID
+		pluginID = msg.Data.Plugin.ID
 	}
-	return d.Credentials.Credentials(ctx, req)
+	return d.Credentials.Credentials(ctx, entry.Manifest, pluginID, msg.Data.Event.ThirdPartyService)
 }
 
 type runOutcome struct {
@@ -380,16 +380,16 @@ func retryable(reason wire.Reason, handler string, err error, creds plugins.Cred
 	return Result{Class: Retryable, Reason: reason, Handler: handler, Err: err, ErrorText: RedactError(err, creds)}
 }
 
-// parse is plugins.ParseHandler with the known-handler cache in front.
-func (d *Dispatcher) parse(raw string) (plugins.Handler, error) {
+// parse is wire.ParseHandler with the known-handler cache in front.
+func (d *Dispatcher) parse(raw string) (wire.Handler, error) {
 	if k, ok := d.known.Load(raw); ok {
 		return k.(knownHandler).h, nil
 	}
-	return plugins.ParseHandler(raw)
+	return wire.ParseHandler(raw)
 }
 
 type knownHandler struct {
-	h         plugins.Handler
+	h         wire.Handler
 	canonical string
 }
 
@@ -399,7 +399,7 @@ func (d *Dispatcher) KnownHandler(raw string) (string, bool) {
 	if k, ok := d.known.Load(raw); ok {
 		return k.(knownHandler).canonical, true
 	}
-	h, err := plugins.ParseHandler(raw)
+	h, err := wire.ParseHandler(raw)
 	if err != nil {
 		return "", false
 	}

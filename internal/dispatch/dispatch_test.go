@@ -21,11 +21,16 @@ import (
 type fakeCreds struct {
 	creds plugins.Credentials
 	err   error
-	got   []dispatch.CredentialRequest
+	got   []credCall
 }
 
-func (f *fakeCreds) Credentials(_ context.Context, req dispatch.CredentialRequest) (plugins.Credentials, error) {
-	f.got = append(f.got, req)
+type credCall struct {
+	PluginID, ThirdPartyService string
+	Manifest                    plugins.PluginManifest
+}
+
+func (f *fakeCreds) Credentials(_ context.Context, m plugins.PluginManifest, pluginID, service string) (plugins.Credentials, error) {
+	f.got = append(f.got, credCall{pluginID, service, m})
 	return f.creds, f.err
 }
 

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -74,12 +73,12 @@ func handlerSubjectToken(h string) (string, error) {
 		return h, nil
 	}
 	if !strings.ContainsAny(h, "#:") {
-		if _, err := plugins.ParseHandler(h + "#x"); err != nil {
+		if _, err := wire.ParseHandler(h + "#x"); err != nil {
 			return "", fmt.Errorf("handler filter %q is neither <plugin>#<action>, <plugin> nor %s", h, wire.InvalidToken)
 		}
 		return h + ".*", nil
 	}
-	parsed, err := plugins.ParseHandler(h)
+	parsed, err := wire.ParseHandler(h)
 	if err != nil {
 		return "", fmt.Errorf("handler filter %q is neither <plugin>#<action>, <plugin> nor %s", h, wire.InvalidToken)
 	}
@@ -166,6 +165,6 @@ func handlerMatches(filter, handler string) bool {
 		plugin, _, _ := strings.Cut(handler, "#")
 		return filter == plugin && filter != handler
 	}
-	parsed, err := plugins.ParseHandler(filter) // legacy ':' accepted
+	parsed, err := wire.ParseHandler(filter) // legacy ':' accepted
 	return err == nil && parsed.String() == handler
 }

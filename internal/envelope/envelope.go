@@ -1,7 +1,7 @@
 // Package envelope decodes a NATS message into an imbi action CloudEvent
 // (wire-contract §3): either binding mode, the CloudEvents 1.0 attributes
 // checked by sdk-go, the type checked, and data validated against the
-// versioned envelope JSON Schema before it is decoded into wire.ActionData.
+// versioned envelope JSON Schema before it is decoded into wiredata.ActionData.
 // Ordinary envelopes are validated and decoded in one hand-written pass
 // (fastpath.go); whatever it is not sure of goes through the generic
 // schema validator and the reference decoder (validate.go). In structured
@@ -24,6 +24,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // Mode is the CloudEvents NATS binding mode a message arrived in.
@@ -51,7 +52,7 @@ type Message struct {
 	Mode  Mode
 	Event event.Event
 	// Data is the validated envelope (wire-contract §3 data).
-	Data wire.ActionData
+	Data wiredata.ActionData
 	// Traceparent and Tracestate are the W3C trace context: the CloudEvent
 	// distributed-tracing extension when set, else the NATS header.
 	Traceparent string
@@ -157,7 +158,7 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 func (d *Decoder) decode(hv headerView, body []byte, fast bool) (_ *Message, usedFast bool, _ error) {
 	m := &Message{}
 	var err error
-	var data wire.ActionData
+	var data wiredata.ActionData
 	decoded := false // data is the envelope, decoded by the structured fast path
 	switch {
 	case hv.ce["specversion"] != "":
@@ -209,7 +210,7 @@ func isStructured(contentType string, body []byte) bool {
 // failure and decode again without fast. decoded reports that the scan
 // also decoded the envelope into data (what validator.decode would return
 // for the event's data).
-func decodeStructured(ev *event.Event, body []byte, fast bool, data *wire.ActionData) (usedFast, decoded bool, _ error) {
+func decodeStructured(ev *event.Event, body []byte, fast bool, data *wiredata.ActionData) (usedFast, decoded bool, _ error) {
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn bad bytes into U+FFFD.
 		return false, false, invalid("structured CloudEvent is not UTF-8")

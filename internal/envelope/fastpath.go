@@ -12,6 +12,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // The fast path. Validating and decoding the envelope generically
@@ -21,7 +22,7 @@ import (
 // it in one hand-written pass: it checks the bytes are strict RFC 8259
 // JSON (what encoding/json.Valid accepts), checks the rules of
 // testdata/schemas/action-envelope.v1.json, and builds the
-// wire.ActionData that referenceDecode would build, field for field.
+// wiredata.ActionData that referenceDecode would build, field for field.
 //
 // It is only trusted when it accepts. ok == false means "not sure": the
 // caller runs the generic path (validateSchema, then referenceDecode),
@@ -70,16 +71,16 @@ const (
 
 // decodeFast validates and decodes data in one pass; ok is false when
 // the generic path must decide (see above).
-func decodeFast(data []byte) (out wire.ActionData, ok bool) {
+func decodeFast(data []byte) (out wiredata.ActionData, ok bool) {
 	d := onePassPool.Get().(*onePass)
 	defer d.release()
 	d.data = data
 	if !d.envelope(&out) {
-		return wire.ActionData{}, false
+		return wiredata.ActionData{}, false
 	}
 	d.ws()
 	if d.pos != len(d.data) {
-		return wire.ActionData{}, false // trailing bytes
+		return wiredata.ActionData{}, false // trailing bytes
 	}
 	return out, true
 }
@@ -249,7 +250,7 @@ func (s fieldSet) has(i int) bool { return s&(1<<i) != 0 }
 
 // ---- typed objects ----
 
-func (d *onePass) envelope(out *wire.ActionData) bool {
+func (d *onePass) envelope(out *wiredata.ActionData) bool {
 	seen, ok := d.typedObject(envelopeFields, func(i int) (ok bool) {
 		switch i {
 		case fRule:

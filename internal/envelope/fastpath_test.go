@@ -16,6 +16,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // fastValid reports whether the fast path takes data.
@@ -625,7 +626,7 @@ func TestFastFieldsMatchWireTypes(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, names(wire.ActionData{}), envelopeFields.names)
+	require.Equal(t, names(wiredata.ActionData{}), envelopeFields.names)
 	require.Equal(t, names(wire.Rule{}), ruleFields.names)
 	require.Equal(t, names(wire.PluginRef{}), pluginFields.names)
 	require.Equal(t, names(plugins.PluginContext{}), contextFields.names)
@@ -712,7 +713,7 @@ func TestFastPathConcurrent(t *testing.T) {
 			docs = append(docs, doc.data)
 		}
 	}
-	want := make([]wire.ActionData, len(docs))
+	want := make([]wiredata.ActionData, len(docs))
 	for i, doc := range docs {
 		want[i], _ = referenceDecode(doc)
 	}

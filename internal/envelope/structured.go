@@ -7,7 +7,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // The structured fast path. sdk-go's (*event.Event).UnmarshalJSON reads
@@ -85,7 +85,7 @@ type structuredSpan struct {
 // ok is false when the fast path must not be used (see above). With
 // data non-nil it also decodes the envelope by decodeFastAt when that is
 // sure of it (decoded), which finds the end of data as it goes.
-func scanStructured(body []byte, data *wire.ActionData) (span structuredSpan, decoded, ok bool) {
+func scanStructured(body []byte, data *wiredata.ActionData) (span structuredSpan, decoded, ok bool) {
 	sc := onePass{data: body}
 	more, ok := sc.openObject()
 	if !ok || !more {
@@ -175,11 +175,11 @@ func scanStructured(body []byte, data *wire.ActionData) (span structuredSpan, de
 // decoder never looks past the closing brace), but for ok also being
 // false when the envelope has a number with an exponent (see
 // skipDataObject).
-func decodeFastAt(data []byte, pos int, out *wire.ActionData) (end int, ok bool) {
+func decodeFastAt(data []byte, pos int, out *wiredata.ActionData) (end int, ok bool) {
 	d := onePassPool.Get().(*onePass)
 	defer d.release()
 	d.data, d.pos = data, pos
-	var got wire.ActionData
+	var got wiredata.ActionData
 	if !d.envelope(&got) || d.exponent {
 		return 0, false
 	}

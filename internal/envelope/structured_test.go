@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // structuredCase is one input of the structured fast path differential.
@@ -354,7 +355,7 @@ func TestStructuredFastPathEquivalence(t *testing.T) {
 	for _, c := range corpus {
 		if checkStructuredEquivalence(t, fast, full, c.headers, c.body) {
 			taken++
-			var data wire.ActionData
+			var data wiredata.ActionData
 			if _, decoded, _ := scanStructured(c.body, &data); !decoded {
 				skipped++ // data's end found by skipDataObject
 			}
@@ -428,8 +429,8 @@ func TestScanStructuredSpan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		b := []byte(tt.body)
-		var data wire.ActionData
-		for _, dst := range []*wire.ActionData{nil, &data} {
+		var data wiredata.ActionData
+		for _, dst := range []*wiredata.ActionData{nil, &data} {
 			span, decoded, ok := scanStructured(b, dst)
 			require.True(t, ok, tt.body)
 			require.Equal(t, dst != nil && strings.Contains(tt.data, `"rule"`), decoded, tt.body)
@@ -447,7 +448,7 @@ func TestScanStructuredDeclines(t *testing.T) {
 	sv, id, src, typ := ceMembers[0], ceMembers[1], ceMembers[2], ceMembers[3]
 	d := `"data":` + validData
 	span := func(body []byte) bool {
-		var data wire.ActionData
+		var data wiredata.ActionData
 		_, _, ok1 := scanStructured(body, nil)
 		_, _, ok2 := scanStructured(body, &data)
 		require.Equal(t, ok1, ok2, "%q", body)
@@ -570,7 +571,7 @@ func BenchmarkScanStructured(b *testing.B) {
 			b.SetBytes(int64(len(c.body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				var data wire.ActionData
+				var data wiredata.ActionData
 				if _, decoded, ok := scanStructured(c.body, &data); !ok || !decoded {
 					b.Fatal("declined")
 				}

@@ -9,10 +9,11 @@ import (
 
 	imbiworker "github.com/aweber-imbi/imbi-worker"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // validator checks CloudEvent data against the embedded envelope schema
-// (compiled once) and decodes it into wire.ActionData.
+// (compiled once) and decodes it into wiredata.ActionData.
 type validator struct {
 	schema *jsonschema.Schema
 }
@@ -58,12 +59,12 @@ func (v *validator) validateSchema(data []byte) error {
 // decode validates data and decodes it into the typed envelope with
 // exact key matching: in one pass (decodeFast) when it is sure, else by
 // the generic validator and the reference decoder.
-func (v *validator) decode(data []byte) (wire.ActionData, error) {
+func (v *validator) decode(data []byte) (wiredata.ActionData, error) {
 	if out, ok := decodeFast(data); ok {
 		return out, nil
 	}
 	if err := v.validateSchema(data); err != nil {
-		return wire.ActionData{}, err
+		return wiredata.ActionData{}, err
 	}
 	return referenceDecode(data)
 }
@@ -75,10 +76,10 @@ var caseSensitive = jsoniter.Config{CaseSensitive: true}.Froze()
 
 // referenceDecode is the envelope decode every path must agree with:
 // exact key matching, PluginContext by its own (pydantic-lax) decoder.
-func referenceDecode(data []byte) (wire.ActionData, error) {
-	var out wire.ActionData
+func referenceDecode(data []byte) (wiredata.ActionData, error) {
+	var out wiredata.ActionData
 	if err := caseSensitive.Unmarshal(data, &out); err != nil {
-		return wire.ActionData{}, invalid("data does not decode into the envelope: %v", err)
+		return wiredata.ActionData{}, invalid("data does not decode into the envelope: %v", err)
 	}
 	return out, nil
 }

@@ -1,4 +1,5 @@
-// Package registry loads registered plugins (plugins.Registrations) into an
+// Package registry loads the plugins registered with plugins.Register
+// (kept in internal/pluginreg) into an
 // immutable snapshot and serves lookups: Python's load_plugins,
 // reload_plugins, get_plugin and list_plugins (plugins-spec §7).
 //
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -76,7 +78,7 @@ type snapshot struct {
 // Registry is a set of loaded plugins. Reads never block: they see the
 // current snapshot, which Load replaces atomically.
 type Registry struct {
-	source func() []plugins.Registration
+	source func() []pluginreg.Registration
 	log    *slog.Logger
 
 	current atomic.Pointer[snapshot]
@@ -100,10 +102,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // New returns an empty registry that loads from source (nil: the default
-// registration set, plugins.Registrations).
-func New(source func() []plugins.Registration, opts ...Option) *Registry {
+// registration set that plugins.Register writes, pluginreg.All).
+func New(source func() []pluginreg.Registration, opts ...Option) *Registry {
 	if source == nil {
-		source = plugins.Registrations
+		source = pluginreg.All
 	}
 	r := &Registry{source: source, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, o := range opts {
@@ -119,7 +121,7 @@ var defaultRegistry = sync.OnceValue(func() *Registry {
 	return r
 })
 
-// Default returns the process registry over plugins.Registrations, loaded
+// Default returns the process registry over pluginreg.All, loaded
 // on first use. Its load result is LastLoad.
 func Default() *Registry { return defaultRegistry() }
 
@@ -179,7 +181,7 @@ func (r *Registry) load() (LoadResult, error) {
 	for _, s := range next.order {
 		manifests = append(manifests, next.entries[s].Manifest)
 	}
-	if err := plugins.ValidateNoCollisions(manifests); err != nil {
+	if err := validateNoCollisions(manifests); err != nil {
 		r.log.Error(err.Error())
 		return res, err
 	}
@@ -188,7 +190,7 @@ func (r *Registry) load() (LoadResult, error) {
 }
 
 // loadOne runs §7.3 steps 1–7 for one registration.
-func (r *Registry) loadOne(reg plugins.Registration) (e *Entry, skipped bool, err error) {
+func (r *Registry) loadOne(reg pluginreg.Registration) (e *Entry, skipped bool, err error) {
 	// Step 1: load. A panicking constructor is a load error, not a crash.
 	v, err := guard(reg.Load)
 	if err != nil {
@@ -209,13 +211,13 @@ func (r *Registry) loadOne(reg plugins.Registration) (e *Entry, skipped bool, er
 		return nil, false, err
 	}
 	// Steps 3–4: implements a kind, and the kind plugin_type names.
-	if err := plugins.CheckKind(p, m); err != nil {
+	if err := checkKind(p, m); err != nil {
 		return nil, false, err
 	}
 	// Step 5: api_version.
-	if !slices.Contains(plugins.SupportedAPIVersions, m.APIVersion) {
+	if !slices.Contains(supportedAPIVersions, m.APIVersion) {
 		r.log.Warn(fmt.Sprintf("Skipping plugin %q: unsupported api_version %d (supported: %v)",
-			reg.Name, m.APIVersion, plugins.SupportedAPIVersions), "registration", reg.Name)
+			reg.Name, m.APIVersion, supportedAPIVersions), "registration", reg.Name)
 		return nil, true, nil
 	}
 	// Step 7 (built first; the catalogue goes into it).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -26,11 +27,11 @@ type setup struct {
 	log *bytes.Buffer
 }
 
-func newSetup(t *testing.T, regs ...plugins.Registration) *setup {
+func newSetup(t *testing.T, regs ...pluginreg.Registration) *setup {
 	t.Helper()
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return &setup{reg: registry.New(func() []plugins.Registration { return regs }, registry.WithLogger(logger)), log: &buf}
+	return &setup{reg: registry.New(func() []pluginreg.Registration { return regs }, registry.WithLogger(logger)), log: &buf}
 }
 
 type syncWriter struct {
@@ -44,8 +45,8 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-func reg(name string, v any) plugins.Registration {
-	return plugins.Registration{Name: name, Load: func() (any, error) { return v, nil }}
+func reg(name string, v any) pluginreg.Registration {
+	return pluginreg.Registration{Name: name, Load: func() (any, error) { return v, nil }}
 }
 
 // ---- plugins of every kind ----
@@ -102,6 +103,15 @@ func (deploymentPlugin) GetDeploymentStatus(context.Context, plugins.PluginConte
 	return plugins.DeploymentRun{}, nil
 }
 
+type logsPlugin struct{ manifestOf }
+
+func (logsPlugin) Search(context.Context, plugins.PluginContext, plugins.Credentials, plugins.LogQuery) (plugins.LogResult, error) {
+	return plugins.LogResult{}, nil
+}
+func (logsPlugin) Schema(context.Context, plugins.PluginContext, plugins.Credentials) ([]map[string]any, error) {
+	return nil, nil
+}
+
 type lifecyclePlugin struct{ manifestOf }
 
 func (lifecyclePlugin) OnProjectArchived(context.Context, plugins.PluginContext, plugins.Credentials) (plugins.LifecycleResult, error) {
@@ -120,6 +130,15 @@ type webhookPlugin struct {
 }
 
 func (p webhookPlugin) Actions() ([]plugins.ActionDescriptor, error) { return p.actions() }
+
+// configWebhookPlugin is a configuration plugin that also implements
+// WebhookActionPlugin: its catalogue is checked all the same (§7.3 step 6).
+type configWebhookPlugin struct {
+	configPlugin
+	acts []plugins.ActionDescriptor
+}
+
+func (p configWebhookPlugin) Actions() ([]plugins.ActionDescriptor, error) { return p.acts, nil }
 
 func manifest(slug string, t plugins.PluginType) plugins.PluginManifest {
 	return plugins.NewManifest(slug, slug, t)
@@ -223,7 +242,7 @@ func TestLoadPluginsMismatchBeatsVersionSkip(t *testing.T) {
 	m.APIVersion = 999
 	s := newSetup(t, reg("ep", configPlugin{manifestOf{m}}))
 	res, _ := s.reg.Load()
-	require.Contains(t, res.Errors, "ep")
+	require.Equal(t, map[string]string{"ep": "Class does not implement LogsPlugin for plugin_type='logs'"}, res.Errors)
 	require.Empty(t, res.Skipped)
 }
 
@@ -295,8 +314,9 @@ func TestLoadWebhookCatalogue(t *testing.T) {
 		loaded  bool
 	}{
 		{"empty_catalog_warns_but_loads", webhook("hooks"), "", true},
-		{"duplicate_action_names_rejected", webhook("hooks", action("do_thing"), action("other"), action("do_thing"), action("other"), action("do_thing")),
-			"Duplicate action names within plugin: ['do_thing', 'other']", false},
+		// Duplicates first seen in reverse order: the message sorts them.
+		{"duplicate_action_names_rejected", webhook("hooks", action("zeta"), action("alpha"), action("zeta"), action("ok"), action("alpha"), action("zeta")),
+			"Duplicate action names within plugin: ['alpha', 'zeta']", false},
 		{"actions_raises_is_reported", withActions(func() ([]plugins.ActionDescriptor, error) { return nil, errors.New("boom") }),
 			"actions() raised: boom", false},
 		{"actions_panics_is_reported", withActions(func() ([]plugins.ActionDescriptor, error) { panic("kaboom") }),
@@ -314,7 +334,7 @@ func TestLoadWebhookCatalogue(t *testing.T) {
 		{"bad_action_name_in_catalog", withActions(func() ([]plugins.ActionDescriptor, error) {
 			d, err := plugins.NewAction("Bad-Name", "Bad", sampleWebhookAction)
 			return []plugins.ActionDescriptor{d}, err
-		}), "actions() raised: ActionDescriptor.name: String should match pattern", false},
+		}), "actions() raised: ActionDescriptor.name: String should match pattern '^[a-z][a-z0-9_]*$' (got \"Bad-Name\")", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -329,7 +349,68 @@ func TestLoadWebhookCatalogue(t *testing.T) {
 				return
 			}
 			require.Empty(t, res.Loaded)
-			require.Contains(t, res.Errors["hooks-ep"], tc.wantErr)
+			require.Equal(t, map[string]string{"hooks-ep": tc.wantErr}, res.Errors)
+		})
+	}
+}
+
+// §7.3 step 6 applies to every plugin that implements WebhookActionPlugin,
+// also when its plugin_type names another kind.
+func TestLoadCatalogueOfPluginWithAnotherKind(t *testing.T) {
+	tests := []struct {
+		name    string
+		acts    []plugins.ActionDescriptor
+		wantErr string
+	}{
+		{"duplicates_rejected", []plugins.ActionDescriptor{action("b"), action("a"), action("b"), action("a")},
+			"Duplicate action names within plugin: ['a', 'b']"},
+		{"foreign_descriptor_rejected", []plugins.ActionDescriptor{{Name: "x", Label: "X"}},
+			"actions() must return list[ActionDescriptor]"},
+		{"valid_catalogue_loads", []plugins.ActionDescriptor{action("a")}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := configWebhookPlugin{configPlugin{manifestOf{manifest("both", plugins.TypeConfiguration)}}, tc.acts}
+			s := newSetup(t, reg("both-ep", p))
+			res, err := s.reg.Load()
+			require.NoError(t, err)
+			if tc.wantErr != "" {
+				require.Equal(t, map[string]string{"both-ep": tc.wantErr}, res.Errors)
+				require.Empty(t, res.Loaded)
+				return
+			}
+			require.Empty(t, res.Errors)
+			e, err := s.reg.Get("both")
+			require.NoError(t, err)
+			require.True(t, e.IsWebhook())
+			_, ok := e.Action("a")
+			require.True(t, ok)
+		})
+	}
+}
+
+// The kinds a value implements, in §3's order; the registry's kind check
+// is built on it.
+func TestKinds(t *testing.T) {
+	m := manifestOf{manifest("x", plugins.TypeConfiguration)}
+	tests := []struct {
+		name  string
+		value any
+		want  []plugins.PluginType
+	}{
+		{"configuration", configPlugin{m}, []plugins.PluginType{plugins.TypeConfiguration}},
+		{"logs", logsPlugin{m}, []plugins.PluginType{plugins.TypeLogs}},
+		{"identity", identityPlugin{m}, []plugins.PluginType{plugins.TypeIdentity}},
+		{"deployment", deploymentPlugin{m}, []plugins.PluginType{plugins.TypeDeployment}},
+		{"lifecycle", lifecyclePlugin{m}, []plugins.PluginType{plugins.TypeLifecycle}},
+		{"webhook", webhook("x"), []plugins.PluginType{plugins.TypeWebhook}},
+		{"configuration_and_webhook", configWebhookPlugin{configPlugin: configPlugin{m}}, []plugins.PluginType{plugins.TypeConfiguration, plugins.TypeWebhook}},
+		{"manifest_only", m, nil},
+		{"not_a_plugin", struct{}{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, registry.Kinds(tc.value))
 		})
 	}
 }
@@ -350,8 +431,8 @@ func TestLoadPluginsDuplicateSlugSkipped(t *testing.T) {
 // §7.3 step 1: a failing or panicking loader is that registration's error.
 func TestLoadErrors(t *testing.T) {
 	s := newSetup(t,
-		plugins.Registration{Name: "fails", Load: func() (any, error) { return nil, errors.New("no such module") }},
-		plugins.Registration{Name: "panics", Load: func() (any, error) { panic("init exploded") }},
+		pluginreg.Registration{Name: "fails", Load: func() (any, error) { return nil, errors.New("no such module") }},
+		pluginreg.Registration{Name: "panics", Load: func() (any, error) { panic("init exploded") }},
 		reg("bad-manifest", configPlugin{manifestOf{plugins.PluginManifest{Slug: "x", Name: "x", PluginType: "analysis"}}}),
 		reg("good", configPlugin{manifestOf{manifest("good", plugins.TypeConfiguration)}}),
 	)
@@ -360,7 +441,7 @@ func TestLoadErrors(t *testing.T) {
 	require.Equal(t, []string{"good"}, res.Loaded)
 	require.Equal(t, "no such module", res.Errors["fails"])
 	require.Equal(t, "panic: init exploded", res.Errors["panics"])
-	require.Contains(t, res.Errors["bad-manifest"], "PluginManifest.plugin_type: Input should be")
+	require.Equal(t, "PluginManifest.plugin_type: Input should be 'configuration', 'logs', 'identity', 'deployment', 'lifecycle' or 'webhook'", res.Errors["bad-manifest"])
 }
 
 // Go literals get Python's defaults (auth_type, api_version).
@@ -383,9 +464,9 @@ func TestCollisionKeepsPreviousRegistry(t *testing.T) {
 		m.VertexLabels = []plugins.PluginVertexLabel{{Name: "Account", ModelRef: ref}}
 		return configPlugin{manifestOf{m}}
 	}
-	var regs []plugins.Registration
-	r := registry.New(func() []plugins.Registration { return regs })
-	regs = []plugins.Registration{reg("a", withLabel("a", "a:Account"))}
+	var regs []pluginreg.Registration
+	r := registry.New(func() []pluginreg.Registration { return regs })
+	regs = []pluginreg.Registration{reg("a", withLabel("a", "a:Account"))}
 	_, err := r.Load()
 	require.NoError(t, err)
 
@@ -399,7 +480,7 @@ func TestCollisionKeepsPreviousRegistry(t *testing.T) {
 	require.Equal(t, res, lastRes)
 	require.Equal(t, err, lastErr)
 
-	regs = []plugins.Registration{reg("c", configPlugin{manifestOf{manifest("c", plugins.TypeConfiguration)}})}
+	regs = []pluginreg.Registration{reg("c", configPlugin{manifestOf{manifest("c", plugins.TypeConfiguration)}})}
 	_, err = r.Reload()
 	require.NoError(t, err)
 	_, err = r.Get("a")
@@ -410,8 +491,8 @@ func TestCollisionKeepsPreviousRegistry(t *testing.T) {
 // Reads during reloads are safe (run with -race) and always see a whole
 // snapshot: either every plugin of generation A or every one of B.
 func TestConcurrentReadsDuringReload(t *testing.T) {
-	gen := func(prefix string) []plugins.Registration {
-		var out []plugins.Registration
+	gen := func(prefix string) []pluginreg.Registration {
+		var out []pluginreg.Registration
 		for i := range 5 {
 			slug := fmt.Sprintf("%s-%d", prefix, i)
 			out = append(out, reg(slug, webhook(slug, action("act"))))
@@ -421,7 +502,7 @@ func TestConcurrentReadsDuringReload(t *testing.T) {
 	a, b := gen("a"), gen("b")
 	var mu sync.Mutex
 	flip := false
-	r := registry.New(func() []plugins.Registration {
+	r := registry.New(func() []pluginreg.Registration {
 		mu.Lock()
 		defer mu.Unlock()
 		flip = !flip

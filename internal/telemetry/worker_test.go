@@ -35,6 +35,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // stack is one worker with telemetry and an admin server on a real
@@ -194,7 +195,7 @@ func (s *stack) publish(ctx context.Context, id, handler string, config any) {
 	raw, err := json.Marshal(config)
 	require.NoError(s.t, err)
 	slug, _, _ := strings.Cut(handler, "#")
-	_, err = s.pub.Publish(ctx, publisher.Message{ID: id, Data: wire.ActionData{
+	_, err = s.pub.Publish(ctx, publisher.Message{ID: id, Data: wiredata.ActionData{
 		Rule:    wire.Rule{ID: "r-1", Handler: handler, HandlerConfig: raw},
 		Plugin:  &wire.PluginRef{ID: "missing-" + id, Slug: slug},
 		Context: plugins.PluginContext{ProjectID: "p-1", ProjectSlug: "checkout", OrgSlug: "acme"},

@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -23,7 +22,7 @@ type flakyStore struct {
 	pings atomic.Int64
 }
 
-func (s *flakyStore) Credentials(context.Context, dispatch.CredentialRequest) (plugins.Credentials, error) {
+func (s *flakyStore) Credentials(context.Context, plugins.PluginManifest, string, string) (plugins.Credentials, error) {
 	s.loads.Add(1)
 	if s.down.Load() {
 		return nil, &plugins.PluginUnavailableError{Message: "credentials unavailable: connection refused"}

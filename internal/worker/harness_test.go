@@ -170,7 +170,7 @@ func (e *env) publishRaw(subject string, headers map[string]string, body []byte)
 }
 
 func subjectOf(handler string) string {
-	h, err := plugins.ParseHandler(handler)
+	h, err := wire.ParseHandler(handler)
 	if err != nil {
 		return wire.DefaultSubjectPrefix + ".bad.handler"
 	}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
-	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -422,7 +421,7 @@ func (w *Worker) dlqSubject(d *delivery, reason wire.Reason) string {
 	if d.ev == nil || reason == wire.ReasonInvalidEvent {
 		return invalid
 	}
-	if h, err := plugins.ParseHandler(d.rawHndlr); err == nil {
+	if h, err := wire.ParseHandler(d.rawHndlr); err == nil {
 		return wire.Subject(prefix, h)
 	}
 	if tail, ok := strings.CutPrefix(d.msg.Subject(), w.cfg.Streams.SubjectPrefix+"."); ok && tail != "" {

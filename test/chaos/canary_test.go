@@ -28,7 +28,7 @@ import (
 // dispatch interface.
 type canarySource struct{ token string }
 
-func (s canarySource) Credentials(context.Context, dispatch.CredentialRequest) (plugins.Credentials, error) {
+func (s canarySource) Credentials(context.Context, plugins.PluginManifest, string, string) (plugins.Credentials, error) {
 	return plugins.Credentials{"token": s.token}, nil
 }
 
@@ -39,9 +39,9 @@ type countingSource struct {
 	calls atomic.Int64
 }
 
-func (s *countingSource) Credentials(ctx context.Context, req dispatch.CredentialRequest) (plugins.Credentials, error) {
+func (s *countingSource) Credentials(ctx context.Context, m plugins.PluginManifest, pluginID, service string) (plugins.Credentials, error) {
 	s.calls.Add(1)
-	return s.inner.Credentials(ctx, req)
+	return s.inner.Credentials(ctx, m, pluginID, service)
 }
 
 // TestSecretCanary (issue 6 item 4): the plugin credential, an

@@ -21,6 +21,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // crashFigures is what one crash-suite run measured; scripts/chaos.sh
@@ -385,7 +386,7 @@ func recordMessageFor(id, handler string, config json.RawMessage, pluginID strin
 	slug, _, _ := strings.Cut(handler, "#")
 	return publisher.Message{
 		ID: id,
-		Data: wire.ActionData{
+		Data: wiredata.ActionData{
 			Rule:   wire.Rule{ID: "r-chaos", Handler: handler, HandlerConfig: config},
 			Plugin: &wire.PluginRef{ID: pluginID, Slug: slug},
 			Context: plugins.PluginContext{

@@ -23,10 +23,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
-	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -97,8 +97,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	_, err = streams.Apply(ctx, h.js, sc)
 	require.NoError(t, err)
 
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{
 			{Name: chaosplugin.Slug, Load: func() (any, error) { return chaosplugin.New(h.rec), nil }},
 			{Name: chaosplugin.CredsSlug, Load: func() (any, error) { return chaosplugin.NewCreds(h.rec), nil }},
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
+	"github.com/aweber-imbi/imbi-worker/internal/testenv"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
 )
@@ -131,10 +132,7 @@ func sharedNeo4j(t *testing.T) creds.Config {
 	t.Helper()
 	cfg := creds.ConfigFromEnv(os.Getenv)
 	if cfg.URL == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the Neo4j outage test (scripts/test.sh starts Neo4j)", creds.EnvNeo4jURL)
-		}
-		t.Skipf("%s not set; run `scripts/neo4j.sh start && eval \"$(scripts/neo4j.sh env)\"`", creds.EnvNeo4jURL)
+		testenv.Neo4jURL(t)
 	}
 	return cfg
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 const (
@@ -164,7 +165,7 @@ func (c *cluster) connect(name string) *nats.Conn {
 func message(id string) publisher.Message {
 	return publisher.Message{
 		ID: id,
-		Data: wire.ActionData{
+		Data: wiredata.ActionData{
 			Rule:    wire.Rule{ID: "r-1", Handler: "test#ok", HandlerConfig: json.RawMessage(`{}`)},
 			Plugin:  &wire.PluginRef{ID: "pl-1", Slug: "test"},
 			Context: plugins.PluginContext{ProjectID: "p-1", ProjectSlug: "checkout", OrgSlug: "acme"},

@@ -1,7 +1,7 @@
 """The Python client and the Go worker name the contract the same way.
 
 The constants are read from the Go sources (wire/wire.go,
-plugins/handler.go) so a change on one side fails here until the other
+wire/handler.go) so a change on one side fails here until the other
 side follows.
 """
 
@@ -49,7 +49,7 @@ def test_wire_constants_match_go(go_name: str, python_value: str) -> None:
 
 
 def test_handler_regex_matches_go() -> None:
-    src = (REPO_ROOT / "plugins" / "handler.go").read_text()
+    src = (REPO_ROOT / "wire" / "handler.go").read_text()
     m = re.search(r"handlerPattern\s*=\s*regexp\.MustCompile\(`([^`]*)`\)", src)
-    assert m, "handlerPattern not found in plugins/handler.go"
+    assert m, "handlerPattern not found in wire/handler.go"
     assert m.group(1) == HANDLER_PATTERN.pattern

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -15,15 +16,15 @@ import (
 func TestRegisteredAndLoadable(t *testing.T) {
 	t.Parallel()
 	var found bool
-	for _, r := range plugins.Registrations() {
+	for _, r := range pluginreg.All() {
 		if r.Name == Slug {
 			found = true
 		}
 	}
 	require.True(t, found, "init registers %q", Slug)
 
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: Slug, Load: func() (any, error) { return Plugin{}, nil }}}
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: Slug, Load: func() (any, error) { return Plugin{}, nil }}}
 	})
 	res, err := reg.Load()
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/testenv"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
@@ -172,10 +173,7 @@ func normalizeSchema(v any, root map[string]any) any {
 // requirements-dev.txt's pydantic and jsonpointer).
 func TestPydanticRecordingIsCurrent(t *testing.T) {
 	t.Parallel()
-	python := os.Getenv("IMBI_TEST_PYTHON")
-	if python == "" {
-		t.Skip("IMBI_TEST_PYTHON is not set (scripts/test.sh sets it to the repo venv's python)")
-	}
+	python := testenv.PythonPath(t)
 	out := t.TempDir()
 	cmd := exec.Command(python, filepath.Join(pydanticDir, "gen_pydantic.py"), "--out", out)
 	if b, err := cmd.CombinedOutput(); err != nil {

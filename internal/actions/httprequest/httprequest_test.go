@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/actions/httprequest"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -309,13 +310,13 @@ func TestInvalidConfigIsConfigError(t *testing.T) {
 func TestRegisteredAsWebhookPlugin(t *testing.T) {
 	t.Parallel()
 	var found bool
-	for _, r := range plugins.Registrations() {
+	for _, r := range pluginreg.All() {
 		found = found || r.Name == httprequest.Slug
 	}
 	require.True(t, found, "init registers the plugin")
 
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: httprequest.Slug, Load: func() (any, error) { return httprequest.New(), nil }}}
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: httprequest.Slug, Load: func() (any, error) { return httprequest.New(), nil }}}
 	})
 	res, err := reg.Load()
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 )
@@ -214,11 +215,11 @@ func (notWebhook) OnProjectArchived(context.Context, plugins.PluginContext, plug
 
 // Registry loads the given plugins plus a non-webhook plugin "logsonly".
 func Registry(ps ...plugins.Plugin) (*registry.Registry, error) {
-	regs := []plugins.Registration{{Name: "logsonly", Load: func() (any, error) { return notWebhook{}, nil }}}
+	regs := []pluginreg.Registration{{Name: "logsonly", Load: func() (any, error) { return notWebhook{}, nil }}}
 	for _, p := range ps {
-		regs = append(regs, plugins.Registration{Name: p.Manifest().Slug, Load: func() (any, error) { return p, nil }})
+		regs = append(regs, pluginreg.Registration{Name: p.Manifest().Slug, Load: func() (any, error) { return p, nil }})
 	}
-	r := registry.New(func() []plugins.Registration { return regs })
+	r := registry.New(func() []pluginreg.Registration { return regs })
 	res, err := r.Load()
 	if err != nil {
 		return nil, err

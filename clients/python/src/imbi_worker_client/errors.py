@@ -16,10 +16,8 @@ only ids, subjects, field names and the server's own description.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .publisher import RuleResult
+from .results import RuleResult
 
 __all__ = [
     "AckTimeoutError",

@@ -36,6 +36,7 @@ from .errors import (
     PublishRejectedError,
 )
 from .handler import parse_handler
+from .results import PublishResult, RuleResult
 from .tracing import current_trace_headers, producer_span
 
 __all__ = [
@@ -52,35 +53,6 @@ __all__ = [
 #: refuses overlapping stream subjects, and the check would tie the gateway
 #: to a stream name operators may change.
 DEFAULT_STREAM = "IMBI_ACTIONS"
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """The JetStream acknowledgement of one event."""
-
-    event_id: str
-    subject: str
-    stream: str
-    seq: int
-    #: True when the server already had this ``Nats-Msg-Id`` inside its
-    #: duplicate window and dropped the copy (not an error: the event is
-    #: queued once).
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RuleResult:
-    """Outcome of one rule of a delivery: ``result`` xor ``error``."""
-
-    ordinal: int
-    handler: str
-    event_id: str | None
-    result: PublishResult | None = None
-    error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(frozen=True, slots=True)

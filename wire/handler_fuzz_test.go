@@ -1,4 +1,4 @@
-package plugins_test
+package wire_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aweber-imbi/imbi-worker/plugins"
+	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
 // canonicalHandler is the gateway's handler regex (plugins-spec §6.2),
@@ -28,9 +28,9 @@ func FuzzParseHandler(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		h, err := plugins.ParseHandler(s)
+		h, err := wire.ParseHandler(s)
 		if err != nil {
-			var invalid *plugins.InvalidHandlerError
+			var invalid *wire.InvalidHandlerError
 			if !errors.As(err, &invalid) {
 				t.Fatalf("ParseHandler(%q) error %T is not *InvalidHandlerError", s, err)
 			}
@@ -52,7 +52,7 @@ func FuzzParseHandler(f *testing.F) {
 				t.Fatalf("ParseHandler(%q) part %q is not a NATS subject token", s, token)
 			}
 		}
-		again, err := plugins.ParseHandler(canonical)
+		again, err := wire.ParseHandler(canonical)
 		if err != nil || again != h {
 			t.Fatalf("re-parsing %q = %+v, %v; want %+v", canonical, again, err, h)
 		}

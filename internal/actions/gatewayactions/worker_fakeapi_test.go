@@ -1,9 +1,12 @@
 package gatewayactions
 
-// End to end through the worker runtime: a GitHub webhook's CloudEvent,
-// published with the Go publisher to embedded NATS JetStream, consumed by
-// internal/worker, dispatched to this plugin, ends as HTTP calls to the
-// local imbi-api; failures retry or dead-letter with their reason.
+// Through the worker runtime against a fake imbi-api: a GitHub webhook's
+// CloudEvent, published with the Go publisher to embedded NATS JetStream,
+// consumed by internal/worker and dispatched to this plugin, ends as HTTP
+// calls to the httptest server of fakeapi_test.go, which records them and
+// answers as this package's client expects imbi-api to. No real imbi-api
+// runs here, so this checks the worker→plugin→HTTP path and the retry and
+// dead-letter outcomes, not imbi-api's own behaviour.
 
 import (
 	"context"
@@ -19,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
@@ -26,6 +30,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // githubDeploymentStatus is a trimmed GitHub deployment_status webhook.
@@ -60,8 +65,8 @@ func newE2E(t *testing.T) *e2eEnv {
 	nc, sc := ne.NC, ne.Config
 
 	env := map[string]string{EnvImbiURL: api.srv.URL, EnvImbiToken: testToken}
-	reg := registry.New(func() []plugins.Registration {
-		return []plugins.Registration{{Name: Slug, Load: func() (any, error) {
+	reg := registry.New(func() []pluginreg.Registration {
+		return []pluginreg.Registration{{Name: Slug, Load: func() (any, error) {
 			return Plugin{Getenv: func(k string) string { return env[k] },
 				Logger: slog.New(slog.DiscardHandler)}, nil
 		}}}
@@ -110,7 +115,7 @@ func (e *e2eEnv) publish(t *testing.T, delivery, handler, config, project, event
 	require.NoError(t, json.Unmarshal([]byte(body), &payload))
 	m := publisher.Message{
 		DeliveryID: delivery,
-		Data: wire.ActionData{
+		Data: wiredata.ActionData{
 			Rule:   wire.Rule{ID: "rule-1", Handler: handler, HandlerConfig: json.RawMessage(config), Ordinal: 0},
 			Plugin: &wire.PluginRef{Slug: Slug},
 			Context: plugins.PluginContext{ProjectID: project, ProjectSlug: project, OrgSlug: "acme",
@@ -165,7 +170,8 @@ func (d *dlqRecorder) get(id string) *nats.Msg {
 	return d.msgs[id]
 }
 
-func TestEndToEndThroughWorker(t *testing.T) {
+// TestThroughWorkerAgainstFakeAPI: see the file comment (a fake imbi-api).
+func TestThroughWorkerAgainstFakeAPI(t *testing.T) {
 	e := newE2E(t)
 	statusConfig := `{"environment_selector": "/payload/deployment_status/environment",
 		"committish_expression": "substring(payload.deployment.sha, 0, 7)",

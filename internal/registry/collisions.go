@@ -1,9 +1,11 @@
-package plugins
+package registry
 
 import (
 	"bytes"
 	"fmt"
 	"slices"
+
+	"github.com/aweber-imbi/imbi-worker/plugins"
 )
 
 // coreVertexLabels are the graph's own vertex labels at the chosen commit
@@ -17,20 +19,17 @@ var coreVertexLabels = []string{
 	"TokenMetadata", "Upload", "User", "Webhook", "WebhookImplementation", "WebhookRule",
 }
 
-// CoreVertexLabels returns the core vertex labels, sorted.
-func CoreVertexLabels() []string { return slices.Clone(coreVertexLabels) }
-
-// ValidateNoCollisions checks plugin-declared graph labels (plugins-spec
+// validateNoCollisions checks plugin-declared graph labels (plugins-spec
 // §7.7) against the core labels and each other. Two plugins may share a
 // label only when both declare exactly the same shape. The first
 // collision is returned as a *PluginSchemaCollisionError.
-func ValidateNoCollisions(manifests []PluginManifest) error {
-	return ValidateNoCollisionsWithCore(manifests, coreVertexLabels)
+func validateNoCollisions(manifests []plugins.PluginManifest) error {
+	return validateNoCollisionsWithCore(manifests, coreVertexLabels)
 }
 
-// ValidateNoCollisionsWithCore is ValidateNoCollisions with another core
+// validateNoCollisionsWithCore is validateNoCollisions with another core
 // label list (Python's schemata_path argument).
-func ValidateNoCollisionsWithCore(manifests []PluginManifest, core []string) error {
+func validateNoCollisionsWithCore(manifests []plugins.PluginManifest, core []string) error {
 	type owned struct {
 		owner string
 		shape []byte
@@ -40,7 +39,7 @@ func ValidateNoCollisionsWithCore(manifests []PluginManifest, core []string) err
 	for _, m := range manifests {
 		for _, v := range m.VertexLabels {
 			if slices.Contains(core, v.Name) {
-				return &PluginSchemaCollisionError{Message: fmt.Sprintf(
+				return &plugins.PluginSchemaCollisionError{Message: fmt.Sprintf(
 					"Plugin '%s' declares vlabel '%s' which collides with core schemata", m.Slug, v.Name)}
 			}
 			shape, err := v.MarshalJSON()
@@ -49,7 +48,7 @@ func ValidateNoCollisionsWithCore(manifests []PluginManifest, core []string) err
 			}
 			if prev, seen := vlabels[v.Name]; seen {
 				if !bytes.Equal(prev.shape, shape) {
-					return &PluginSchemaCollisionError{Message: fmt.Sprintf(
+					return &plugins.PluginSchemaCollisionError{Message: fmt.Sprintf(
 						"Plugin '%s' declares vlabel '%s' with a shape that differs from plugin '%s'", m.Slug, v.Name, prev.owner)}
 				}
 				continue
@@ -65,7 +64,7 @@ func ValidateNoCollisionsWithCore(manifests []PluginManifest, core []string) err
 			}
 			if prev, seen := edges[e.Name]; seen {
 				if !bytes.Equal(prev.shape, shape) {
-					return &PluginSchemaCollisionError{Message: fmt.Sprintf(
+					return &plugins.PluginSchemaCollisionError{Message: fmt.Sprintf(
 						"Plugin '%s' declares edge label '%s' with a shape that differs from plugin '%s'", m.Slug, e.Name, prev.owner)}
 				}
 				continue
