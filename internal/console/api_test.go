@@ -325,8 +325,8 @@ func TestStatsBucketsByReason(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]map[string]int{
-		base.Format("15:04"):                     {"panic": 2},
-		base.Add(time.Hour).Format("15:04"):      {"timeout": 1},
+		base.Format("15:04"):                    {"panic": 2},
+		base.Add(time.Hour).Format("15:04"):     {"timeout": 1},
 		base.Add(2 * time.Hour).Format("15:04"): {"panic": 1},
 	}, got)
 	require.Equal(t, map[string]int{"panic": 3, "timeout": 1}, st.ByReason)
