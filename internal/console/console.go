@@ -369,3 +369,10 @@ type ErrorBody struct {
 func writeErr(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, ErrorBody{Error: msg})
 }
+
+// Pattern is the route pattern r would be served by ("" when none
+// matches, or the method is not allowed), for the OpenAPI test.
+func (c *Console) Pattern(r *http.Request) string {
+	_, p := c.mux.Handler(r)
+	return p
+}
