@@ -48,6 +48,13 @@ func TestAuthentication(t *testing.T) {
 		})
 	}
 
+	t.Run("401 names the scheme", func(t *testing.T) {
+		resp, err := http.Get(e.srv.URL + "/api/v1/dead-letters")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		require.True(t, strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer "))
+	})
 	t.Run("wrong login", func(t *testing.T) {
 		code, body := none.do("POST", "/ui/login", url.Values{"token": {"nope"}}, nil)
 		require.Equal(t, http.StatusUnauthorized, code)
@@ -68,6 +75,7 @@ func TestAuthentication(t *testing.T) {
 		require.True(t, ck.HttpOnly)
 		require.Equal(t, http.SameSiteStrictMode, ck.SameSite)
 		require.False(t, ck.Secure, "plain HTTP test server")
+		require.Equal(t, 12*3600, ck.MaxAge)
 		require.NotContains(t, ck.Value, testToken)
 	})
 	t.Run("logout ends the session", func(t *testing.T) {
@@ -594,6 +602,8 @@ func TestLanes(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, code, r[1])
 		require.Contains(t, body, "not enabled")
 	}
+	_, page := off.client(t, "cookie").do("GET", "/ui/lanes", nil, nil)
+	require.Contains(t, page, "Lanes are not enabled in this worker")
 }
 
 func TestActionsCatalog(t *testing.T) {
@@ -634,6 +644,7 @@ func TestHeadersAndEscaping(t *testing.T) {
 		require.Equal(t, "DENY", h.Get("X-Frame-Options"), path)
 		require.Equal(t, "nosniff", h.Get("X-Content-Type-Options"), path)
 		require.Equal(t, "same-origin", h.Get("Referrer-Policy"), path)
+		require.Equal(t, "no-store", h.Get("Cache-Control"), path)
 		if strings.HasPrefix(path, "/api/") {
 			require.Equal(t, "application/json; charset=utf-8", h.Get("Content-Type"))
 		} else {

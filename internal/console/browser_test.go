@@ -254,7 +254,8 @@ func TestBrowserConsole(t *testing.T) {
 	require.Equal(t, "provider incident", ls[0].Reason)
 	require.NoError(t, chromedp.Run(ctx,
 		chromedp.Click("#lane-github-pl-1 button.resume", chromedp.ByQuery),
-		chromedp.WaitVisible("#notice", chromedp.ByQuery),
+		// The paused page had a notice too: wait for the new page's button.
+		chromedp.WaitVisible("#lane-github-pl-1 button.pause", chromedp.ByQuery),
 		chromedp.Text("#lane-github-pl-1 .state", &state, chromedp.ByQuery),
 	))
 	require.Equal(t, "running", state)

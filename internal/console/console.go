@@ -81,6 +81,9 @@ type Console struct {
 	sessions map[string]time.Time // session id -> expiry
 
 	jobs *jobs
+	// ctx ends at Close (background indexing).
+	ctx  context.Context
+	stop context.CancelFunc
 
 	outcomeP atomic.Pointer[outcomeBox]
 	laneP    atomic.Pointer[laneBox]
@@ -134,6 +137,7 @@ func New(cfg Config) *Console {
 	c.csrfKey = make([]byte, 32)
 	_, _ = rand.Read(c.csrfKey)
 	c.jobs = newJobs()
+	c.ctx, c.stop = context.WithCancel(context.Background())
 	if cfg.DLQ != nil {
 		c.SetDLQ(cfg.DLQ)
 	}
@@ -147,8 +151,25 @@ func New(cfg Config) *Console {
 }
 
 // SetDLQ wires the dead-letter stream (the worker opens it after the
-// admin server started).
-func (c *Console) SetDLQ(s *dlq.Store) { c.ix.Store(newIndex(s)) }
+// admin server started) and starts indexing it in the background, so the
+// first page does not wait for a large stream to be read.
+func (c *Console) SetDLQ(s *dlq.Store) {
+	ix := newIndex(s)
+	c.ix.Store(ix)
+	if !c.Enabled() {
+		return
+	}
+	c.jobs.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := ix.warm(ctx); err != nil {
+			c.cfg.Logger.Warn("operator console: indexing dead letters failed; the next request retries", "error", err)
+			return
+		}
+		c.cfg.Logger.Info("operator console: dead letters indexed", "took", time.Since(start).Round(time.Millisecond))
+	})
+}
 
 // Routes lists the registered routes.
 func (c *Console) Routes() []Route { return c.routes }
@@ -156,8 +177,11 @@ func (c *Console) Routes() []Route { return c.routes }
 // Enabled reports whether a token is configured.
 func (c *Console) Enabled() bool { return c.cfg.Token != "" }
 
-// Close stops running replay jobs.
-func (c *Console) Close() { c.jobs.cancelAll() }
+// Close stops running replay jobs and background indexing.
+func (c *Console) Close() {
+	c.stop()
+	c.jobs.cancelAll()
+}
 
 func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")

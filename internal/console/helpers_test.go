@@ -323,13 +323,16 @@ func (m *memLanes) Resume(_ context.Context, k console.LaneKey, by string) error
 	return nil
 }
 
-// drainWork reads every message now on the work stream with the worker's
+// drainWork reads every message on the work stream (until none comes for
+// 400 ms) with the worker's
 // durable consumer, acking each, and returns the CloudEvent ids.
 func (e *env) drainWork(t testing.TB) []string {
 	t.Helper()
 	var ids []string
 	for {
-		batch, err := e.nats.Provisioned.Consumer.FetchNoWait(500)
+		// Fetch with a short wait, not FetchNoWait: a message stored a
+		// moment ago may not be pending on the consumer yet.
+		batch, err := e.nats.Provisioned.Consumer.Fetch(500, jetstream.FetchMaxWait(400*time.Millisecond))
 		require.NoError(t, err)
 		got := 0
 		for m := range batch.Messages() {

@@ -43,9 +43,17 @@ type index struct {
 	live    int
 	last    uint64 // highest sequence read
 	built   bool
+	reuse   map[uint64]*entry // during rebuild: the previous entries
 }
 
 func newIndex(store *dlq.Store) *index { return &index{store: store} }
+
+// warm builds the index ahead of the first request.
+func (ix *index) warm(ctx context.Context) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.sync(ctx)
+}
 
 func indexEntry(l dlq.Letter) *entry {
 	e := &entry{chainID: chainID(l)}
@@ -127,8 +135,18 @@ func cmpSeq(a, b uint64) int {
 	return 0
 }
 
+// rebuild reads the whole stream again. Entries of letters still there
+// are reused (no second redaction); only the stream is read.
 func (ix *index) rebuild(ctx context.Context, st dlq.State) error {
+	old := make(map[uint64]*entry, ix.live)
+	for _, e := range ix.entries {
+		if !e.gone {
+			old[e.l.Seq] = e
+		}
+	}
 	ix.entries, ix.live, ix.last, ix.built = nil, 0, 0, false
+	ix.reuse = old
+	defer func() { ix.reuse = nil }()
 	if st.Msgs > 0 {
 		if err := ix.readFrom(ctx, st.FirstSeq, st.LastSeq); err != nil {
 			return err
@@ -141,7 +159,11 @@ func (ix *index) rebuild(ctx context.Context, st dlq.State) error {
 
 func (ix *index) readFrom(ctx context.Context, from, to uint64) error {
 	err := ix.store.Each(ctx, dlq.Filter{FromSeq: from, ToSeq: to}, func(l dlq.Letter) error {
-		ix.entries = append(ix.entries, indexEntry(l))
+		e := ix.reuse[l.Seq]
+		if e == nil || e.l.Subject != l.Subject {
+			e = indexEntry(l)
+		}
+		ix.entries = append(ix.entries, e)
 		ix.live++
 		return nil
 	})
