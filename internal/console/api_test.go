@@ -177,6 +177,8 @@ func TestListFilters(t *testing.T) {
 	e := setup(t, envOpts{})
 	specs := manySpecs(140, e.now)
 	specs[7].body = []byte(`{"specversion":"1.0","id":"d-7.0","type":"x","data":{"note":"needle-in-body","headers":{"Authorization":"Bearer hunter2-secret"}}}`)
+	// Text search covers the first MaxSearchText bytes of a redacted body.
+	specs[8].body = []byte(`{"specversion":"1.0","id":"d-8.0","type":"x","data":{"a":"` + strings.Repeat("x", console.MaxSearchText) + ` far-needle"}}`)
 	e.publish(t, specs)
 	c := e.client(t, "bearer")
 	ids := func(keep func(i int, s spec) bool) []string {
@@ -208,7 +210,9 @@ func TestListFilters(t *testing.T) {
 		{"text in redacted body", "q=NEEDLE-in", []string{"d-7.0"}},
 		{"text search never finds a redacted secret", "q=hunter2", nil},
 		{"text search never finds a redacted header value", "q=leaked-in-body", nil},
-		{"project in body", "q=" + url.QueryEscape(`"proj-3"`), ids(func(i int, s spec) bool { return i != 7 && s.project == "proj-3" })},
+		{"text past the searched prefix", "q=far-needle", nil},
+		{"text within the searched prefix", "q=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", []string{"d-8.0"}},
+		{"project in body", "q=" + url.QueryEscape(`"proj-3"`), ids(func(i int, s spec) bool { return i != 7 && i != 8 && s.project == "proj-3" })},
 		{"combined", "reason=invalid_config&handler=github", ids(func(_ int, s spec) bool {
 			return s.reason == wire.ReasonInvalidConfig && strings.HasPrefix(s.handler, "github#")
 		})},

@@ -55,14 +55,22 @@ func (ix *index) warm(ctx context.Context) error {
 	return ix.sync(ctx)
 }
 
+// MaxSearchText bounds how much of each redacted body the index keeps for
+// text search (q=), so memory stays proportional to the letter count and
+// not to the largest bodies.
+const MaxSearchText = 16 << 10
+
 func indexEntry(l dlq.Letter) *entry {
 	e := &entry{chainID: chainID(l)}
 	v := redact(l)
+	text := v.BodyText
 	if len(v.Body) > 0 {
-		e.text = strings.ToLower(string(v.Body))
-	} else {
-		e.text = strings.ToLower(v.BodyText)
+		text = string(v.Body)
 	}
+	if len(text) > MaxSearchText {
+		text = text[:MaxSearchText]
+	}
+	e.text = strings.ToLower(text)
 	l.Header, l.Data = nil, nil
 	e.l = l
 	return e
