@@ -177,6 +177,8 @@ func TestListFilters(t *testing.T) {
 	e := setup(t, envOpts{})
 	specs := manySpecs(140, e.now)
 	specs[7].body = []byte(`{"specversion":"1.0","id":"d-7.0","type":"x","data":{"note":"needle-in-body","headers":{"Authorization":"Bearer hunter2-secret"}}}`)
+	// The v1.1 dead-letter header wins over the body's data.chain.id.
+	specs[10].hdr = map[string]string{console.HeaderChainID: "c-hdr"}
 	// Text search covers the first MaxSearchText bytes of a redacted body.
 	specs[8].body = []byte(`{"specversion":"1.0","id":"d-8.0","type":"x","data":{"a":"` + strings.Repeat("x", console.MaxSearchText) + ` far-needle"}}`)
 	e.publish(t, specs)
@@ -204,7 +206,8 @@ func TestListFilters(t *testing.T) {
 		})},
 		{"handler", "handler=http%23request", ids(func(_ int, s spec) bool { return s.handler == "http#request" })},
 		{"bare plugin", "handler=github", ids(func(_ int, s spec) bool { return strings.HasPrefix(s.handler, "github#") })},
-		{"chain id", "chain_id=c-1", ids(func(_ int, s spec) bool { return s.chain == "c-1" })},
+		{"chain id", "chain_id=c-1", ids(func(i int, s spec) bool { return s.chain == "c-1" && i != 10 })},
+		{"chain id from the header", "chain_id=c-hdr", []string{"d-10.0"}},
 		{"since", "since=" + url.QueryEscape(mid.Format(time.RFC3339Nano)), ids(func(_ int, s spec) bool { return !s.deadAt.Before(mid) })},
 		{"until", "until=" + url.QueryEscape(mid.Format(time.RFC3339Nano)), ids(func(_ int, s spec) bool { return s.deadAt.Before(mid) })},
 		{"text in redacted body", "q=NEEDLE-in", []string{"d-7.0"}},

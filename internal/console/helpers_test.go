@@ -80,7 +80,8 @@ type spec struct {
 	ceID    string
 	chain   string
 	project string
-	body    []byte // raw body instead of the generated CloudEvent
+	body    []byte            // raw body instead of the generated CloudEvent
+	hdr     map[string]string // more headers
 }
 
 func letterMsg(s spec) *nats.Msg {
@@ -118,6 +119,9 @@ func letterMsg(s spec) *nats.Msg {
 	msg.Header.Set(wire.DLQOriginalSubject, work)
 	msg.Header.Set(wire.DLQDeadAt, s.deadAt.Format(time.RFC3339Nano))
 	msg.Header.Set(wire.DLQWorker, "test-worker")
+	for k, v := range s.hdr {
+		msg.Header.Set(k, v)
+	}
 	return msg
 }
 
