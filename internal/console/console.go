@@ -214,9 +214,15 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.tpl.render(w, "disabled", pageData{Title: "Console off", Message: disabledText})
 		return
 	}
-	if r.Method == http.MethodPost && !sameOrigin(r) {
-		c.refuse(w, r, http.StatusForbidden, "cross-origin request refused")
-		return
+	if r.Method == http.MethodPost {
+		if !sameOrigin(r) {
+			c.refuse(w, r, http.StatusForbidden, "cross-origin request refused")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if !isAPI(r) {
+			_ = r.ParseForm() // forms carry the filter and the CSRF token
+		}
 	}
 	if r.URL.Path == "/ui/login" {
 		c.login(w, r)

@@ -334,6 +334,17 @@ func (c *Console) purge(ctx context.Context, q Query) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if q.IsZero() {
+		// Everything: one server call instead of a delete per letter.
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		n, err := ix.store.Purge(ctx, dlq.Filter{})
+		if err != nil {
+			return n, err
+		}
+		ix.built = false // re-read what is left (letters stored meanwhile)
+		return n, ix.sync(ctx)
+	}
 	seqs, err := ix.seqs(ctx, q)
 	if err != nil {
 		return 0, err
