@@ -25,6 +25,7 @@ func (c *Console) apiRoutes() []Route {
 		r("POST", "/api/v1/dead-letters/purge", c.apiPurge),
 		r("GET", "/api/v1/jobs", c.apiJobs),
 		r("GET", "/api/v1/jobs/{id}", c.apiJob),
+		r("POST", "/api/v1/jobs/{id}/cancel", c.apiJobCancel),
 		r("GET", "/api/v1/outcomes", c.apiOutcomes),
 		r("GET", "/api/v1/lanes", c.apiLanes),
 		r("POST", "/api/v1/lanes/pause", c.apiLanePause),
@@ -234,6 +235,15 @@ func (c *Console) apiJobs(w http.ResponseWriter, _ *http.Request) {
 
 func (c *Console) apiJob(w http.ResponseWriter, r *http.Request) {
 	st, ok := c.jobs.get(r.PathValue("id"))
+	if !ok {
+		writeErr(w, http.StatusNotFound, "no such job")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (c *Console) apiJobCancel(w http.ResponseWriter, r *http.Request) {
+	st, ok := c.jobs.cancel(r.PathValue("id"))
 	if !ok {
 		writeErr(w, http.StatusNotFound, "no such job")
 		return

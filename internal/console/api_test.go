@@ -117,6 +117,7 @@ func TestReadOnlyRefusesEveryMutation(t *testing.T) {
 			{"/api/v1/dead-letters/purge", map[string]any{"all": true}},
 			{"/api/v1/lanes/pause", map[string]any{"plugin": "github"}},
 			{"/api/v1/lanes/resume", map[string]any{"plugin": "github"}},
+			{"/api/v1/jobs/any/cancel", nil},
 			{"/ui/dead-letters/" + seq + "/replay", url.Values{"csrf": {cookie.csrf}}},
 			{"/ui/dead-letters/purge", url.Values{"csrf": {cookie.csrf}, "all": {"true"}, "confirm": {"yes"}}},
 			{"/ui/lanes/pause", url.Values{"csrf": {cookie.csrf}, "plugin": {"github"}}},
@@ -436,6 +437,29 @@ func TestBulkReplayIsPaced(t *testing.T) {
 	require.Equal(t, 6, pollJob(t, c, job.ID).Replayed)
 	require.GreaterOrEqual(t, time.Since(start), 450*time.Millisecond, "6 letters at 10/s take at least 0.5 s")
 	require.Len(t, e.drainWork(t), 6)
+}
+
+func TestCancelAReplayJob(t *testing.T) {
+	e := setup(t, envOpts{})
+	e.publish(t, manySpecs(20, e.now))
+	c := e.client(t, "bearer")
+	code, body := c.do("POST", "/api/v1/dead-letters/replay", map[string]any{"all": true, "rate": 5}, nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	var job console.JobStatus
+	require.NoError(t, json.Unmarshal([]byte(body), &job))
+	time.Sleep(300 * time.Millisecond)
+	code, body = c.do("POST", "/api/v1/jobs/"+job.ID+"/cancel", nil, nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &job))
+	require.Equal(t, console.JobCancelled, job.State)
+	require.Less(t, job.Replayed, 20)
+	replayed := e.drainWork(t)
+	require.Len(t, replayed, job.Replayed, "nothing replayed after the stop")
+	var p console.Page
+	c.getJSON("/api/v1/dead-letters", &p)
+	require.Equal(t, 20-job.Replayed, p.Total)
+	code, _ = c.do("POST", "/api/v1/jobs/nope/cancel", nil, nil)
+	require.Equal(t, http.StatusNotFound, code)
 }
 
 func TestReplayAndDeleteOne(t *testing.T) {

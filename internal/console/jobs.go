@@ -92,6 +92,25 @@ func (js *jobs) list() []JobStatus {
 	return out
 }
 
+// cancel stops a running job (its letters not yet replayed stay dead
+// letters); false when there is no such job.
+func (js *jobs) cancel(id string) (JobStatus, bool) {
+	js.mu.Lock()
+	j := js.byID[id]
+	js.mu.Unlock()
+	if j == nil {
+		return JobStatus{}, false
+	}
+	j.cancel()
+	for range 200 { // the loop notices within one letter
+		if st := j.status(); st.State != JobRunning {
+			return st, true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return j.status(), true
+}
+
 func (js *jobs) cancelAll() {
 	js.mu.Lock()
 	for _, j := range js.byID {

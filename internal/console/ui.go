@@ -102,6 +102,7 @@ func (c *Console) uiRoutes() []Route {
 		r("POST", "/ui/dead-letters/purge", c.uiBulk),
 		r("GET", "/ui/jobs", c.uiJobs),
 		r("GET", "/ui/jobs/{id}", c.uiJob),
+		r("POST", "/ui/jobs/{id}/cancel", c.uiJobCancel),
 		r("GET", "/ui/outcomes", c.uiOutcomes),
 		r("GET", "/ui/lanes", c.uiLanes),
 		r("POST", "/ui/lanes/pause", c.uiLaneAction),
@@ -400,6 +401,15 @@ func (c *Console) uiJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.page(w, r, http.StatusOK, "job", "jobs", "Replay job", st, "", "")
+}
+
+func (c *Console) uiJobCancel(w http.ResponseWriter, r *http.Request) {
+	st, ok := c.jobs.cancel(r.PathValue("id"))
+	if !ok {
+		c.page(w, r, http.StatusNotFound, "error", "jobs", "Not found", nil, "", "no such job")
+		return
+	}
+	http.Redirect(w, r, "/ui/jobs/"+url.PathEscape(st.ID), http.StatusSeeOther)
 }
 
 // outcomesData feeds the outcomes page.
