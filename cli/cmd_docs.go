@@ -40,6 +40,7 @@ var ExtraEnvironment = []ExtraEnv{
 	{"IMBI_AUTH_ENCRYPTION_KEY", "Fernet key (urlsafe base64 of 32 bytes) that decrypts plugin credentials; the same setting as imbi's Python services."},
 	{"IMBI_AUTH_ENCRYPTION_KEYS", "Comma-separated Fernet keys for rotation: the first encrypts, every key decrypts. Wins over IMBI_AUTH_ENCRYPTION_KEY."},
 	{"IMBI_PLUGIN_TIMEOUT_SECONDS", "Default action deadline in seconds when the action declares none (10)."},
+	{"IMBI_ADMIN_TOKEN", "Turns the operator console on (/ui/, /api/v1/ on the admin server; docs/api.md): the bearer token and login secret. Unset: the console is off."},
 	{"OTEL_SERVICE_NAME", "service.name of traces and metrics (default imbi-worker)."},
 	{"OTEL_RESOURCE_ATTRIBUTES", "Extra resource attributes, key=value,..."},
 	{"OTEL_TRACES_EXPORTER", "otlp or none. Unset: traces are exported only when an OTLP endpoint is set."},

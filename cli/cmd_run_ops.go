@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
+	"github.com/aweber-imbi/imbi-worker/internal/console"
+	"github.com/aweber-imbi/imbi-worker/internal/dlq"
 	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 )
@@ -22,12 +24,15 @@ import (
 // Logging flags (--log-level, --log-format) are in runFlags; traces and
 // the resource come from the standard OTEL_* variables.
 type opsFlags struct {
-	adminAddr string
+	adminAddr     string
+	adminReadOnly bool
 }
 
 func (f *opsFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.adminAddr, "admin-addr", admin.DefaultAddr,
 		"admin HTTP server (/healthz, /readyz, /metrics) host:port; 0.0.0.0:9090 in a container, empty to disable")
+	fs.BoolVar(&f.adminReadOnly, "admin-read-only", false,
+		"operator console (/ui/, /api/v1/; on when "+console.EnvToken+" is set): refuse every replay, purge and lane change (403)")
 }
 
 // setupOps adds telemetry (Prometheus metrics, OTLP traces per OTEL_*) and
@@ -68,7 +73,19 @@ func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
 		return nil
 	}
 	var current atomic.Pointer[worker.Worker]
+	// The console is on only with a token; the value is read from the
+	// environment (never a flag: flags show up in ps).
+	opc := console.New(console.Config{
+		Token:    os.Getenv(console.EnvToken),
+		ReadOnly: f.ops.adminReadOnly,
+		Actions:  func() any { return buildActionsReport(deps.Registry) },
+		Logger:   deps.Logger,
+	})
+	if opc.Enabled() {
+		deps.Logger.Info("operator console on", "path", "/ui/", "read_only", f.ops.adminReadOnly)
+	}
 	srv := admin.New(admin.Config{
+		Console: opc,
 		Addr:    f.ops.adminAddr,
 		Metrics: prov.MetricsHandler(),
 		Logger:  deps.Logger,
@@ -90,7 +107,7 @@ func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
 		}
 		return err
 	}
-	deps.Closers = append(deps.Closers, srv.Shutdown)
+	deps.Closers = append(deps.Closers, srv.Shutdown, func(context.Context) error { opc.Close(); return nil })
 	go func() {
 		<-ctx.Done()
 		srv.SetDraining() // first thing on SIGTERM: out of rotation
@@ -110,6 +127,13 @@ func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
 		// store's Neo4j ping) is registered by the time the worker exists.
 		for _, c := range deps.ReadinessChecks {
 			srv.AddCheck(c)
+		}
+		if opc.Enabled() {
+			store, err := dlq.Open(ctx, js, dlq.Config{Stream: sc.DLQStream, Prefix: sc.DLQPrefix, WorkPrefix: sc.SubjectPrefix})
+			if err != nil {
+				return fmt.Errorf("operator console: %w", err)
+			}
+			opc.SetDLQ(store)
 		}
 		current.Store(w)
 		return nil

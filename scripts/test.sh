@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (make test, .ci/run). It installs what the tests need
-# (Python venv, Neo4j via scripts/neo4j.sh), starts the services, runs every
+# (Python venv, Neo4j via scripts/neo4j.sh, Chromium via scripts/chromium.sh), starts the services, runs every
 # suite and stops the services again, whatever happens.
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in the standard library
@@ -17,6 +17,10 @@ if [ -x scripts/neo4j.sh ]; then
   scripts/neo4j.sh start
   eval "$(scripts/neo4j.sh env)"
 fi
+
+# --- Chromium (the console's browser test; installed when missing) ---
+CHROMIUM_BIN=$(scripts/chromium.sh)
+export CHROMIUM_BIN
 
 # --- Go ---
 # -json through tools/testsummary: the usual per-package ok/FAIL lines, then

@@ -4,6 +4,10 @@
 //
 // It listens on loopback by default; in Kubernetes the probes and the
 // Prometheus scrape reach it on the pod IP (--admin-addr 0.0.0.0:9090).
+//
+// With Config.Console it also serves the operator console (/api/v1/…,
+// /ui/; internal/console), which needs IMBI_ADMIN_TOKEN; the three probe
+// endpoints stay open.
 package admin
 
 import (
@@ -70,6 +74,9 @@ type Config struct {
 	Logger *slog.Logger
 	// CheckTimeout bounds each check (default DefaultCheckTimeout).
 	CheckTimeout time.Duration
+	// Console serves /api/ and /ui/ (the operator console, which does its
+	// own authentication); nil leaves both unrouted (404).
+	Console http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -106,6 +113,10 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Console != nil {
+		s.mux.Handle("/api/", cfg.Console)
+		s.mux.Handle("/ui/", cfg.Console)
 	}
 	return s
 }
