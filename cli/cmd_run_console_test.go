@@ -18,6 +18,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
+	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
 // `imbi-worker run` with IMBI_ADMIN_TOKEN and --admin-read-only: the
@@ -76,7 +77,7 @@ func TestRunServesTheConsole(t *testing.T) {
 	pub, err := publisher.New(nc, publisher.Config{})
 	require.NoError(t, err)
 	defer pub.Close()
-	_, err = pub.Publish(context.Background(), publisher.Message{ID: "console-1.0", Data: wire.ActionData{
+	_, err = pub.Publish(context.Background(), publisher.Message{ID: "console-1.0", Data: wiredata.ActionData{
 		Rule:    wire.Rule{Handler: "nope#act", HandlerConfig: json.RawMessage(`{}`)},
 		Context: plugins.PluginContext{ProjectID: "p", ProjectSlug: "s", OrgSlug: "o"},
 		Event:   plugins.Event{Type: "push", ThirdPartyService: "github", Metadata: plugins.EventMetadata{WebhookID: "wh-1"}},
