@@ -48,10 +48,8 @@ type Worker struct {
 	bound    atomic.Bool
 	draining atomic.Bool
 
-	// With idempotency on: messages waiting for their done-marker's
-	// acknowledgement (donewriter.go), and the marker value.
-	doneQ    chan pendingDone
-	workerID []byte
+	// settler makes every settle decision (settle.go).
+	settler *settler
 	// checker batches the intake goroutines' done-marker lookups
 	// (donecheck.go).
 	checker *doneChecker
@@ -65,9 +63,8 @@ type Worker struct {
 	work      chan jetstream.Msg
 	actionCtx context.Context
 	inflight  sync.WaitGroup
-	// markers re-writes failed done-markers before the ack
-	// (donemarker_retry.go).
-	markers *markerRetrier
+	// markers writes done-markers before the ack (donewriter.go).
+	markers *doneMarkers
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
@@ -154,8 +151,10 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 	if disp.Tracer == nil {
 		disp.Tracer = tracer
 	}
-	return &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
-		workerID: []byte(cfg.WorkerID), breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}, nil
+	w := &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
+		breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}
+	w.settler = &settler{cfg: &w.cfg, log: cfg.Logger, metrics: m, letters: js, hooks: cfg.Hooks}
+	return w, nil
 }
 
 // Ready reports whether the worker can take messages: connected, the
@@ -258,14 +257,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
 	w.stopping = ctx.Done()
-	var writerDone chan struct{}
 	if w.done != nil {
-		// Room for one message per intake goroutine: one blocks only when
-		// the writer is a whole round of markers behind.
-		w.doneQ = make(chan pendingDone, intake)
-		w.markers = newMarkerRetrier(w, w.cfg.Concurrency)
-		writerDone = make(chan struct{})
-		go func() { defer close(writerDone); w.runDoneWriter(w.doneQ) }()
+		w.markers = newDoneMarkers(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
+			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
+		w.settler.markers = w.markers
 	}
 	work := make(chan jetstream.Msg)
 	w.work, w.actionCtx = work, actionCtx
@@ -276,7 +271,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	requeued := 0
 	requeue := func(msg jetstream.Msg) {
 		// Pulled but not started: give it back now instead of after AckWait.
-		_ = msg.Nak()
+		w.settler.giveBack(msg)
 		requeued++
 	}
 	for {
@@ -323,14 +318,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Error("actions still running after cancellation; exiting anyway")
 		}
 	}
-	if writerDone != nil {
+	if w.markers != nil {
 		select {
 		case <-allDone:
 			// No slot can queue a marker any more: ack what is queued.
-			close(w.doneQ)
-			select {
-			case <-writerDone:
-			case <-time.After(doneWriteTimeout + time.Second):
+			if !w.markers.closeQueue(doneWriteTimeout + time.Second) {
 				w.log.Error("done-marker writer still waiting; exiting anyway")
 			}
 		default:
@@ -341,7 +333,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if w.markers != nil {
 		// Markers still being retried get a last chance; what is left
-		// stays unacked and is redelivered (donemarker_retry.go).
+		// stays unacked and is redelivered (donewriter.go).
 		w.markers.stop(min(w.cfg.ShutdownGrace, doneWriteTimeout))
 	}
 	w.log.Info("worker stopped")
