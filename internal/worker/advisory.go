@@ -2,17 +2,15 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -65,11 +63,7 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 		}
 		return fmt.Errorf("get seq %d: %w", ev.StreamSeq, err)
 	}
-	prefix := w.cfg.Streams.DLQPrefix
-	subject := prefix + "." + wire.InvalidToken
-	if tail, ok := strings.CutPrefix(raw.Subject, w.cfg.Streams.SubjectPrefix+"."); ok && tail != "" {
-		subject = prefix + "." + tail
-	}
+	subject := deadletter.WorkSubject(w.cfg.Streams.DLQPrefix, w.cfg.Streams.SubjectPrefix, raw.Subject)
 	sm := &storedMsg{raw: raw, stream: w.stream, ctx: ctx}
 	// Decoded only so a leaked secret in the body is redacted as on the
 	// settle path; bytes that are not a CloudEvent stay as they are.
@@ -122,9 +116,4 @@ func (m *storedMsg) InProgress() error                { return nil }
 func (m *storedMsg) Term() error                      { return nil }
 func (m *storedMsg) Metadata() (*jetstream.MsgMetadata, error) {
 	return nil, errors.New("stored message")
-}
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
@@ -63,7 +64,7 @@ func (d *delivery) logger() *slog.Logger {
 
 // slotState is what one slot goroutine reuses from message to message.
 type slotState struct {
-	check *doneCheck
+	check *donemarker.Query
 }
 
 // process runs one message end to end; the settler settles it exactly
@@ -129,9 +130,9 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	}
 
 	if w.checker != nil {
-		d.doneKey = doneKey(d.ceID)
-		slot.check.key = d.doneKey
-		if found, err := w.checker.isDone(slot.check); found {
+		d.doneKey = donemarker.Key(d.ceID)
+		slot.check.Key = d.doneKey
+		if found, err := w.checker.IsDone(slot.check); found {
 			w.settler.Settle(ctx, d, Decision{Kind: KindDuplicate})
 			return true
 		} else if err != nil {
@@ -268,13 +269,4 @@ func (w *Worker) parentContext(ctx context.Context, ev *envelope.Message, msg je
 		return ctx
 	}
 	return propagation.TraceContext{}.Extract(ctx, carrier)
-}
-
-// doneKey is the done-marker key of a CloudEvent id: the id itself when
-// it is a valid KV key (readable), else a hash of it.
-func doneKey(ceID string) string {
-	if len(ceID) <= 200 && isKVKey(ceID) {
-		return ceID
-	}
-	return "sha256." + sha256Hex(ceID)
 }

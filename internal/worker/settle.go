@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
@@ -174,16 +175,7 @@ type letterPublisher interface {
 // the worker stops first (the message is then left for redelivery). It
 // keeps the message in progress while it retries.
 type markerStore interface {
-	Store(j markerJob)
-}
-
-// markerJob is one message waiting for its done-marker (the delivery).
-type markerJob interface {
-	Key() string
-	InProgress() error
-	Logger() *slog.Logger
-	Context() context.Context
-	Stored(ok bool)
+	Store(j donemarker.Job)
 }
 
 // settler carries out settle decisions.
@@ -286,12 +278,11 @@ func (s *settler) markerStored(d *delivery, ok bool) {
 	s.finish(d.settleCtx, d, st)
 }
 
-// The delivery is its own markerJob.
-func (d *delivery) Key() string              { return d.doneKey }
-func (d *delivery) InProgress() error        { return d.msg.InProgress() }
-func (d *delivery) Logger() *slog.Logger     { return d.logger() }
-func (d *delivery) Context() context.Context { return d.settleCtx }
-func (d *delivery) Stored(ok bool)           { d.s.markerStored(d, ok) }
+// The delivery is its own donemarker.Job.
+func (d *delivery) Key() string          { return d.doneKey }
+func (d *delivery) InProgress() error    { return d.msg.InProgress() }
+func (d *delivery) Logger() *slog.Logger { return d.logger() }
+func (d *delivery) Stored(ok bool)       { d.s.markerStored(d, ok) }
 
 // publishLetter stores st's dead letter; when the DLQ does not take it
 // the message is kept (retried after BackoffBase) rather than lost.

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -84,7 +86,7 @@ type fakeMarkers struct {
 	keys     []string
 }
 
-func (f *fakeMarkers) Store(j markerJob) {
+func (f *fakeMarkers) Store(j donemarker.Job) {
 	f.keys = append(f.keys, j.Key())
 	j.Stored(!f.stopping)
 }

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 )
 
@@ -50,9 +51,8 @@ type Worker struct {
 
 	// settler makes every settle decision (settle.go).
 	settler *settler
-	// checker batches the intake goroutines' done-marker lookups
-	// (donecheck.go).
-	checker *doneChecker
+	// checker batches the intake goroutines' done-marker lookups.
+	checker *donemarker.Checker
 	// actionSlots bounds running actions to Concurrency; stopping is
 	// closed when shutdown starts (a message still waiting for a slot is
 	// then given back instead of run).
@@ -63,8 +63,8 @@ type Worker struct {
 	work      chan jetstream.Msg
 	actionCtx context.Context
 	inflight  sync.WaitGroup
-	// markers writes done-markers before the ack (donewriter.go).
-	markers *doneMarkers
+	// markers writes done-markers before the ack.
+	markers *donemarker.Writer
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
@@ -88,7 +88,7 @@ const (
 // still running on this goroutine, dispatch.DispatchInline) leaves: a
 // replacement already took its place (replaceIntake).
 func (w *Worker) runIntake() {
-	slot := &slotState{check: newDoneCheck()}
+	slot := &slotState{check: donemarker.NewQuery()}
 	for msg := range w.work {
 		if !w.process(w.actionCtx, msg, slot) {
 			return // detached: replaceIntake did this goroutine's Done
@@ -209,8 +209,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer func() { _ = adv.Unsubscribe() }()
 
 	if w.done != nil {
-		w.checker = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
-		if err := w.checker.start(); err != nil { // donecheck.go
+		w.checker = donemarker.NewChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
+		if err := w.checker.Start(); err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}
 	}
@@ -220,7 +220,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
 	if err != nil {
 		if w.checker != nil {
-			close(w.checker.reqs) // its goroutines end
+			w.checker.Close() // its goroutines end
 		}
 		return fmt.Errorf("worker: pull subscription: %w", err)
 	}
@@ -258,7 +258,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
 	w.stopping = ctx.Done()
 	if w.done != nil {
-		w.markers = newDoneMarkers(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
+		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
 			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
 		w.settler.markers = w.markers
 	}
@@ -300,7 +300,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		w.inflight.Wait()
 		if w.checker != nil {
-			close(w.checker.reqs) // no slot can ask any more
+			w.checker.Close() // no slot can ask any more
 		}
 		close(allDone)
 	}()
@@ -322,7 +322,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-allDone:
 			// No slot can queue a marker any more: ack what is queued.
-			if !w.markers.closeQueue(doneWriteTimeout + time.Second) {
+			if !w.markers.CloseQueue(donemarker.WriteTimeout + time.Second) {
 				w.log.Error("done-marker writer still waiting; exiting anyway")
 			}
 		default:
@@ -333,8 +333,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if w.markers != nil {
 		// Markers still being retried get a last chance; what is left
-		// stays unacked and is redelivered (donewriter.go).
-		w.markers.stop(min(w.cfg.ShutdownGrace, doneWriteTimeout))
+		// stays unacked and is redelivered (donemarker.Writer).
+		w.markers.Stop(min(w.cfg.ShutdownGrace, donemarker.WriteTimeout))
 	}
 	w.log.Info("worker stopped")
 	return nil

@@ -1,8 +1,9 @@
-package worker
+package donemarker
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -35,10 +36,10 @@ import (
 // inherent effect→marker window every replica kill has too; actions must
 // be idempotent (§6).
 
-// doneWriteTimeout bounds the wait for one marker's acknowledgement
+// WriteTimeout bounds the wait for one marker's acknowledgement
 // (counted from its publish, so a dead connection costs one timeout for
 // the whole queue, not one per message).
-const doneWriteTimeout = 10 * time.Second
+const WriteTimeout = 10 * time.Second
 
 // Retry pacing of a failed done-marker write: exponential from
 // markerRetryBase, capped at markerRetryMax, full jitter; each attempt may
@@ -50,13 +51,27 @@ const (
 )
 
 // errDoneWriteUnacknowledged is the cause of a retry when the first write
-// was not acknowledged within doneWriteTimeout.
+// was not acknowledged within WriteTimeout.
 var errDoneWriteUnacknowledged = errors.New("done-marker write not acknowledged in time")
 
-// doneSubjectPrefix is the KV subject prefix of the done bucket's keys (a
+// SubjectPrefix is the KV subject prefix of the done bucket's keys (a
 // local bucket, as streams.Apply creates it: no mirror, no domain). The
-// marker writes and the batched lookups (donecheck.go) both use it.
-func doneSubjectPrefix(bucket string) string { return "$KV." + bucket + "." }
+// marker writes and the batched lookups (checker.go) both use it.
+func SubjectPrefix(bucket string) string { return "$KV." + bucket + "." }
+
+// Job is one message waiting for its done-marker.
+type Job interface {
+	// Key is the marker's key (Key of the CloudEvent id).
+	Key() string
+	// InProgress keeps the message alive while the marker is retried.
+	InProgress() error
+	// Logger carries the message's identity.
+	Logger() *slog.Logger
+	// Stored is called exactly once: true once the server acknowledged
+	// the marker (ack the message now), false when the writer stopped
+	// first (leave the message for redelivery).
+	Stored(ok bool)
+}
 
 // asyncPublisher publishes a marker without waiting (jetstream.JetStream).
 type asyncPublisher interface {
@@ -71,17 +86,17 @@ type kvPutter interface {
 // pendingDone is a published marker whose job waits for its
 // acknowledgement.
 type pendingDone struct {
-	job      markerJob
+	job      Job
 	future   jetstream.PubAckFuture
 	deadline time.Time
 }
 
-// doneMarkers is the worker's markerStore: the writer goroutine, the
+// Writer writes done-markers before the ack: the writer goroutine, the
 // retrier, and their shutdown.
-type doneMarkers struct {
+type Writer struct {
 	js     asyncPublisher
 	kv     kvPutter
-	prefix string // doneSubjectPrefix(bucket)
+	prefix string // SubjectPrefix(bucket)
 	value  []byte // the worker id
 	beat   time.Duration
 
@@ -100,12 +115,12 @@ type doneMarkers struct {
 	stopped bool
 }
 
-// newDoneMarkers starts the writer goroutine. queue is the writer's
+// NewWriter starts the writer goroutine. queue is the writer's
 // queue length (one per intake goroutine: one blocks only when the writer
 // is a whole round of markers behind), retries the concurrent retries.
-func newDoneMarkers(js asyncPublisher, kv kvPutter, bucket string, value []byte, beat time.Duration, queue, retries int) *doneMarkers {
+func NewWriter(js asyncPublisher, kv kvPutter, bucket string, value []byte, beat time.Duration, queue, retries int) *Writer {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &doneMarkers{js: js, kv: kv, prefix: doneSubjectPrefix(bucket), value: value, beat: beat,
+	m := &Writer{js: js, kv: kv, prefix: SubjectPrefix(bucket), value: value, beat: beat,
 		q: make(chan pendingDone, queue), writerDone: make(chan struct{}),
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, max(retries, 1))}
 	go func() { defer close(m.writerDone); m.runWriter() }()
@@ -114,19 +129,19 @@ func newDoneMarkers(js asyncPublisher, kv kvPutter, bucket string, value []byte,
 
 // Store publishes j's marker and queues j for the writer; a publish that
 // fails at once goes to the retrier.
-func (m *doneMarkers) Store(j markerJob) {
+func (m *Writer) Store(j Job) {
 	f, err := m.js.PublishAsync(m.prefix+j.Key(), m.value)
 	if err != nil {
 		j.Logger().Warn("done-marker write failed; retrying before the ack", "error", err)
 		m.retry(j, err)
 		return
 	}
-	m.q <- pendingDone{job: j, future: f, deadline: time.Now().Add(doneWriteTimeout)}
+	m.q <- pendingDone{job: j, future: f, deadline: time.Now().Add(WriteTimeout)}
 }
 
 // runWriter hands queued jobs back as their markers are acknowledged,
 // until q is closed and empty.
-func (m *doneMarkers) runWriter() {
+func (m *Writer) runWriter() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for p := range m.q {
@@ -139,7 +154,7 @@ func (m *doneMarkers) runWriter() {
 			m.retry(p.job, err) // Stored once the marker is stored
 			continue
 		case <-timer.C:
-			p.job.Logger().Warn("done-marker write not acknowledged in time; retrying before the ack", "timeout", doneWriteTimeout)
+			p.job.Logger().Warn("done-marker write not acknowledged in time; retrying before the ack", "timeout", WriteTimeout)
 			m.retry(p.job, errDoneWriteUnacknowledged)
 			continue
 		}
@@ -148,9 +163,9 @@ func (m *doneMarkers) runWriter() {
 	}
 }
 
-// closeQueue ends the writer once it has handed back what is queued;
+// CloseQueue ends the writer once it has handed back what is queued;
 // false if it did not within wait. Call it only when no Store can come.
-func (m *doneMarkers) closeQueue(wait time.Duration) bool {
+func (m *Writer) CloseQueue(wait time.Duration) bool {
 	close(m.q)
 	select {
 	case <-m.writerDone:
@@ -162,7 +177,7 @@ func (m *doneMarkers) closeQueue(wait time.Duration) bool {
 
 // retry takes j over: it writes j's marker until the server acknowledges
 // it, then Stored(true); Stored(false) when the worker stops first.
-func (m *doneMarkers) retry(j markerJob, cause error) {
+func (m *Writer) retry(j Job, cause error) {
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
@@ -186,7 +201,7 @@ func (m *doneMarkers) retry(j markerJob, cause error) {
 	}()
 }
 
-func (m *doneMarkers) runRetry(j markerJob, cause error) {
+func (m *Writer) runRetry(j Job, cause error) {
 	// Keep the message ours while the marker is retried: without
 	// InProgress the server would redeliver it after AckWait and another
 	// replica would run it again (no marker yet).
@@ -235,16 +250,16 @@ func (m *doneMarkers) runRetry(j markerJob, cause error) {
 }
 
 // leave gives up on j without retrying (the worker is stopping).
-func (m *doneMarkers) leave(j markerJob, cause error) {
+func (m *Writer) leave(j Job, cause error) {
 	j.Logger().Warn("done-marker not written and the worker is stopping; message left unacked for redelivery",
 		"error", cause)
 	j.Stored(false)
 }
 
-// stop lets running retries finish within wait, then abandons them (their
+// Stop lets running retries finish within wait, then abandons them (their
 // messages stay unacked) and waits for them to return. Retries handed in
 // after stop are abandoned at once.
-func (m *doneMarkers) stop(wait time.Duration) {
+func (m *Writer) Stop(wait time.Duration) {
 	m.mu.Lock()
 	m.stopped = true
 	m.mu.Unlock()
