@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -66,34 +67,25 @@ func (l Letter) When() time.Time {
 
 // headerGet looks a header up case-insensitively: the worker writes the
 // canonical spelling, but a letter may have passed through other tools.
-func headerGet(h nats.Header, name string) string {
-	if v := h.Get(name); v != "" {
-		return v
-	}
-	for k, vs := range h {
-		if strings.EqualFold(k, name) && len(vs) > 0 {
-			return vs[0]
-		}
-	}
-	return ""
-}
+func headerGet(h nats.Header, name string) string { return deadletter.Get(h, name) }
 
 // NewLetter decodes a stored dead letter. It never fails: a letter with a
 // missing or malformed header is still listed, with that field empty.
 func NewLetter(prefix string, seq uint64, subject string, stored time.Time, h nats.Header, data []byte) Letter {
+	dh := deadletter.Parse(h)
 	l := Letter{
 		Seq: seq, Subject: subject, Stored: stored.UTC(), Header: h, Data: data,
 		Handler:         handlerFromSubject(prefix, subject),
-		Reason:          headerGet(h, wire.DLQReason),
-		LastReason:      headerGet(h, wire.DLQLastReason),
-		Error:           headerGet(h, wire.DLQError),
-		OriginalSubject: headerGet(h, wire.DLQOriginalSubject),
-		Worker:          headerGet(h, wire.DLQWorker),
+		Reason:          dh.Reason,
+		LastReason:      dh.LastReason,
+		Error:           dh.Error,
+		Attempts:        dh.Attempts,
+		OriginalSubject: dh.OriginalSubject,
+		OriginalSeq:     dh.OriginalSeq,
+		FirstReceived:   dh.FirstReceived,
+		DeadAt:          dh.DeadAt,
+		Worker:          dh.Worker,
 	}
-	l.Attempts, _ = strconv.Atoi(headerGet(h, wire.DLQAttempts))
-	l.OriginalSeq, _ = strconv.ParseUint(headerGet(h, wire.DLQOriginalSeq), 10, 64)
-	l.FirstReceived = parseTime(headerGet(h, wire.DLQFirstReceived))
-	l.DeadAt = parseTime(headerGet(h, wire.DLQDeadAt))
 	l.EventID = eventID(h, data)
 	_, l.Replays = splitReplayID(headerGet(h, wire.HeaderMsgID))
 	return l
@@ -115,14 +107,6 @@ func splitReplayID(msgID string) (string, int) {
 		return msgID, 0
 	}
 	return msgID[:i], n
-}
-
-func parseTime(s string) time.Time {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t.UTC()
 }
 
 // handlerFromSubject maps imbi.dlq.actions.<plugin>.<action> back to

@@ -2,17 +2,15 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -65,34 +63,57 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 		}
 		return fmt.Errorf("get seq %d: %w", ev.StreamSeq, err)
 	}
-	prefix := w.cfg.Streams.DLQPrefix
-	subject := prefix + "." + wire.InvalidToken
-	if tail, ok := strings.CutPrefix(raw.Subject, w.cfg.Streams.SubjectPrefix+"."); ok && tail != "" {
-		subject = prefix + "." + tail
-	}
+	subject := deadletter.WorkSubject(w.cfg.Streams.DLQPrefix, w.cfg.Streams.SubjectPrefix, raw.Subject)
+	sm := &storedMsg{raw: raw, stream: w.stream, ctx: ctx}
 	// Decoded only so a leaked secret in the body is redacted as on the
 	// settle path; bytes that are not a CloudEvent stay as they are.
 	ce, _ := w.dec.Decode(raw.Header, raw.Data)
-	out := w.buildDeadLetter(deadLetter{
-		subject: subject, header: raw.Header, body: raw.Data, ev: ce,
-		reason: wire.ReasonMaxAttempts, lastReason: wire.ReasonUnsettled,
-		errText:  fmt.Sprintf("the server stopped delivering after %d deliveries (MaxDeliver advisory)", ev.Deliveries),
-		attempts: ev.Deliveries, origSubject: raw.Subject, origSeq: raw.Sequence,
-		firstReceived: raw.Time, deadAt: time.Now(),
-	})
-	if _, err := w.js.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("dead-letter seq %d: %w", ev.StreamSeq, err)
+	d := &delivery{msg: sm, handler: unknownHandler, ev: ce, attempt: int(ev.Deliveries), letterSubject: subject, base: w.log,
+		meta: &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: raw.Sequence}, NumDelivered: ev.Deliveries,
+			Timestamp: raw.Time, Stream: w.cfg.Streams.Stream, Consumer: w.cfg.Streams.Consumer}}
+	if ce != nil {
+		d.ceID = ce.ID()
 	}
-	if err := w.stream.DeleteMsg(ctx, ev.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("delete seq %d after dead-lettering: %w", ev.StreamSeq, err)
+	_, d.span = w.tracer.Start(ctx, "max_deliveries advisory")
+	w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
+		ErrorText: fmt.Sprintf("the server stopped delivering after %d deliveries (MaxDeliver advisory)", ev.Deliveries)})
+	if d.st.LetterAck == nil {
+		return fmt.Errorf("dead-letter seq %d: not stored", ev.StreamSeq)
 	}
-	w.metrics.deadLetter(ctx, unknownHandler, wire.ReasonMaxAttempts)
+	if sm.ackErr != nil {
+		return fmt.Errorf("delete seq %d after dead-lettering: %w", ev.StreamSeq, sm.ackErr)
+	}
 	w.log.Error("dead-lettered from max-deliveries advisory", "stream_seq", ev.StreamSeq,
 		"deliveries", ev.Deliveries, "dlq_subject", subject)
 	return nil
 }
 
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
+// storedMsg is a work-stream message the server gave up on, as the
+// settler sees it: the settle's ack deletes it from the stream (nothing
+// else will), Nak and InProgress do nothing (there is no delivery to
+// give back). Other jetstream.Msg methods are not used by the settler.
+type storedMsg struct {
+	jetstream.Msg // nil: anything not below panics (a panic is recovered as one)
+	raw           *jetstream.RawStreamMsg
+	stream        jetstream.Stream
+	ctx           context.Context
+	ackErr        error
+}
+
+func (m *storedMsg) Subject() string      { return m.raw.Subject }
+func (m *storedMsg) Headers() nats.Header { return m.raw.Header }
+func (m *storedMsg) Data() []byte         { return m.raw.Data }
+func (m *storedMsg) Ack() error {
+	if err := m.stream.DeleteMsg(m.ctx, m.raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		m.ackErr = err
+		return err
+	}
+	return nil
+}
+func (m *storedMsg) Nak() error                       { return nil }
+func (m *storedMsg) NakWithDelay(time.Duration) error { return nil }
+func (m *storedMsg) InProgress() error                { return nil }
+func (m *storedMsg) Term() error                      { return nil }
+func (m *storedMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return nil, errors.New("stored message")
 }

@@ -59,6 +59,9 @@ type Config struct {
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
 
+	// Hooks run in every settle (settle.go): chains, outcome events.
+	Hooks Hooks
+
 	// hooks are test-only fault injection points.
 	hooks hooks
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
+
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch/dispatchtest"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 )
@@ -49,7 +51,7 @@ func TestDoneMarkerRetriedBeforeAck(t *testing.T) {
 		"not acked after the marker store came back")
 	kv, err := e.js.KeyValue(ctx, e.sc.DoneBucket)
 	require.NoError(t, err)
-	entry, err := kv.Get(ctx, doneKey("mr-retry"))
+	entry, err := kv.Get(ctx, donemarker.Key("mr-retry"))
 	require.NoError(t, err, "acked without its done-marker")
 	require.Equal(t, "test-worker", string(entry.Value()))
 	require.NoError(t, stop())

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 )
 
 // TestDoneMarkerStoredBeforeAck: the done-marker is written
@@ -27,7 +29,7 @@ func TestDoneMarkerStoredBeforeAck(t *testing.T) {
 	cfg.Concurrency = 8
 	cfg.hooks.afterDone = func(ceID string) bool {
 		// Runs right before the ack.
-		entry, err := kv.Get(context.Background(), doneKey(ceID))
+		entry, err := kv.Get(context.Background(), donemarker.Key(ceID))
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil || string(entry.Value()) != cfg.WorkerID {

@@ -18,6 +18,10 @@ const (
 	outcomeDuplicate  = "duplicate"
 	// outcomeRequeued: nak'ed without counting as a failure (shutdown).
 	outcomeRequeued = "requeued"
+	// outcomeDeferred: nak'ed with a delay, not a failure (lane pause).
+	outcomeDeferred = "deferred"
+	// outcomeAbandoned: left unacked for redelivery (never recorded).
+	outcomeAbandoned = "abandoned"
 )
 
 // unknownHandler is the metric label of handlers that did not resolve,

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 )
 
@@ -48,13 +49,10 @@ type Worker struct {
 	bound    atomic.Bool
 	draining atomic.Bool
 
-	// With idempotency on: messages waiting for their done-marker's
-	// acknowledgement (donewriter.go), and the marker value.
-	doneQ    chan pendingDone
-	workerID []byte
-	// checker batches the intake goroutines' done-marker lookups
-	// (donecheck.go).
-	checker *doneChecker
+	// settler makes every settle decision (settle.go).
+	settler *settler
+	// checker batches the intake goroutines' done-marker lookups.
+	checker *donemarker.Checker
 	// actionSlots bounds running actions to Concurrency; stopping is
 	// closed when shutdown starts (a message still waiting for a slot is
 	// then given back instead of run).
@@ -65,9 +63,8 @@ type Worker struct {
 	work      chan jetstream.Msg
 	actionCtx context.Context
 	inflight  sync.WaitGroup
-	// markers re-writes failed done-markers before the ack
-	// (donemarker_retry.go).
-	markers *markerRetrier
+	// markers writes done-markers before the ack.
+	markers *donemarker.Writer
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
@@ -91,7 +88,7 @@ const (
 // still running on this goroutine, dispatch.DispatchInline) leaves: a
 // replacement already took its place (replaceIntake).
 func (w *Worker) runIntake() {
-	slot := &slotState{check: newDoneCheck()}
+	slot := &slotState{check: donemarker.NewQuery()}
 	for msg := range w.work {
 		if !w.process(w.actionCtx, msg, slot) {
 			return // detached: replaceIntake did this goroutine's Done
@@ -154,8 +151,10 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 	if disp.Tracer == nil {
 		disp.Tracer = tracer
 	}
-	return &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
-		workerID: []byte(cfg.WorkerID), breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}, nil
+	w := &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
+		breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}
+	w.settler = &settler{cfg: &w.cfg, log: cfg.Logger, metrics: m, letters: js, hooks: cfg.Hooks}
+	return w, nil
 }
 
 // Ready reports whether the worker can take messages: connected, the
@@ -210,8 +209,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer func() { _ = adv.Unsubscribe() }()
 
 	if w.done != nil {
-		w.checker = newDoneChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
-		if err := w.checker.start(); err != nil { // donecheck.go
+		w.checker = donemarker.NewChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
+		if err := w.checker.Start(); err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}
 	}
@@ -221,7 +220,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
 	if err != nil {
 		if w.checker != nil {
-			close(w.checker.reqs) // its goroutines end
+			w.checker.Close() // its goroutines end
 		}
 		return fmt.Errorf("worker: pull subscription: %w", err)
 	}
@@ -258,14 +257,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
 	w.stopping = ctx.Done()
-	var writerDone chan struct{}
 	if w.done != nil {
-		// Room for one message per intake goroutine: one blocks only when
-		// the writer is a whole round of markers behind.
-		w.doneQ = make(chan pendingDone, intake)
-		w.markers = newMarkerRetrier(w, w.cfg.Concurrency)
-		writerDone = make(chan struct{})
-		go func() { defer close(writerDone); w.runDoneWriter(w.doneQ) }()
+		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
+			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
+		w.settler.markers = w.markers
 	}
 	work := make(chan jetstream.Msg)
 	w.work, w.actionCtx = work, actionCtx
@@ -276,7 +271,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	requeued := 0
 	requeue := func(msg jetstream.Msg) {
 		// Pulled but not started: give it back now instead of after AckWait.
-		_ = msg.Nak()
+		w.settler.giveBack(msg)
 		requeued++
 	}
 	for {
@@ -305,7 +300,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		w.inflight.Wait()
 		if w.checker != nil {
-			close(w.checker.reqs) // no slot can ask any more
+			w.checker.Close() // no slot can ask any more
 		}
 		close(allDone)
 	}()
@@ -323,14 +318,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Error("actions still running after cancellation; exiting anyway")
 		}
 	}
-	if writerDone != nil {
+	if w.markers != nil {
 		select {
 		case <-allDone:
 			// No slot can queue a marker any more: ack what is queued.
-			close(w.doneQ)
-			select {
-			case <-writerDone:
-			case <-time.After(doneWriteTimeout + time.Second):
+			if !w.markers.CloseQueue(donemarker.WriteTimeout + time.Second) {
 				w.log.Error("done-marker writer still waiting; exiting anyway")
 			}
 		default:
@@ -341,8 +333,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if w.markers != nil {
 		// Markers still being retried get a last chance; what is left
-		// stays unacked and is redelivered (donemarker_retry.go).
-		w.markers.stop(min(w.cfg.ShutdownGrace, doneWriteTimeout))
+		// stays unacked and is redelivered (donemarker.Writer).
+		w.markers.Stop(min(w.cfg.ShutdownGrace, donemarker.WriteTimeout))
 	}
 	w.log.Info("worker stopped")
 	return nil

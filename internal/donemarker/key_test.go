@@ -1,4 +1,4 @@
-package worker
+package donemarker
 
 import (
 	"regexp"
@@ -37,6 +37,6 @@ func FuzzIsKVKey(f *testing.F) {
 func BenchmarkDoneKey(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = doneKey("0f8fad5b-d9cb-469f-a165-70867728950e")
+		_ = Key("0f8fad5b-d9cb-469f-a165-70867728950e")
 	}
 }

@@ -1,4 +1,4 @@
-package worker
+package donemarker
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,49 +30,53 @@ import (
 // back to one KV get per key for good (logged once).
 
 const (
-	// maxDoneBatch bounds one request (the server's own limit is 1,024
+	// maxBatch bounds one request (the server's own limit is 1,024
 	// subjects; the request stays well under any max_payload).
-	maxDoneBatch = 64
-	// doneCheckTimeout bounds one lookup request.
-	doneCheckTimeout = 5 * time.Second
-	// doneCheckers is how many batch requests may be out at once.
-	doneCheckers = 4
+	maxBatch = 64
+	// checkTimeout bounds one lookup request.
+	checkTimeout = 5 * time.Second
+	// checkers is how many batch requests may be out at once.
+	checkers = 4
 )
 
-// errDoneCheck wraps a lookup the server answered with an error status.
-var errDoneCheck = errors.New("done-marker lookup failed")
+// ErrLookup wraps a failed lookup (no answer, an error status).
+var ErrLookup = errors.New("done-marker lookup failed")
 
-// doneCheck is one slot's question; each slot reuses its own.
-type doneCheck struct {
-	key   string // done-marker key (doneKey)
+// Query is one asker's question; each asker reuses its own.
+type Query struct {
+	// Key is the done-marker key to look up (Key).
+	Key   string
 	found bool
 	err   error
 	ready chan struct{} // capacity 1
 }
 
-func newDoneCheck() *doneCheck { return &doneCheck{ready: make(chan struct{}, 1)} }
+// NewQuery returns a reusable Query.
+func NewQuery() *Query { return &Query{ready: make(chan struct{}, 1)} }
 
-// doneChecker answers "is this key marked done?" for the slots.
-type doneChecker struct {
+// Checker answers "is this key marked done?" for the worker's intake.
+type Checker struct {
 	nc         *nats.Conn
 	kv         jetstream.KeyValue // the per-key fallback
 	apiSubject string             // $JS.API.DIRECT.GET.KV_<bucket>
 	kvPrefix   string             // $KV.<bucket>.
 	log        *slog.Logger
 
-	reqs   chan *doneCheck
+	reqs   chan *Query
 	single atomic.Bool // the server refused multi_last: per-key gets
 	// batches and keys count what the checker did (tests, the benchmark's
 	// -v output).
 	batches, keys atomic.Uint64
+	wg            sync.WaitGroup
 }
 
-func newDoneChecker(nc *nats.Conn, kv jetstream.KeyValue, bucket string, log *slog.Logger) *doneChecker {
-	return &doneChecker{
+// NewChecker returns a checker of bucket; Start runs it.
+func NewChecker(nc *nats.Conn, kv jetstream.KeyValue, bucket string, log *slog.Logger) *Checker {
+	return &Checker{
 		nc: nc, kv: kv, log: log,
 		apiSubject: "$JS.API.DIRECT.GET.KV_" + bucket,
-		kvPrefix:   doneSubjectPrefix(bucket),
-		reqs:       make(chan *doneCheck, maxDoneBatch),
+		kvPrefix:   SubjectPrefix(bucket),
+		reqs:       make(chan *Query, maxBatch),
 	}
 }
 
@@ -84,18 +89,17 @@ type lookupConn struct {
 	n     uint64
 }
 
-// isDone asks the checker about q.key and waits for the answer.
-func (c *doneChecker) isDone(q *doneCheck) (bool, error) {
+// IsDone asks the checker about q.Key and waits for the answer.
+func (c *Checker) IsDone(q *Query) (bool, error) {
 	c.reqs <- q
 	<-q.ready
 	return q.found, q.err
 }
 
-// start runs the checker goroutines; they end when reqs is closed (after
-// the last slot ended).
-func (c *doneChecker) start() error {
-	conns := make([]*lookupConn, 0, doneCheckers)
-	for range doneCheckers {
+// Start runs the checker goroutines; they end after Close.
+func (c *Checker) Start() error {
+	conns := make([]*lookupConn, 0, checkers)
+	for range checkers {
 		lc := &lookupConn{inbox: c.nc.NewRespInbox()}
 		sub, err := c.nc.SubscribeSync(lc.inbox + ".*")
 		if err != nil {
@@ -104,26 +108,35 @@ func (c *doneChecker) start() error {
 			}
 			return fmt.Errorf("done-marker lookup subscription: %w", err)
 		}
-		// A batch answer is at most maxDoneBatch+1 small messages; the
+		// A batch answer is at most maxBatch+1 small messages; the
 		// default pending limits are far above that.
 		lc.sub = sub
 		conns = append(conns, lc)
 	}
 	// Only once every subscription exists: a failed start leaves no
 	// goroutine behind.
+	c.wg.Add(len(conns))
 	for _, lc := range conns {
 		go c.run(lc)
 	}
 	return nil
 }
 
-func (c *doneChecker) run(lc *lookupConn) {
+// Close ends the checker goroutines once the queued questions are
+// answered; call it after the last IsDone returned, then Wait.
+func (c *Checker) Close() { close(c.reqs) }
+
+// Wait returns once every checker goroutine has ended (after Close).
+func (c *Checker) Wait() { c.wg.Wait() }
+
+func (c *Checker) run(lc *lookupConn) {
+	defer c.wg.Done()
 	defer func() { _ = lc.sub.Unsubscribe() }()
-	batch := make([]*doneCheck, 0, maxDoneBatch)
+	batch := make([]*Query, 0, maxBatch)
 	for q := range c.reqs {
 		batch = append(batch[:0], q)
 	fill:
-		for len(batch) < maxDoneBatch {
+		for len(batch) < maxBatch {
 			select {
 			case q, ok := <-c.reqs:
 				if !ok {
@@ -141,7 +154,7 @@ func (c *doneChecker) run(lc *lookupConn) {
 	}
 }
 
-func (c *doneChecker) lookup(lc *lookupConn, batch []*doneCheck) {
+func (c *Checker) lookup(lc *lookupConn, batch []*Query) {
 	for _, q := range batch {
 		q.found, q.err = false, nil
 	}
@@ -162,8 +175,8 @@ func (c *doneChecker) lookup(lc *lookupConn, batch []*doneCheck) {
 		}
 	}
 	for _, q := range batch {
-		ctx, cancel := context.WithTimeout(context.Background(), doneCheckTimeout)
-		_, err := c.kv.Get(ctx, q.key)
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		_, err := c.kv.Get(ctx, q.Key)
 		cancel()
 		switch {
 		case err == nil:
@@ -181,10 +194,10 @@ var errMultiUnsupported = errors.New("batched direct get not supported")
 // lookupMulti sends one batch direct get for every key in batch and reads
 // the answer: the last message of each key that has one, then an EOB
 // status; or a single 404 "No Results" when none has.
-func (c *doneChecker) lookupMulti(lc *lookupConn, batch []*doneCheck) error {
+func (c *Checker) lookupMulti(lc *lookupConn, batch []*Query) error {
 	lc.n++
 	reply := lc.inbox + "." + strconv.FormatUint(lc.n, 10)
-	// Keys are valid KV keys ([-/_=.a-zA-Z0-9], doneKey): no JSON escaping.
+	// Keys are valid KV keys ([-/_=.a-zA-Z0-9], Key): no JSON escaping.
 	body := make([]byte, 0, 16+len(batch)*(len(c.kvPrefix)+48))
 	body = append(body, `{"multi_last":[`...)
 	for i, q := range batch {
@@ -193,21 +206,21 @@ func (c *doneChecker) lookupMulti(lc *lookupConn, batch []*doneCheck) error {
 		}
 		body = append(body, '"')
 		body = append(body, c.kvPrefix...)
-		body = append(body, q.key...)
+		body = append(body, q.Key...)
 		body = append(body, '"')
 	}
 	body = append(body, "]}"...)
 	if err := c.nc.PublishRequest(c.apiSubject, reply, body); err != nil {
-		return fmt.Errorf("%w: %v", errDoneCheck, err)
+		return fmt.Errorf("%w: %v", ErrLookup, err)
 	}
-	deadline := time.Now().Add(doneCheckTimeout)
+	deadline := time.Now().Add(checkTimeout)
 	for {
 		msg, err := lc.sub.NextMsg(time.Until(deadline))
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) {
-				return fmt.Errorf("%w: no answer in %s", errDoneCheck, doneCheckTimeout)
+				return fmt.Errorf("%w: no answer in %s", ErrLookup, checkTimeout)
 			}
-			return fmt.Errorf("%w: %v", errDoneCheck, err)
+			return fmt.Errorf("%w: %v", ErrLookup, err)
 		}
 		if msg.Subject != reply {
 			continue // the late answer of an earlier, timed-out request
@@ -224,16 +237,16 @@ func (c *doneChecker) lookupMulti(lc *lookupConn, batch []*doneCheck) error {
 			// Bad or empty request: a server that ignores multi_last.
 			return fmt.Errorf("%w: %s %s", errMultiUnsupported, status, msg.Header.Get("Description"))
 		case status == "503":
-			return fmt.Errorf("%w: no responders (is the done bucket's stream missing or without direct get?)", errDoneCheck)
+			return fmt.Errorf("%w: no responders (is the done bucket's stream missing or without direct get?)", ErrLookup)
 		default:
-			return fmt.Errorf("%w: status %s %s", errDoneCheck, status, msg.Header.Get("Description"))
+			return fmt.Errorf("%w: status %s %s", ErrLookup, status, msg.Header.Get("Description"))
 		}
 	}
 }
 
 // markFound marks the keys whose subject msg is the last message of,
 // unless it is a delete or purge tombstone (as the KV API reads it).
-func (c *doneChecker) markFound(batch []*doneCheck, msg *nats.Msg) {
+func (c *Checker) markFound(batch []*Query, msg *nats.Msg) {
 	switch msg.Header.Get("KV-Operation") {
 	case "DEL", "PURGE":
 		return
@@ -244,7 +257,7 @@ func (c *doneChecker) markFound(batch []*doneCheck, msg *nats.Msg) {
 	}
 	key := subj[len(c.kvPrefix):]
 	for _, q := range batch {
-		if q.key == key {
+		if q.Key == key {
 			q.found = true
 		}
 	}

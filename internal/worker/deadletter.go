@@ -1,0 +1,24 @@
+package worker
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
+)
+
+// letter builds a delivery's dead letter for dec (wire-contract §5,
+// internal/deadletter): the body redacted as decision 0006 says.
+func (s *settler) letter(d *delivery, dec Decision) *nats.Msg {
+	subject := d.letterSubject
+	if subject == "" {
+		subject = deadletter.Subject(s.cfg.Streams.DLQPrefix, s.cfg.Streams.SubjectPrefix, d.ev != nil,
+			dec.Reason, d.rawHndlr, d.msg.Subject())
+	}
+	body, redacted := redactDeadLetterBody(d.ev, d.msg.Data()) // deadletter_redact.go
+	return deadletter.Build(deadletter.Letter{
+		Subject: subject, Header: d.msg.Headers(), Body: body, Redacted: redacted,
+		Reason: dec.Reason, LastReason: dec.LastReason, Error: dec.ErrorText, Attempts: uint64(d.attempt),
+		OriginalSubject: d.msg.Subject(), OriginalSeq: d.meta.Sequence.Stream,
+		FirstReceived: d.meta.Timestamp, DeadAt: dec.At, Worker: s.cfg.WorkerID,
+	})
+}

@@ -1,0 +1,392 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
+	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// The settler makes every terminal decision about a delivery, once: ack,
+// nak (with or without a delay), dead letter, or leave it for redelivery.
+// Nothing else in the worker calls Ack, Nak, NakWithDelay or Term on a
+// message, or ends a delivery's span. A decision is a value (Decision);
+// the settler carries it out in a fixed order:
+//
+//	Settle(d, decision)      once per delivery (a second call is refused and logged)
+//	  1. BeforeSettle hooks  in order; may publish (a chain's next step, v1.1 §A)
+//	                         and add headers to the dead letter; an error
+//	                         turns the decision into a Retry
+//	  2. durable step        Ack: the done-marker is written (asynchronously; the
+//	                         rest runs once the server stored it, or Abandon when
+//	                         the worker stops first). DeadLetter: the letter is
+//	                         published and acknowledged (else Retry).
+//	  3. BeforeAck hooks     in order; see the stored letter (an outcome event,
+//	                         v1.1 §C, is published here); an error turns the
+//	                         decision into a Retry
+//	  4. the message call    Ack | Nak | NakWithDelay | nothing (Abandon)
+//	  5. metrics, span, log, span.End
+//
+// A rate-limit lane pause (v1.1 §B) is a Defer decision: NakWithDelay that
+// the lanes code does not count as an attempt.
+
+// Kind is what a decision does with the message.
+type Kind uint8
+
+// Decision kinds.
+const (
+	// KindAck: the action succeeded. With idempotency on the done-marker is
+	// stored first (wire-contract §6), then the message is acked.
+	KindAck Kind = iota + 1
+	// KindDuplicate: the done-marker was found; acked without running.
+	KindDuplicate
+	// KindRetry: a failed attempt; NakWithDelay(Delay).
+	KindRetry
+	// KindDefer: NakWithDelay(Delay) that is not a failure (reserved for
+	// rate-limit lane pauses, v1.1 §B; nothing decides it yet).
+	KindDefer
+	// KindRequeue: Nak at once, not a failure: shutdown gave the message
+	// back before it started, or cut its action off.
+	KindRequeue
+	// KindDeadLetter: publish the dead letter (Reason, LastReason,
+	// ErrorText); ack once the DLQ stream acknowledged it.
+	KindDeadLetter
+	// KindAbandon: no call at all; the server redelivers after AckWait (a
+	// done-marker still unwritten when the worker stops).
+	KindAbandon
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindAck:
+		return "ack"
+	case KindDuplicate:
+		return "duplicate"
+	case KindRetry:
+		return "retry"
+	case KindDefer:
+		return "defer"
+	case KindRequeue:
+		return "requeue"
+	case KindDeadLetter:
+		return "dead_letter"
+	case KindAbandon:
+		return "abandon"
+	}
+	return "unknown"
+}
+
+// outcome is the imbi_worker.messages.settled label of a kind.
+func (k Kind) outcome() string {
+	switch k {
+	case KindAck:
+		return outcomeAck
+	case KindDuplicate:
+		return outcomeDuplicate
+	case KindRetry:
+		return outcomeRetry
+	case KindDefer:
+		return outcomeDeferred
+	case KindRequeue:
+		return outcomeRequeued
+	case KindDeadLetter:
+		return outcomeDeadLetter
+	}
+	return outcomeAbandoned
+}
+
+// Decision is one settle decision.
+type Decision struct {
+	Kind Kind
+	// Reason: why a Retry, Defer or DeadLetter (wire-contract §4 code).
+	Reason wire.Reason
+	// LastReason: a max_attempts dead letter's last failure.
+	LastReason wire.Reason
+	// ErrorText is the failure, secrets redacted, ≤ wire.DLQErrorMaxBytes.
+	ErrorText string
+	// Delay before redelivery (Retry, Defer).
+	Delay time.Duration
+	// Result is the action's result when dispatch ran (zero otherwise):
+	// its duration, whether it ran, timed out or was abandoned.
+	Result dispatch.Result
+	// At is when the decision was made (set by Settle when zero).
+	At time.Time
+}
+
+// Settlement is what hooks see of a delivery being settled.
+type Settlement struct {
+	// Decision is the decision as it stands; hooks read it (a hook that
+	// fails turns it into a Retry, it does not edit it).
+	Decision Decision
+	Msg      jetstream.Msg
+	// Meta is the message's JetStream metadata (delivery count, sequences).
+	Meta *jetstream.MsgMetadata
+	// Event is the decoded CloudEvent, nil when the bytes are not one.
+	Event *envelope.Message
+	// Handler is the metric label: canonical handler or "_unknown".
+	Handler string
+	// Attempt is the delivery count of this delivery.
+	Attempt int
+	// Letter (DeadLetter) is the dead letter: BeforeSettle hooks may add
+	// headers; LetterAck is the DLQ stream's acknowledgement, set for the
+	// BeforeAck hooks.
+	Letter    *nats.Msg
+	LetterAck *jetstream.PubAck
+}
+
+// BeforeSettleHook runs before the decision's durable step (v1.1 §A: a
+// chain's next step is published here). An error turns the decision into
+// a Retry: nothing is stored or acked.
+type BeforeSettleHook interface {
+	BeforeSettle(ctx context.Context, s *Settlement) error
+}
+
+// BeforeAckHook runs after the durable step, right before the message
+// call (v1.1 §C: the outcome event is published and acknowledged here).
+// An error turns the decision into a Retry.
+type BeforeAckHook interface {
+	BeforeAck(ctx context.Context, s *Settlement) error
+}
+
+// Hooks are the settler's ordered hook lists.
+type Hooks struct {
+	BeforeSettle []BeforeSettleHook
+	BeforeAck    []BeforeAckHook
+}
+
+// letterPublisher stores dead letters (jetstream.JetStream).
+type letterPublisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// markerStore writes a done-marker before the ack: it calls the job's
+// Stored once, true when the server acknowledged the marker, false when
+// the worker stops first (the message is then left for redelivery). It
+// keeps the message in progress while it retries.
+type markerStore interface {
+	Store(j donemarker.Job)
+}
+
+// settler carries out settle decisions.
+type settler struct {
+	cfg     *Config
+	log     *slog.Logger
+	metrics *metrics
+	letters letterPublisher
+	markers markerStore // nil: idempotency off
+	hooks   Hooks
+}
+
+// errSettledTwice is logged when a second decision reaches a settled
+// delivery.
+var errSettledTwice = errors.New("delivery already settled")
+
+// decide maps a dispatch result to a decision (wire-contract §4).
+func (s *settler) decide(d *delivery, res dispatch.Result, draining bool) Decision {
+	dec := Decision{Result: res, Reason: res.Reason, ErrorText: res.ErrorText}
+	switch res.Class {
+	case dispatch.Success:
+		dec.Kind = KindAck
+	case dispatch.Retryable:
+		switch {
+		case draining && errors.Is(res.Err, context.Canceled):
+			dec.Kind = KindRequeue // cut off by shutdown: another replica, at once
+		case d.attempt >= s.cfg.MaxAttempts:
+			dec.Kind, dec.Reason, dec.LastReason = KindDeadLetter, wire.ReasonMaxAttempts, res.Reason
+		default:
+			dec.Kind, dec.Delay = KindRetry, s.retryDelay(d.attempt, res)
+		}
+	default:
+		dec.Kind = KindDeadLetter
+	}
+	return dec
+}
+
+// retryDelay: the rate limit's retry-after, else backoff.
+func (s *settler) retryDelay(attempt int, res dispatch.Result) time.Duration {
+	if res.Reason == wire.ReasonRateLimited && res.RetryAfter > 0 {
+		return res.RetryAfter
+	}
+	return backoff(s.cfg.BackoffBase, s.cfg.BackoffMax, attempt)
+}
+
+// hookFailed turns dec into a retry after a hook failed.
+func (s *settler) hookFailed(d *delivery, dec Decision, phase string, err error) Decision {
+	d.logger().Warn("settle hook failed; retrying the message", "phase", phase, "decision", dec.Kind, "error", err)
+	switch dec.Kind {
+	case KindRetry, KindDefer, KindRequeue, KindAbandon:
+		return dec // already not acked
+	}
+	return Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable, Result: dec.Result, At: dec.At,
+		ErrorText: dispatch.RedactText(phase+" hook: "+err.Error(), nil),
+		Delay:     backoff(s.cfg.BackoffBase, s.cfg.BackoffMax, d.attempt)}
+}
+
+// Settle carries out dec for d, once.
+func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
+	if !d.settled.CompareAndSwap(false, true) {
+		d.logger().Error("second settle decision ignored", "error", errSettledTwice, "decision", dec.Kind)
+		return
+	}
+	if dec.At.IsZero() {
+		dec.At = time.Now()
+	}
+	d.st = Settlement{Decision: dec, Msg: d.msg, Meta: d.meta, Event: d.ev, Handler: d.handler, Attempt: d.attempt}
+	st := &d.st
+	if dec.Kind == KindDeadLetter {
+		st.Letter = s.letter(d, dec)
+	}
+	if dec.Kind != KindAbandon {
+		for _, h := range s.hooks.BeforeSettle {
+			if err := h.BeforeSettle(ctx, st); err != nil {
+				st.Decision, st.Letter = s.hookFailed(d, st.Decision, "before-settle", err), nil
+				break
+			}
+		}
+	}
+	switch st.Decision.Kind {
+	case KindAck:
+		if s.markers != nil && d.doneKey != "" {
+			d.s, d.settleCtx = s, ctx
+			s.markers.Store(d) // continues in markerStored
+			return
+		}
+	case KindDeadLetter:
+		s.publishLetter(ctx, d, st)
+	}
+	s.finish(ctx, d, st)
+}
+
+// markerStored continues an Ack once the done-marker store is done with
+// it: stored, or given up because the worker stops (Abandon).
+func (s *settler) markerStored(d *delivery, ok bool) {
+	st := &d.st
+	if !ok {
+		st.Decision = Decision{Kind: KindAbandon, Result: st.Decision.Result, At: st.Decision.At}
+	}
+	s.finish(d.settleCtx, d, st)
+}
+
+// The delivery is its own donemarker.Job.
+func (d *delivery) Key() string          { return d.doneKey }
+func (d *delivery) InProgress() error    { return d.msg.InProgress() }
+func (d *delivery) Logger() *slog.Logger { return d.logger() }
+func (d *delivery) Stored(ok bool)       { d.s.markerStored(d, ok) }
+
+// publishLetter stores st's dead letter; when the DLQ does not take it
+// the message is kept (retried after BackoffBase) rather than lost.
+func (s *settler) publishLetter(ctx context.Context, d *delivery, st *Settlement) {
+	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterPublishTimeout)
+	defer cancel()
+	ack, err := s.letters.PublishMsg(pubCtx, st.Letter)
+	if err != nil {
+		d.logger().Error("dead-letter publish failed; message kept for redelivery", "reason", st.Decision.Reason, "error", err)
+		st.Decision = Decision{Kind: KindRetry, Reason: st.Decision.Reason, LastReason: st.Decision.LastReason,
+			ErrorText: st.Decision.ErrorText, Result: st.Decision.Result, At: st.Decision.At, Delay: s.cfg.BackoffBase}
+		return
+	}
+	st.LetterAck = ack
+}
+
+// deadLetterPublishTimeout bounds one dead-letter publish.
+const deadLetterPublishTimeout = 10 * time.Second
+
+// finish runs the BeforeAck hooks, makes the message call and records
+// the settle.
+func (s *settler) finish(ctx context.Context, d *delivery, st *Settlement) {
+	if st.Decision.Kind != KindAbandon {
+		for _, h := range s.hooks.BeforeAck {
+			if err := h.BeforeAck(ctx, st); err != nil {
+				st.Decision = s.hookFailed(d, st.Decision, "before-ack", err)
+				break
+			}
+		}
+	}
+	dec := st.Decision
+	switch dec.Kind {
+	case KindAck:
+		if s.cfg.hooks.afterDone != nil && s.cfg.hooks.afterDone(d.ceID) {
+			dec.Kind = KindAbandon // test hook: a crash between marker and ack
+			break
+		}
+		if err := d.msg.Ack(); err != nil {
+			d.logger().Warn("ack failed; the message will be redelivered", "error", err)
+		}
+	case KindDuplicate:
+		if err := d.msg.Ack(); err != nil {
+			d.logger().Warn("ack failed; the message will be redelivered", "error", err)
+		}
+	case KindDeadLetter:
+		if err := d.msg.Ack(); err != nil {
+			// Redelivery publishes the dead letter again with the same
+			// Nats-Msg-Id, which the dead-letter stream's dedup window drops.
+			d.logger().Warn("ack after dead letter failed", "error", err)
+		}
+	case KindRetry, KindDefer:
+		if err := d.msg.NakWithDelay(dec.Delay); err != nil {
+			d.logger().Warn("nak failed; the message will be redelivered after AckWait", "error", err)
+		}
+	case KindRequeue:
+		_ = d.msg.Nak()
+	}
+	s.record(ctx, d, st, dec)
+	d.span.End()
+}
+
+// record writes the settle's metrics, span attributes and log line.
+func (s *settler) record(ctx context.Context, d *delivery, st *Settlement, dec Decision) {
+	outcome := dec.Kind.outcome()
+	if dec.Kind != KindAbandon {
+		s.metrics.settle(ctx, d.handler, outcome)
+	}
+	switch dec.Kind {
+	case KindAck, KindDuplicate:
+		d.span.SetAttributes(attribute.String("outcome", outcome))
+		if d.base.Enabled(ctx, slog.LevelDebug) {
+			d.logger().Debug("settled", "outcome", outcome)
+		}
+	case KindRetry, KindDefer:
+		s.metrics.retry(ctx, d.handler, dec.Reason)
+		d.span.SetAttributes(attribute.String("outcome", outcome), attribute.String("imbi.reason", string(dec.Reason)))
+		d.span.SetStatus(codes.Error, string(dec.Reason))
+		d.logger().Warn("action failed; retrying", "reason", dec.Reason, "delay", dec.Delay, "error", dec.ErrorText)
+	case KindRequeue:
+		if dec.Result.Ran {
+			d.logger().Info("action cancelled by shutdown; requeued")
+		}
+	case KindDeadLetter:
+		s.metrics.deadLetter(ctx, d.handler, dec.Reason)
+		d.span.SetAttributes(attribute.String("outcome", outcome), attribute.String("imbi.reason", string(dec.Reason)))
+		d.span.SetStatus(codes.Error, string(dec.Reason))
+		attrs := []any{"reason", dec.Reason, "dlq_subject", st.Letter.Subject, "error", dec.ErrorText}
+		if dec.LastReason != "" {
+			attrs = append(attrs, "last_reason", dec.LastReason)
+		}
+		d.logger().Error("dead-lettered", attrs...)
+	}
+}
+
+// giveBack naks a message pulled but never taken in (shutdown): another
+// replica gets it at once. It is the one settle without a delivery.
+func (s *settler) giveBack(msg jetstream.Msg) {
+	_ = msg.Nak()
+}
+
+// String is for logs.
+func (d Decision) String() string {
+	if d.Reason == "" {
+		return d.Kind.String()
+	}
+	return fmt.Sprintf("%s(%s)", d.Kind, d.Reason)
+}
