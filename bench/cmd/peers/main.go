@@ -74,6 +74,7 @@ type options struct {
 	profileDir     string
 	profileSeconds int
 	tap            bool
+	workerArgs     string
 	poll           time.Duration
 	timeout        time.Duration
 }
@@ -90,6 +91,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of contestant and server during each drain to this directory (perturbs the run)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 4, "length of each CPU profile")
 	flag.BoolVar(&o.tap, "tap", false, "count the contestant's JetStream API traffic by kind from a tap subscription (perturbs the run: the server delivers every counted message once more)")
+	flag.StringVar(&o.workerArgs, "worker-args", "", "extra arguments for the worker contestants, e.g. \"--prefetch 256\" (experiments)")
 	flag.DurationVar(&o.poll, "poll", 5*time.Millisecond, "consumer info poll interval")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a drain after this long")
 	flag.Parse()
@@ -114,9 +116,13 @@ type result struct {
 	ConnInPerMsg  float64 `json:"conn_in_msgs_per_msg"`
 	ConnOutPerMsg float64 `json:"conn_out_msgs_per_msg"`
 	// CPU busy (cores) of contestant and server during the drain.
-	ContestantCores float64        `json:"contestant_cores"`
-	ServerCores     float64        `json:"server_cores"`
-	Tap             map[string]int `json:"tap,omitempty"`
+	ContestantCores float64 `json:"contestant_cores"`
+	// read(2)/write(2)-family system calls per message (/proc/<pid>/io
+	// syscr+syscw) of contestant and server during the drain.
+	SyscallsPerMsg    float64        `json:"contestant_syscalls_per_msg"`
+	SrvSyscallsPerMsg float64        `json:"server_syscalls_per_msg"`
+	ServerCores       float64        `json:"server_cores"`
+	Tap               map[string]int `json:"tap,omitempty"`
 }
 
 func run(o options) error {
@@ -154,9 +160,9 @@ func run(o options) error {
 				return fmt.Errorf("round %d, %s: %w", r+1, c.Name, err)
 			}
 			round = append(round, res)
-			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f\n",
+			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f\n",
 				r+1, c.Name, res.MsgsPerSec, res.CPUUsPerMsg, res.SrvUsPerMsg, res.RSSMiB, res.ConnInPerMsg, res.ConnOutPerMsg,
-				res.ContestantCores, res.ServerCores)
+				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg)
 			if len(res.Tap) > 0 {
 				fmt.Printf("    tap: %s\n", tapLine(res.Tap, o.n))
 			}
@@ -236,6 +242,8 @@ func medians(list []contestant, all []result) []result {
 		m.ConnOutPerMsg = med(func(r result) float64 { return r.ConnOutPerMsg })
 		m.ContestantCores = med(func(r result) float64 { return r.ContestantCores })
 		m.ServerCores = med(func(r result) float64 { return r.ServerCores })
+		m.SyscallsPerMsg = med(func(r result) float64 { return r.SyscallsPerMsg })
+		m.SrvSyscallsPerMsg = med(func(r result) float64 { return r.SrvSyscallsPerMsg })
 		out = append(out, m)
 	}
 	return out
@@ -358,6 +366,9 @@ func drain(o options, c contestant, round int) (res result, err error) {
 	for i, a := range c.Args {
 		args[i] = subst(a)
 	}
+	if c.Bin == "imbi-worker-bench" && o.workerArgs != "" {
+		args = append(args, strings.Fields(o.workerArgs)...)
+	}
 	cmd := exec.Command(filepath.Join(o.binDir, c.Bin), args...)
 	cmd.Env = os.Environ()
 	for _, e := range c.Env {
@@ -398,6 +409,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 	var (
 		t0, t1       time.Time
 		c0, s0       time.Duration
+		cs0, ss0     int64
 		conn0, conn1 connCounts
 		profWG       sync.WaitGroup
 		profErr      error
@@ -423,6 +435,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		}
 		if t0.IsZero() && info.Delivered.Stream > 0 {
 			t0, c0, s0 = now, cc, sc
+			cs0, ss0 = procSyscalls(cmd.Process.Pid), procSyscalls(srv.cmd.Process.Pid)
 			conn0, _ = contestantConn(srv.monitor)
 			if o.profileDir != "" {
 				base := filepath.Join(o.profileDir, fmt.Sprintf("%s-r%d", c.Name, round))
@@ -449,6 +462,8 @@ func drain(o options, c contestant, round int) (res result, err error) {
 			res.MsgsPerSec = float64(o.n) / res.Seconds
 			res.ContestantCores = (cc - c0).Seconds() / res.Seconds
 			res.ServerCores = (sc - s0).Seconds() / res.Seconds
+			res.SyscallsPerMsg = float64(procSyscalls(cmd.Process.Pid)-cs0) / float64(o.n)
+			res.SrvSyscallsPerMsg = float64(procSyscalls(srv.cmd.Process.Pid)-ss0) / float64(o.n)
 			conn1, _ = contestantConn(srv.monitor)
 			break
 		}
@@ -537,6 +552,24 @@ func procCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// procSyscalls is the process's read- and write-family system calls so
+// far (/proc/<pid>/io syscr + syscw, all threads).
+func procSyscalls(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		if k == "syscr" || k == "syscw" {
+			x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			n += x
+		}
+	}
+	return n
 }
 
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.

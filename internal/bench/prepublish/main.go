@@ -79,7 +79,7 @@ func run(url string, n, size int) error {
 		m.Header.Set(wire.HeaderMsgID, "b-"+strconv.Itoa(i))
 		m.Data = append([]byte(nil), tmpl...)
 		copy(m.Data[at:], id)
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}
