@@ -75,6 +75,7 @@ type options struct {
 	profileSeconds int
 	tap            bool
 	workerArgs     string
+	also           []string
 	poll           time.Duration
 	timeout        time.Duration
 }
@@ -92,6 +93,10 @@ func main() {
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 4, "length of each CPU profile")
 	flag.BoolVar(&o.tap, "tap", false, "count the contestant's JetStream API traffic by kind from a tap subscription (perturbs the run: the server delivers every counted message once more)")
 	flag.StringVar(&o.workerArgs, "worker-args", "", "extra arguments for the worker contestants, e.g. \"--prefetch 256\" (experiments)")
+	flag.Func("also", "an extra contestant (repeatable): \"name=base extra args\", e.g. \"off-p256=worker-off --prefetch 256\"; NAME=value tokens go to its environment", func(v string) error {
+		o.also = append(o.also, v)
+		return nil
+	})
 	flag.DurationVar(&o.poll, "poll", 5*time.Millisecond, "consumer info poll interval")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a drain after this long")
 	flag.Parse()
@@ -128,6 +133,13 @@ type result struct {
 func run(o options) error {
 	if o.prepublish == "" || o.binDir == "" {
 		return errors.New("-prepublish and -bin-dir are required (scripts/bench-peers.sh sets them)")
+	}
+	for _, a := range o.also {
+		c, err := derive(a)
+		if err != nil {
+			return err
+		}
+		contestants = append(contestants, c)
 	}
 	list := contestants
 	if o.only != "" {
@@ -180,6 +192,29 @@ func run(o options) error {
 		return os.WriteFile(o.jsonOut, b, 0o644)
 	}
 	return nil
+}
+
+// derive builds an -also contestant from an existing one.
+func derive(spec string) (contestant, error) {
+	name, rest, ok := strings.Cut(spec, "=")
+	f := strings.Fields(rest)
+	if !ok || name == "" || len(f) == 0 {
+		return contestant{}, fmt.Errorf("-also %q: want \"name=base args...\"", spec)
+	}
+	i := slices.IndexFunc(contestants, func(c contestant) bool { return c.Name == f[0] })
+	if i < 0 {
+		return contestant{}, fmt.Errorf("-also %q: unknown base %q", spec, f[0])
+	}
+	c := contestants[i]
+	c.Name, c.Args, c.Env = name, slices.Clone(c.Args), slices.Clone(c.Env)
+	for _, tok := range f[1:] {
+		if k, _, isEnv := strings.Cut(tok, "="); isEnv && k != "" && strings.ToUpper(k) == k && !strings.HasPrefix(k, "-") {
+			c.Env = append(c.Env, tok)
+		} else {
+			c.Args = append(c.Args, tok)
+		}
+	}
+	return c, nil
 }
 
 func names(cs []contestant) string {
