@@ -323,6 +323,7 @@ func startServer(o options, dir string) (*server, error) {
 	}
 	s.cmd = exec.Command(o.natsServer, args...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
+	s.cmd.SysProcAttr = dieWithParent()
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -371,7 +372,9 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		return res, err
 	}
 	defer srv.stop()
-	if out, err := exec.Command(o.prepublish, "-url", srv.url, "-n", strconv.Itoa(o.n)).CombinedOutput(); err != nil {
+	pub := exec.Command(o.prepublish, "-url", srv.url, "-n", strconv.Itoa(o.n))
+	pub.SysProcAttr = dieWithParent()
+	if out, err := pub.CombinedOutput(); err != nil {
 		return res, fmt.Errorf("prepublish: %w: %s", err, out)
 	}
 	nc, err := nats.Connect(srv.url, nats.Name("bench-harness"), nats.CustomInboxPrefix(harnessInbox))
@@ -422,6 +425,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
@@ -587,6 +591,12 @@ func procCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// dieWithParent: a child (server, prepublisher, contestant) gets SIGTERM
+// when the harness dies, so an interrupted run leaves no process behind.
+func dieWithParent() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
 // procSyscalls is the process's read- and write-family system calls so
