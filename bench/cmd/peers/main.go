@@ -124,10 +124,15 @@ type result struct {
 	ContestantCores float64 `json:"contestant_cores"`
 	// read(2)/write(2)-family system calls per message (/proc/<pid>/io
 	// syscr+syscw) of contestant and server during the drain.
-	SyscallsPerMsg    float64        `json:"contestant_syscalls_per_msg"`
-	SrvSyscallsPerMsg float64        `json:"server_syscalls_per_msg"`
-	ServerCores       float64        `json:"server_cores"`
-	Tap               map[string]int `json:"tap,omitempty"`
+	SyscallsPerMsg    float64 `json:"contestant_syscalls_per_msg"`
+	SrvSyscallsPerMsg float64 `json:"server_syscalls_per_msg"`
+	// Means over the drain's consumer-info polls: messages delivered and
+	// not yet acked (in the contestant's buffer, intake and slots), and
+	// pull requests waiting at the server.
+	MeanAckPending float64        `json:"mean_ack_pending"`
+	MeanWaiting    float64        `json:"mean_waiting_pulls"`
+	ServerCores    float64        `json:"server_cores"`
+	Tap            map[string]int `json:"tap,omitempty"`
 }
 
 func run(o options) error {
@@ -172,9 +177,10 @@ func run(o options) error {
 				return fmt.Errorf("round %d, %s: %w", r+1, c.Name, err)
 			}
 			round = append(round, res)
-			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f\n",
+			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f  mean ack-pending %.1f, waiting pulls %.2f\n",
 				r+1, c.Name, res.MsgsPerSec, res.CPUUsPerMsg, res.SrvUsPerMsg, res.RSSMiB, res.ConnInPerMsg, res.ConnOutPerMsg,
-				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg)
+				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg,
+				res.MeanAckPending, res.MeanWaiting)
 			if len(res.Tap) > 0 {
 				fmt.Printf("    tap: %s\n", tapLine(res.Tap, o.n))
 			}
@@ -279,6 +285,8 @@ func medians(list []contestant, all []result) []result {
 		m.ServerCores = med(func(r result) float64 { return r.ServerCores })
 		m.SyscallsPerMsg = med(func(r result) float64 { return r.SyscallsPerMsg })
 		m.SrvSyscallsPerMsg = med(func(r result) float64 { return r.SrvSyscallsPerMsg })
+		m.MeanAckPending = med(func(r result) float64 { return r.MeanAckPending })
+		m.MeanWaiting = med(func(r result) float64 { return r.MeanWaiting })
 		out = append(out, m)
 	}
 	return out
@@ -449,6 +457,9 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		t0, t1       time.Time
 		c0, s0       time.Duration
 		cs0, ss0     int64
+		polls        int
+		sumAckPend   float64
+		sumWaiting   float64
 		conn0, conn1 connCounts
 		profWG       sync.WaitGroup
 		profErr      error
@@ -493,6 +504,11 @@ func drain(o options, c contestant, round int) (res result, err error) {
 				}()
 			}
 		}
+		if !t0.IsZero() && info.AckFloor.Stream < uint64(o.n) {
+			polls++
+			sumAckPend += float64(info.NumAckPending)
+			sumWaiting += float64(info.NumWaiting)
+		}
 		if !t0.IsZero() && info.AckFloor.Stream >= uint64(o.n) {
 			t1 = now
 			res.CPUUsPerMsg = float64((cc - c0).Microseconds()) / float64(o.n)
@@ -509,6 +525,9 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		time.Sleep(o.poll)
 	}
 	res.RSSMiB = vmHWM(cmd.Process.Pid)
+	if polls > 0 {
+		res.MeanAckPending, res.MeanWaiting = sumAckPend/float64(polls), sumWaiting/float64(polls)
+	}
 	if conn0.found && conn1.found {
 		res.ConnInPerMsg = float64(conn1.in-conn0.in) / float64(o.n)
 		res.ConnOutPerMsg = float64(conn1.out-conn0.out) / float64(o.n)
