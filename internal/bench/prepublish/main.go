@@ -8,11 +8,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,18 +58,9 @@ func run(url string, n, size int) error {
 	if _, err := streams.Apply(ctx, js, sc); err != nil {
 		return err
 	}
-	mark := "ID"
-	for len(mark) < idWidth {
-		mark += "X"
-	}
+	mark := "ID" + strings.Repeat("X", idWidth-2)
 	tmpl := benchdata.Event(mark, size, 0)
-	at := -1
-	for i := 0; i+idWidth <= len(tmpl); i++ {
-		if string(tmpl[i:i+idWidth]) == mark {
-			at = i
-			break
-		}
-	}
+	at := bytes.Index(tmpl, []byte(mark))
 	if at < 0 {
 		return fmt.Errorf("id not found in the event")
 	}
