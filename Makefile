@@ -8,7 +8,7 @@ BIN       ?= bin/imbi-worker
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/aweber-imbi/imbi-worker/cli.Version=$(VERSION)
 
-.PHONY: build test lint run demo bench fuzz chaos neo4j-start neo4j-stop clean
+.PHONY: build test lint run demo bench bench-peers fuzz chaos neo4j-start neo4j-stop clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/worker
@@ -28,6 +28,11 @@ demo: build
 
 bench:
 	scripts/bench.sh
+
+# imbi-worker vs raw JetStream and Watermill, each in its own process on a
+# standalone nats-server (bench/, its own Go module; docs/performance.md).
+bench-peers:
+	scripts/bench-peers.sh
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-30s} scripts/fuzz.sh

@@ -1,0 +1,667 @@
+// Command peers is `make bench-peers`: imbi-worker against its peers, each
+// contestant in its own process on one standalone nats-server.
+//
+// For every round and contestant it starts a fresh nats-server (JetStream,
+// a new store directory, 127.0.0.1 only), provisions the worker's stream,
+// bucket and durable consumer and pre-publishes N benchmark CloudEvents
+// (the main module's internal/bench/prepublish), starts the contestant and
+// polls the consumer's info until every message is acknowledged. The drain
+// runs from the first poll that sees a delivery to the first that sees the
+// ack floor at N; the contestant's and the server's CPU (utime+stime from
+// /proc/<pid>/stat) are read at those two polls, the contestant's peak RSS
+// (VmHWM) at the end. The contestants' order rotates every round.
+//
+// A contestant is one entry of the contestants list below: a name, a
+// binary and its arguments, extra environment.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// contestant is one process that drains the consumer. In Args and Env,
+// {{URL}} is the server's URL.
+type contestant struct {
+	Name string
+	Bin  string // a file in -bin-dir
+	Args []string
+	Env  []string
+}
+
+// contestants: adding one is one entry.
+var contestants = []contestant{
+	{Name: "raw", Bin: "raw", Args: []string{"-url", "{{URL}}"}},
+	{Name: "watermill", Bin: "watermill", Args: []string{"-url", "{{URL}}"}},
+	{Name: "worker-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-idempotency")},
+	{Name: "worker", Bin: "imbi-worker-bench", Args: workerArgs()},
+}
+
+// workerArgs runs the shipped worker as deployed (telemetry as shipped,
+// the admin server on a free port), bound to the objects prepublish made.
+func workerArgs(extra ...string) []string {
+	return append([]string{"run", "--nats-url", "{{URL}}", "--no-provision", "--admin-addr", "127.0.0.1:0",
+		"--log-format", "json"}, extra...)
+}
+
+type options struct {
+	n              int
+	rounds         int
+	only           string
+	natsServer     string
+	prepublish     string
+	binDir         string
+	jsonOut        string
+	profileDir     string
+	profileSeconds int
+	tap            bool
+	workerArgs     string
+	also           []string
+	poll           time.Duration
+	timeout        time.Duration
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.n, "n", 100_000, "events per drain")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds (the order rotates every round)")
+	flag.StringVar(&o.only, "contestants", "", "comma-separated contestant names (default: all)")
+	flag.StringVar(&o.natsServer, "nats-server", "nats-server", "nats-server binary")
+	flag.StringVar(&o.prepublish, "prepublish", "", "the main module's internal/bench/prepublish binary")
+	flag.StringVar(&o.binDir, "bin-dir", "", "directory of the contestant binaries")
+	flag.StringVar(&o.jsonOut, "json", "", "also write every run and the medians as JSON to this file")
+	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of contestant and server during each drain to this directory (perturbs the run)")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 4, "length of each CPU profile")
+	flag.BoolVar(&o.tap, "tap", false, "count the contestant's JetStream API traffic by kind from a tap subscription (perturbs the run: the server delivers every counted message once more)")
+	flag.StringVar(&o.workerArgs, "worker-args", "", "extra arguments for the worker contestants, e.g. \"--prefetch 256\" (experiments)")
+	flag.Func("also", "an extra contestant (repeatable): \"name=base extra args\", e.g. \"off-p256=worker-off --prefetch 256\"; NAME=value tokens go to its environment", func(v string) error {
+		o.also = append(o.also, v)
+		return nil
+	})
+	flag.DurationVar(&o.poll, "poll", 5*time.Millisecond, "consumer info poll interval")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a drain after this long")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-peers:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one drain.
+type result struct {
+	Round       int     `json:"round"`
+	Contestant  string  `json:"contestant"`
+	Seconds     float64 `json:"seconds"`
+	MsgsPerSec  float64 `json:"msgs_per_sec"`
+	CPUUsPerMsg float64 `json:"contestant_cpu_us_per_msg"`
+	SrvUsPerMsg float64 `json:"server_cpu_us_per_msg"`
+	RSSMiB      float64 `json:"contestant_max_rss_mib"`
+	// From the server's /connz: what the contestant's connection sent
+	// (pull requests, acks, KV writes and lookups) and received
+	// (deliveries, replies, heartbeats) per message, during the drain.
+	ConnInPerMsg  float64 `json:"conn_in_msgs_per_msg"`
+	ConnOutPerMsg float64 `json:"conn_out_msgs_per_msg"`
+	// CPU busy (cores) of contestant and server during the drain.
+	ContestantCores float64 `json:"contestant_cores"`
+	// read(2)/write(2)-family system calls per message (/proc/<pid>/io
+	// syscr+syscw) of contestant and server during the drain.
+	SyscallsPerMsg    float64 `json:"contestant_syscalls_per_msg"`
+	SrvSyscallsPerMsg float64 `json:"server_syscalls_per_msg"`
+	// Means over the drain's consumer-info polls: messages delivered and
+	// not yet acked (in the contestant's buffer, intake and slots), and
+	// pull requests waiting at the server.
+	MeanAckPending float64        `json:"mean_ack_pending"`
+	MeanWaiting    float64        `json:"mean_waiting_pulls"`
+	ServerCores    float64        `json:"server_cores"`
+	Tap            map[string]int `json:"tap,omitempty"`
+}
+
+func run(o options) error {
+	if o.prepublish == "" || o.binDir == "" {
+		return errors.New("-prepublish and -bin-dir are required (scripts/bench-peers.sh sets them)")
+	}
+	for _, a := range o.also {
+		c, err := derive(a)
+		if err != nil {
+			return err
+		}
+		contestants = append(contestants, c)
+	}
+	list := contestants
+	if o.only != "" {
+		list = nil
+		for name := range strings.SplitSeq(o.only, ",") {
+			i := slices.IndexFunc(contestants, func(c contestant) bool { return c.Name == name })
+			if i < 0 {
+				return fmt.Errorf("unknown contestant %q", name)
+			}
+			list = append(list, contestants[i])
+		}
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	ver, _ := exec.Command(o.natsServer, "--version").Output()
+	fmt.Printf("bench-peers: N=%d, %d rounds, %s, %d CPUs, load before %s\n", o.n, o.rounds,
+		strings.TrimSpace(string(ver)), numCPU(), loadAvg())
+	var all []result
+	for r := range o.rounds {
+		order := slices.Clone(list)
+		k := r % len(order)
+		order = append(order[k:], order[:k]...)
+		var round []result
+		for _, c := range order {
+			res, err := drain(o, c, r+1)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, c.Name, err)
+			}
+			round = append(round, res)
+			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f  mean ack-pending %.1f, waiting pulls %.2f\n",
+				r+1, c.Name, res.MsgsPerSec, res.CPUUsPerMsg, res.SrvUsPerMsg, res.RSSMiB, res.ConnInPerMsg, res.ConnOutPerMsg,
+				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg,
+				res.MeanAckPending, res.MeanWaiting)
+			if len(res.Tap) > 0 {
+				fmt.Printf("    tap: %s\n", tapLine(res.Tap, o.n))
+			}
+		}
+		all = append(all, round...)
+		printTable(fmt.Sprintf("round %d (order %s)", r+1, names(order)), round)
+	}
+	med := medians(list, all)
+	printTable(fmt.Sprintf("median of %d rounds, load after %s", o.rounds, loadAvg()), med)
+	if o.jsonOut != "" {
+		b, err := json.MarshalIndent(map[string]any{"n": o.n, "rounds": all, "median": med}, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(o.jsonOut, b, 0o644)
+	}
+	return nil
+}
+
+// derive builds an -also contestant from an existing one.
+func derive(spec string) (contestant, error) {
+	name, rest, ok := strings.Cut(spec, "=")
+	f := strings.Fields(rest)
+	if !ok || name == "" || len(f) == 0 {
+		return contestant{}, fmt.Errorf("-also %q: want \"name=base args...\"", spec)
+	}
+	i := slices.IndexFunc(contestants, func(c contestant) bool { return c.Name == f[0] })
+	if i < 0 {
+		return contestant{}, fmt.Errorf("-also %q: unknown base %q", spec, f[0])
+	}
+	c := contestants[i]
+	c.Name, c.Args, c.Env = name, slices.Clone(c.Args), slices.Clone(c.Env)
+	for _, tok := range f[1:] {
+		if k, _, isEnv := strings.Cut(tok, "="); isEnv && k != "" && strings.ToUpper(k) == k && !strings.HasPrefix(k, "-") {
+			c.Env = append(c.Env, tok)
+		} else {
+			c.Args = append(c.Args, tok)
+		}
+	}
+	return c, nil
+}
+
+func names(cs []contestant) string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+func printTable(title string, rs []result) {
+	rate := map[string]float64{}
+	for _, r := range rs {
+		rate[r.Contestant] = r.MsgsPerSec
+	}
+	fmt.Printf("\n%s\n", title)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "contestant\tmsgs/s\tCPU µs/msg contestant\tserver\tmax RSS MiB\tvs watermill\tvs raw\t")
+	for _, r := range rs {
+		ratio := func(of string) string {
+			if v := rate[of]; v > 0 && r.Contestant != of {
+				return fmt.Sprintf("%.2f", r.MsgsPerSec/v)
+			}
+			return ""
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", r.Contestant, r.MsgsPerSec, r.CPUUsPerMsg, r.SrvUsPerMsg, r.RSSMiB,
+			ratio("watermill"), ratio("raw"))
+	}
+	tw.Flush()
+	fmt.Println()
+}
+
+func medians(list []contestant, all []result) []result {
+	var out []result
+	for _, c := range list {
+		var rs []result
+		for _, r := range all {
+			if r.Contestant == c.Name {
+				rs = append(rs, r)
+			}
+		}
+		m := result{Contestant: c.Name}
+		med := func(f func(result) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		m.MsgsPerSec = med(func(r result) float64 { return r.MsgsPerSec })
+		m.Seconds = med(func(r result) float64 { return r.Seconds })
+		m.CPUUsPerMsg = med(func(r result) float64 { return r.CPUUsPerMsg })
+		m.SrvUsPerMsg = med(func(r result) float64 { return r.SrvUsPerMsg })
+		m.RSSMiB = med(func(r result) float64 { return r.RSSMiB })
+		m.ConnInPerMsg = med(func(r result) float64 { return r.ConnInPerMsg })
+		m.ConnOutPerMsg = med(func(r result) float64 { return r.ConnOutPerMsg })
+		m.ContestantCores = med(func(r result) float64 { return r.ContestantCores })
+		m.ServerCores = med(func(r result) float64 { return r.ServerCores })
+		m.SyscallsPerMsg = med(func(r result) float64 { return r.SyscallsPerMsg })
+		m.SrvSyscallsPerMsg = med(func(r result) float64 { return r.SrvSyscallsPerMsg })
+		m.MeanAckPending = med(func(r result) float64 { return r.MeanAckPending })
+		m.MeanWaiting = med(func(r result) float64 { return r.MeanWaiting })
+		out = append(out, m)
+	}
+	return out
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+type server struct {
+	cmd      *exec.Cmd
+	dir      string
+	url      string
+	monitor  string // http://127.0.0.1:port
+	profPort int
+}
+
+func startServer(o options, dir string) (*server, error) {
+	var ports [3]int
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	s := &server{dir: dir, url: fmt.Sprintf("nats://127.0.0.1:%d", ports[0]), monitor: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-m", strconv.Itoa(ports[1]), "-js", "-sd", filepath.Join(dir, "store")}
+	if o.profileDir != "" {
+		s.profPort = ports[2]
+		args = append(args, "--profile", strconv.Itoa(ports[2]))
+	}
+	log, err := os.Create(filepath.Join(dir, "nats-server.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(o.natsServer, args...)
+	s.cmd.Stdout, s.cmd.Stderr = log, log
+	s.cmd.SysProcAttr = dieWithParent()
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.monitor + "/healthz?js-enabled-only=true")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, fmt.Errorf("nats-server did not start (log in %s)", log.Name())
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// drain is one contestant's run on a fresh server.
+func drain(o options, c contestant, round int) (res result, err error) {
+	res = result{Round: round, Contestant: c.Name}
+	dir, err := os.MkdirTemp("", "imbi-bench-peers-")
+	if err != nil {
+		return res, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	srv, err := startServer(o, dir)
+	if err != nil {
+		return res, err
+	}
+	defer srv.stop()
+	pub := exec.Command(o.prepublish, "-url", srv.url, "-n", strconv.Itoa(o.n))
+	pub.SysProcAttr = dieWithParent()
+	if out, err := pub.CombinedOutput(); err != nil {
+		return res, fmt.Errorf("prepublish: %w: %s", err, out)
+	}
+	nc, err := nats.Connect(srv.url, nats.Name("bench-harness"), nats.CustomInboxPrefix(harnessInbox))
+	if err != nil {
+		return res, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return res, err
+	}
+	ctx := context.Background()
+	cons, err := js.Consumer(ctx, "IMBI_ACTIONS", "imbi-worker")
+	if err != nil {
+		return res, err
+	}
+	var tap *tapper
+	if o.tap {
+		if tap, err = startTap(srv.url); err != nil {
+			return res, err
+		}
+		defer tap.close()
+	}
+
+	subst := func(s string) string { return strings.ReplaceAll(s, "{{URL}}", srv.url) }
+	args := make([]string, len(c.Args))
+	for i, a := range c.Args {
+		args[i] = subst(a)
+	}
+	if c.Bin == "imbi-worker-bench" && o.workerArgs != "" {
+		args = append(args, strings.Fields(o.workerArgs)...)
+	}
+	cmd := exec.Command(filepath.Join(o.binDir, c.Bin), args...)
+	cmd.Env = os.Environ()
+	for _, e := range c.Env {
+		cmd.Env = append(cmd.Env, subst(e))
+	}
+	var pprofPort int
+	if o.profileDir != "" {
+		if pprofPort, err = freePort(); err != nil {
+			return res, err
+		}
+		cmd.Env = append(cmd.Env, fmt.Sprintf("BENCH_PPROF_ADDR=127.0.0.1:%d", pprofPort))
+	}
+	logf, err := os.Create(filepath.Join(dir, c.Name+".log"))
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = dieWithParent()
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(35 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	fail := func(err error) (result, error) {
+		keep = true
+		return res, fmt.Errorf("%w (logs in %s)", err, dir)
+	}
+
+	var (
+		t0, t1       time.Time
+		c0, s0       time.Duration
+		cs0, ss0     int64
+		polls        int
+		sumAckPend   float64
+		sumWaiting   float64
+		conn0, conn1 connCounts
+		profWG       sync.WaitGroup
+		profErr      error
+	)
+	deadline := time.Now().Add(o.timeout)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fail(fmt.Errorf("contestant exited: %v", err))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fail(errors.New("drain timed out"))
+		}
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := cons.Info(ictx)
+		cancel()
+		now := time.Now()
+		cc, sc := procCPU(cmd.Process.Pid), procCPU(srv.cmd.Process.Pid)
+		if err != nil {
+			return fail(err)
+		}
+		if t0.IsZero() && info.Delivered.Stream > 0 {
+			t0, c0, s0 = now, cc, sc
+			cs0, ss0 = procSyscalls(cmd.Process.Pid), procSyscalls(srv.cmd.Process.Pid)
+			conn0, _ = contestantConn(srv.monitor)
+			if o.profileDir != "" {
+				base := filepath.Join(o.profileDir, fmt.Sprintf("%s-r%d", c.Name, round))
+				profWG.Add(2)
+				go func() {
+					defer profWG.Done()
+					if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d", pprofPort), o.profileSeconds, base+".contestant.prof"); err != nil {
+						profErr = err
+					}
+				}()
+				go func() {
+					defer profWG.Done()
+					if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d", srv.profPort), o.profileSeconds, base+".server.prof"); err != nil {
+						profErr = err
+					}
+				}()
+			}
+		}
+		if !t0.IsZero() && info.AckFloor.Stream < uint64(o.n) {
+			polls++
+			sumAckPend += float64(info.NumAckPending)
+			sumWaiting += float64(info.NumWaiting)
+		}
+		if !t0.IsZero() && info.AckFloor.Stream >= uint64(o.n) {
+			t1 = now
+			res.CPUUsPerMsg = float64((cc - c0).Microseconds()) / float64(o.n)
+			res.SrvUsPerMsg = float64((sc - s0).Microseconds()) / float64(o.n)
+			res.Seconds = t1.Sub(t0).Seconds()
+			res.MsgsPerSec = float64(o.n) / res.Seconds
+			res.ContestantCores = (cc - c0).Seconds() / res.Seconds
+			res.ServerCores = (sc - s0).Seconds() / res.Seconds
+			res.SyscallsPerMsg = float64(procSyscalls(cmd.Process.Pid)-cs0) / float64(o.n)
+			res.SrvSyscallsPerMsg = float64(procSyscalls(srv.cmd.Process.Pid)-ss0) / float64(o.n)
+			conn1, _ = contestantConn(srv.monitor)
+			break
+		}
+		time.Sleep(o.poll)
+	}
+	res.RSSMiB = vmHWM(cmd.Process.Pid)
+	if polls > 0 {
+		res.MeanAckPending, res.MeanWaiting = sumAckPend/float64(polls), sumWaiting/float64(polls)
+	}
+	if conn0.found && conn1.found {
+		res.ConnInPerMsg = float64(conn1.in-conn0.in) / float64(o.n)
+		res.ConnOutPerMsg = float64(conn1.out-conn0.out) / float64(o.n)
+	}
+	if tap != nil {
+		res.Tap = tap.counts()
+	}
+	profWG.Wait()
+	if profErr != nil {
+		return fail(fmt.Errorf("profile: %w", profErr))
+	}
+	return res, nil
+}
+
+func fetchProfile(base string, seconds int, path string) error {
+	client := http.Client{Timeout: time.Duration(seconds+30) * time.Second}
+	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s: %s", base, resp.Status, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+type connCounts struct {
+	in, out int64
+	found   bool
+}
+
+// contestantConn sums the in/out message counts of every client
+// connection that is not the harness's or the prepublisher's (the
+// contestant's; the worker has one).
+func contestantConn(monitor string) (connCounts, error) {
+	var cc connCounts
+	resp, err := http.Get(monitor + "/connz?limit=1024")
+	if err != nil {
+		return cc, err
+	}
+	defer resp.Body.Close()
+	var z struct {
+		Connections []struct {
+			Name    string `json:"name"`
+			InMsgs  int64  `json:"in_msgs"`
+			OutMsgs int64  `json:"out_msgs"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&z); err != nil {
+		return cc, err
+	}
+	for _, c := range z.Connections {
+		if strings.HasPrefix(c.Name, "bench-harness") || c.Name == "bench-tap" || c.Name == "bench-prepublish" {
+			continue
+		}
+		cc.in += c.InMsgs
+		cc.out += c.OutMsgs
+		cc.found = true
+	}
+	return cc, nil
+}
+
+// procCPU is utime+stime of a process (all its threads).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	// Fields after the command (which may contain spaces) in parentheses.
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// dieWithParent: a child (server, prepublisher, contestant) gets SIGTERM
+// when the harness dies, so an interrupted run leaves no process behind.
+func dieWithParent() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
+
+// procSyscalls is the process's read- and write-family system calls so
+// far (/proc/<pid>/io syscr + syscw, all threads).
+func procSyscalls(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		if k == "syscr" || k == "syscw" {
+			x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
