@@ -32,7 +32,7 @@ func FuzzDecodeConfigAndRender(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	transport := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		for name, vals := range r.Header {
 			for _, v := range vals {
 				if name != "Authorization" && contains(v, secretToken) {
@@ -44,8 +44,8 @@ func FuzzDecodeConfigAndRender(f *testing.F) {
 			panic("token leaked into the URL")
 		}
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}}, nil
-	})}
-	acts, err := httprequest.Plugin{Client: client}.Actions()
+	})
+	acts, err := httprequest.Plugin{Transport: transport}.Actions()
 	if err != nil {
 		f.Fatal(err)
 	}
