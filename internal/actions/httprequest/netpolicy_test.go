@@ -95,3 +95,15 @@ func TestExcerptRedactsAndBounds(t *testing.T) {
 	require.Equal(t, 512, maxErrorExcerpt)
 	require.Contains(t, long, "…")
 }
+
+// The plugin's transport ignores HTTP(S)_PROXY: the address check must
+// see the real destination.
+func TestTransportHasNoProxy(t *testing.T) {
+	t.Setenv("HTTP_PROXY", "http://proxy.example:3128")
+	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	for _, allow := range []bool{false, true} {
+		tr := newTransport(allow)
+		require.Nil(t, tr.Proxy)
+		require.NotNil(t, tr.DialContext)
+	}
+}

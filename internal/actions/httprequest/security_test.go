@@ -254,6 +254,7 @@ func TestTemplateBounds(t *testing.T) {
 	tests := map[string]struct {
 		config string
 		inv    plugins.Invocation
+		text   string // in the error, when set
 	}{
 		"url output":     {config: `{"url": "` + rec.srv.URL + `/{{ range 1000 }}0123456789{{ end }}"}`, inv: sampleInvocation(nil)},
 		"header output":  {config: `{"url": "` + rec.srv.URL + `/", "headers": {"X": "{{ range 1000 }}0123456789{{ end }}"}}`, inv: sampleInvocation(nil)},
@@ -261,7 +262,7 @@ func TestTemplateBounds(t *testing.T) {
 		"silent loop":    {config: `{"url": "` + rec.srv.URL + `/", "body": "{{ range 10000000 }}{{ end }}"}`, inv: sampleInvocation(nil)},
 		"nested ranges":  {config: `{"url": "` + rec.srv.URL + `/", "body": "{{ range 5000 }}{{ range 5000 }}{{ end }}{{ end }}"}`, inv: sampleInvocation(nil)},
 		"recursion":      {config: `{"url": "` + rec.srv.URL + `/", "body": "{{ define \"a\" }}{{ template \"a\" . }}{{ template \"a\" . }}{{ end }}{{ template \"a\" . }}"}`, inv: sampleInvocation(nil)},
-		"slow iteration": {config: `{"url": "` + rec.srv.URL + `/", "body": "{{ range 100000 }}{{ $x := json $.event }}{{ end }}"}`, inv: big},
+		"slow iteration": {config: `{"url": "` + rec.srv.URL + `/", "body": "{{ range 100000 }}{{ $x := json $.event }}{{ end }}"}`, inv: big, text: "took longer than 1s"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -269,6 +270,7 @@ func TestTemplateBounds(t *testing.T) {
 			start := time.Now()
 			err := run(t, action(t, loopback), tc.config, tc.inv)
 			require.ErrorIs(t, err, httprequest.ErrTemplateBound)
+			require.ErrorContains(t, err, tc.text)
 			var pe *plugins.PermanentError
 			require.ErrorAs(t, err, &pe)
 			require.Less(t, time.Since(start), 3*time.Second)
