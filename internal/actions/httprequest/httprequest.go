@@ -468,8 +468,9 @@ func buildRequest(ctx context.Context, cfg Config, data map[string]any) (*http.R
 	return req, nil
 }
 
-// StatusError is a non-2xx response. Body is a short excerpt of the
-// response, scrubbed of the bearer token.
+// StatusError is a non-2xx response. Body is an excerpt of the response
+// (excerpt: at most 512 bytes, no control characters, credentials
+// redacted).
 type StatusError struct {
 	Method, URL string
 	StatusCode  int
