@@ -74,6 +74,7 @@ type runFlags struct {
 	logFormat     string
 	ops           opsFlags      // admin server (cmd_run_ops.go)
 	creds         credsRunFlags // Neo4j credential store (cmd_run_creds.go)
+	http          httpFlags     // http#request (cmd_run_http.go)
 }
 
 func newRunCmd() *cobra.Command {
@@ -109,6 +110,7 @@ and exits 0.`,
 	fs.StringVar(&f.logFormat, "log-format", telemetry.LogFormatAuto, "auto (text on a terminal, else json), json or text")
 	f.ops.addFlags(fs)
 	f.creds.addFlags(fs)
+	f.http.addFlags(fs)
 	return cmd
 }
 
@@ -145,7 +147,7 @@ func newRunDeps(ctx context.Context, f *runFlags, stderr io.Writer) (*runDeps, e
 	if err != nil {
 		return nil, err
 	}
-	reg := registry.New(nil)
+	reg := registry.New(f.http.registrations(nil))
 	res, err := reg.Load()
 	if err != nil {
 		return nil, fmt.Errorf("load plugins: %w", err)

@@ -32,11 +32,13 @@ for _ in $(seq 100); do [ -s "$tmp/listener.url" ] && break; sleep 0.05; done
 http_url=$(head -1 "$tmp/listener.url")
 
 # 2. The worker on the embedded server, with limits small enough for the
-#    retry rows to finish in seconds (see testdata/events/README.md).
+#    retry rows to finish in seconds (see testdata/events/README.md), and
+#    http#request allowed to reach the listener on loopback.
 echo "== starting imbi-worker run (embedded NATS, data dir $data)"
 env -u ACTIONS_IMBI_TOKEN -u IMBI_NATS_URL IMBI_PLUGIN_TIMEOUT_SECONDS=1 \
   "$BIN" run --data-dir "$data" --embedded-port 0 --max-attempts 3 \
     --backoff-base 300ms --backoff-max 1s --shutdown-grace 5s \
+    --http-allow-private \
     --log-level debug --log-format json >"$tmp/worker.out" 2>"$tmp/worker.log" &
 worker_pid=$!
 for _ in $(seq 200); do
