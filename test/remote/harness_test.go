@@ -227,9 +227,9 @@ func event(id, handler string, cfg any, pluginID string) publisher.Message {
 	raw, _ := json.Marshal(cfg)
 	slug, _, _ := strings.Cut(handler, "#")
 	return publisher.Message{ID: id, Data: wire.ActionData{
-		Rule:    wire.Rule{ID: "r-1", Handler: handler, HandlerConfig: raw},
-		Plugin:  &wire.PluginRef{ID: pluginID, Slug: slug},
-		Context: plugins.PluginContext{ProjectID: "p-1", ProjectSlug: "checkout", OrgSlug: "acme"},
+		Rule:               wire.Rule{ID: "r-1", Handler: handler, HandlerConfig: raw},
+		Plugin:             &wire.PluginRef{ID: pluginID, Slug: slug},
+		Context:            plugins.PluginContext{ProjectID: "p-1", ProjectSlug: "checkout", OrgSlug: "acme"},
 		ExternalIdentifier: "acme/checkout",
 		Event: plugins.Event{Type: "push", ThirdPartyService: "github",
 			Metadata: plugins.EventMetadata{WebhookID: "wh-1", Headers: map[string]string{"x-github-event": "push"}},

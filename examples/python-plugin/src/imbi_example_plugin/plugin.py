@@ -9,7 +9,7 @@ imbi_worker_client.host's errors of the same names. The host accepts both.
   what it received to ``config.record_to``), ``rate_limited`` (raises
   PluginRateLimited with ``retry_at`` = now + ``config.seconds``),
   ``needs_credentials`` (raises PluginCredentialsMissing), ``unavailable``,
-  ``slow`` (sleeps ``config.seconds``; ``timeout_seconds`` 2) and ``boom``
+  ``slow`` (sleeps ``config.seconds``; ``timeout_seconds`` 10) and ``boom``
   (an unexpected error). With IMBI_EXAMPLE_PLUGIN_VARIANT=2 the catalog is
   the plugin's next version: ``retired`` is gone and ``added`` is new.
 - ``example-py-secure`` requires an ``api_token`` credential; ``use_token``
@@ -147,7 +147,7 @@ class ExamplePlugin(WebhookActionPlugin):
             _descriptor("rate_limited", "Rate limited", rate_limited, DelayConfig),
             _descriptor("needs_credentials", "Credentials missing", needs_credentials, EmptyConfig),
             _descriptor("unavailable", "Upstream unavailable", unavailable, EmptyConfig),
-            _descriptor("slow", "Sleep", slow, DelayConfig, timeout=2.0),
+            _descriptor("slow", "Sleep", slow, DelayConfig, timeout=10.0),
             _descriptor("boom", "Unexpected error", boom, EmptyConfig),
         ]
         if os.environ.get("IMBI_EXAMPLE_PLUGIN_VARIANT") == "2":
