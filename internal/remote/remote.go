@@ -294,7 +294,6 @@ func (s *Source) apply(body []byte) (bool, error) {
 	for _, e := range entries {
 		handlers = append(handlers, e.Handler)
 	}
-	s.log.Info("remote plugin catalog loaded", "handlers", handlers)
 	if reg := s.reg.Load(); reg != nil {
 		res, err := reg.Reload()
 		if err != nil {
@@ -306,6 +305,8 @@ func (s *Source) apply(body []byte) (bool, error) {
 			}
 		}
 	}
+	// Logged once the registry serves the new catalog.
+	s.log.Info("remote plugin catalog loaded", "handlers", handlers)
 	return true, nil
 }
 
