@@ -54,3 +54,30 @@ func newRemoteSource(r *remoteRunFlags, log *slog.Logger) (*remote.Source, error
 func startRemote(ctx context.Context, src *remote.Source, nc *nats.Conn, reg *registry.Registry) error {
 	return src.Start(ctx, nc, reg)
 }
+
+// remoteRegistry is the default registry plus the catalog of the plugin
+// hosts on natsURL (`imbi-worker actions --nats-url`).
+func remoteRegistry(ctx context.Context, natsURL string) (*registry.Registry, func(), error) {
+	nc, err := nats.Connect(natsURL, nats.Name("imbi-worker actions"))
+	if err != nil {
+		return nil, nil, err
+	}
+	src := remote.New(remote.Config{Mode: remote.ModeOn})
+	reg := registry.New(src.Registrations)
+	if _, err := reg.Load(); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	if err := src.Start(sctx, nc, reg); err != nil {
+		cancel()
+		nc.Close()
+		return nil, nil, err
+	}
+	if !src.Loaded() {
+		cancel()
+		nc.Close()
+		return nil, nil, errors.New("no plugin host answered the catalog request on " + natsURL)
+	}
+	return reg, func() { cancel(); nc.Close() }, nil
+}

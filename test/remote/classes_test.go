@@ -1,7 +1,9 @@
 package remote_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -19,6 +21,33 @@ func TestRemoteClasses(t *testing.T) {
 	startHost(t, e.nc, e.url, "host")
 	// The host's announce made the worker load the catalog.
 	w.waitLog(t, "remote plugin catalog loaded", 10*time.Second)
+
+	// `imbi-worker actions --nats-url` lists remote actions with their
+	// schema, package and host.
+	out, err := exec.Command(worker(t), "actions", "--json", "--nats-url", e.url).Output()
+	require.NoError(t, err)
+	var rep struct {
+		Plugins []struct {
+			Slug, Package, Host string
+			Actions             []struct {
+				Handler      string
+				ConfigSchema map[string]any `json:"config_schema"`
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(out, &rep))
+	var found bool
+	for _, p := range rep.Plugins {
+		if p.Slug != "example-py" {
+			continue
+		}
+		found = true
+		require.Equal(t, "python:imbi-example-plugin", p.Package)
+		require.NotEmpty(t, p.Host)
+		require.Equal(t, "example-py#record", p.Actions[0].Handler)
+		require.Contains(t, p.Actions[0].ConfigSchema["required"], "record_to")
+	}
+	require.True(t, found, "example-py listed: %s", out)
 
 	rec := filepath.Join(t.TempDir(), "calls.jsonl")
 	cases := []struct {

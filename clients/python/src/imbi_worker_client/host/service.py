@@ -100,7 +100,7 @@ class PluginHost:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._service: Service | None = None
-        self._catalog = json.dumps(self.catalog()).encode()
+        self._catalog = b"[]"
 
     @property
     def id(self) -> str:
@@ -117,20 +117,21 @@ class PluginHost:
                 entry = a.catalog_entry(p.slug, p.manifest)
                 entry["package"] = p.package_name
                 entry["version"] = p.package_version
+                entry["host"] = self.id
                 out.append(entry)
         return out
 
     async def start(self) -> None:
-        svc = await nats.micro.add_service(
+        self._service = svc = await nats.micro.add_service(
             self._nc,
             name=SERVICE_NAME,
             version=SERVICE_VERSION,
             description="Runs Imbi Python webhook plugin actions for imbi-worker",
             queue_group=QUEUE_GROUP,
         )
+        self._catalog = json.dumps(self.catalog()).encode()
         await svc.add_endpoint(name="catalog", subject=CATALOG_SUBJECT, handler=self._on_catalog)
         await svc.add_endpoint(name="run", subject=RUN_PREFIX + ".>", handler=self._on_run)
-        self._service = svc
         await self._nc.flush()
         handlers = [e["handler"] for e in self.catalog()]
         await self._nc.publish(
