@@ -221,3 +221,31 @@ async def test_service_discovery_and_concurrency_bound(natsd_url: str, tmp_path:
         await sub.unsubscribe()
         await host.stop(1)
         await nc.close()
+
+
+async def test_error_messages_scrub_credentials() -> None:
+    class Cfg(BaseModel):
+        pass
+
+    async def leak(*, ctx: Any, credentials: dict[str, str], external_identifier: str,
+                   action_config: Cfg, event: dict[str, Any]) -> None:
+        raise RuntimeError(f"upstream said no to {credentials['api_token']}")
+
+    class Leaky:
+        manifest = {"slug": "leaky", "name": "L", "plugin_type": "webhook",
+                    "credentials": [{"name": "api_token", "label": "T"}]}
+
+        @classmethod
+        def actions(cls) -> list[Any]:
+            d = type("D", (), {"name": "go", "label": "Go", "description": None,
+                               "callable": leak, "config_model": Cfg})
+            return [d]
+
+    key = Fernet.generate_key()
+    loaded = load_plugins([_EP("leaky", Leaky)])
+    host = PluginHost(None, loaded, keyring=keyring_from_env(  # type: ignore[arg-type]
+        {"IMBI_AUTH_ENCRYPTION_KEY": key.decode()}))
+    token = Fernet(key).encrypt(json.dumps({"api_token": "s3cr3t-canary"}).encode()).decode()
+    reply = await host.execute("imbi.plugins.v1.run.leaky.go", _request({}, token=token))
+    assert reply["class"] == "action_failed"
+    assert "s3cr3t-canary" not in reply["message"] and "[redacted]" in reply["message"]
