@@ -115,3 +115,17 @@ func TestApplyAndGate(t *testing.T) {
 	_, err = gate.Get("other")
 	require.ErrorAs(t, err, new(*plugins.PluginNotFoundError), "after a catalog: unknown_handler")
 }
+
+func TestParseModeAndOff(t *testing.T) {
+	for in, want := range map[string]Mode{"auto": ModeAuto, "ON": ModeOn, " off ": ModeOff} {
+		m, err := ParseMode(in)
+		require.NoError(t, err)
+		require.Equal(t, want, m)
+	}
+	_, err := ParseMode("maybe")
+	require.ErrorContains(t, err, "want auto, on or off")
+	// off: no subscription, no request (a nil connection is never touched).
+	s := New(Config{Mode: ModeOff})
+	require.NoError(t, s.Start(t.Context(), nil, nil))
+	require.False(t, s.Loaded())
+}
