@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -445,10 +444,16 @@ func (s *Source) runner(h plugins.Handler) plugins.ActionFunc[json.RawMessage] {
 		}
 		nm := nats.NewMsg(subject)
 		nm.Data = body
+		// Lower-case names, as wire.HeaderTraceparent (NATS header lookup
+		// is case-sensitive; http.Header would canonicalise them).
 		if trace.SpanContextFromContext(ctx).IsValid() {
-			traceContext.Inject(ctx, propagation.HeaderCarrier(http.Header(nm.Header)))
+			carrier := propagation.MapCarrier{}
+			traceContext.Inject(ctx, carrier)
+			for k, v := range carrier {
+				nm.Header[k] = []string{v}
+			}
 		} else if msg.Traceparent != "" {
-			nm.Header.Set("traceparent", msg.Traceparent)
+			nm.Header[wire.HeaderTraceparent] = []string{msg.Traceparent}
 		}
 		reply, err := nc.RequestMsgWithContext(ctx, nm)
 		switch {

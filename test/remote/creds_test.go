@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
 )
@@ -85,7 +86,11 @@ func TestRemoteCredentialsRoundTrip(t *testing.T) {
 	w.waitLog(t, "remote plugin catalog loaded", 10*time.Second)
 
 	rec := filepath.Join(t.TempDir(), "token.jsonl")
-	e.publish(event("cred-1", "example-py-secure#use_token", map[string]any{"record_to": rec}, pluginID))
+	traceID := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID,
+		SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled})
+	e.publishCtx(trace.ContextWithSpanContext(context.Background(), sc),
+		event("cred-1", "example-py-secure#use_token", map[string]any{"record_to": rec}, pluginID))
 	e.waitDone("cred-1", 20*time.Second)
 	recs := records(t, rec)
 	require.Len(t, recs, 1)
@@ -96,7 +101,10 @@ func TestRemoteCredentialsRoundTrip(t *testing.T) {
 	var sawRun bool
 	for _, s := range seen {
 		require.NotContains(t, s, canary)
-		sawRun = sawRun || strings.HasPrefix(s, "imbi.plugins.v1.run.example-py-secure.use_token")
+		if strings.HasPrefix(s, "imbi.plugins.v1.run.example-py-secure.use_token") {
+			sawRun = true
+			require.Contains(t, s, "traceparent:[00-"+traceID.String(), "the run request carries the trace")
+		}
 	}
 	require.True(t, sawRun, "the sniffer saw the run request")
 	require.NotContains(t, w.logText(), canary)

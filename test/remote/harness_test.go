@@ -237,9 +237,12 @@ func event(id, handler string, cfg any, pluginID string) publisher.Message {
 	}}
 }
 
-func (e *env) publish(m publisher.Message) {
+func (e *env) publish(m publisher.Message) { e.publishCtx(context.Background(), m) }
+
+// publishCtx publishes with ctx's span as the event's traceparent.
+func (e *env) publishCtx(parent context.Context, m publisher.Message) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 	defer cancel()
 	ev, err := publisher.NewEvent(m)
 	require.NoError(e.t, err)
