@@ -62,6 +62,11 @@ func (s *Store) ReplayMsg(l Letter, n int) (*nats.Msg, error) {
 		}
 	}
 	msg.Header.Set(wire.HeaderMsgID, replayMsgID(l, n))
+	if headerGet(l.Header, wire.DLQChainContinued) == "true" {
+		// The chain's next step went out before this step died
+		// (on_failure continue): the worker must not continue it again.
+		msg.Header.Set(wire.HeaderChainContinued, "true")
+	}
 	msg.Data = l.Data
 	return msg, nil
 }

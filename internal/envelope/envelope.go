@@ -53,6 +53,8 @@ type Message struct {
 	Event event.Event
 	// Data is the validated envelope (wire-contract §3 data).
 	Data wiredata.ActionData
+	// Chain is data.chain (wire-contract §A), validated; nil without one.
+	Chain *wire.Chain
 	// Traceparent and Tracestate are the W3C trace context: the CloudEvent
 	// distributed-tracing extension when set, else the NATS header.
 	Traceparent string
@@ -191,6 +193,9 @@ func (d *Decoder) decode(hv headerView, body []byte, fast bool) (_ *Message, use
 		}
 	}
 	m.Data = data
+	if m.Chain, err = decodeChain(m.Event.Data(), m.Event.ID(), data.Rule); err != nil {
+		return m, usedFast, err
+	}
 	return m, usedFast, nil
 }
 

@@ -38,6 +38,7 @@ type envOpts struct {
 	ackWait     time.Duration
 	maxDeliver  int
 	idempotency *bool
+	dupWindow   time.Duration // work stream dedup window (0: default)
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -48,7 +49,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	nc := connect(t, srv.URL())
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	sc := streams.Config{AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Idempotency: true}
+	sc := streams.Config{AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Idempotency: true, DuplicateWindow: o.dupWindow}
 	if o.idempotency != nil {
 		sc.Idempotency = *o.idempotency
 	}

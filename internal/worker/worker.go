@@ -153,7 +153,15 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 	}
 	w := &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
 		breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}
-	w.settler = &settler{cfg: &w.cfg, log: cfg.Logger, metrics: m, letters: js, hooks: cfg.Hooks}
+	chain, err := newChainHook(js, cfg.Streams.SubjectPrefix, cfg.MeterProvider, cfg.Logger) // chain.go
+	if err != nil {
+		return nil, fmt.Errorf("worker: metrics: %w", err)
+	}
+	hooks := Hooks{ // the chain's continuation first (v1.1 §A)
+		BeforeSettle: append([]BeforeSettleHook{chain}, cfg.Hooks.BeforeSettle...),
+		BeforeAck:    append([]BeforeAckHook{chain}, cfg.Hooks.BeforeAck...),
+	}
+	w.settler = &settler{cfg: &w.cfg, log: cfg.Logger, metrics: m, letters: js, hooks: hooks}
 	return w, nil
 }
 
