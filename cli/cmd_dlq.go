@@ -39,6 +39,7 @@ type dlqFilterFlags struct {
 	fromSeq       uint64
 	toSeq         uint64
 	limit         int
+	chain         string
 	all           bool
 	allowsAllFlag bool
 }
@@ -53,7 +54,8 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command, withAll bool) {
 	fs.Uint64Var(&f.fromSeq, "from-seq", 0, "sequences from (inclusive)")
 	fs.Uint64Var(&f.toSeq, "to-seq", 0, "sequences up to (inclusive)")
 	fs.IntVar(&f.limit, "limit", 0, "stop after this many letters (0: no limit)")
-	markCommandLineOnly(fs, "reason", "handler", "since", "until", "seq", "from-seq", "to-seq", "limit")
+	fs.StringVar(&f.chain, "chain", "", "only the steps of this ordered chain (Imbi-Dlq-Chain-Id)")
+	markCommandLineOnly(fs, "reason", "handler", "since", "until", "seq", "from-seq", "to-seq", "limit", "chain")
 	if withAll {
 		f.allowsAllFlag = true
 		fs.BoolVar(&f.all, "all", false, "select every letter (required when no filter is given)")
@@ -62,7 +64,7 @@ func (f *dlqFilterFlags) register(cmd *cobra.Command, withAll bool) {
 }
 
 func (f *dlqFilterFlags) build(cmd *cobra.Command, now time.Time) (dlq.Filter, error) {
-	out := dlq.Filter{Reasons: f.reasons, Handlers: f.handlers, Seq: f.seq, FromSeq: f.fromSeq, ToSeq: f.toSeq, Limit: f.limit}
+	out := dlq.Filter{Reasons: f.reasons, Handlers: f.handlers, Seq: f.seq, FromSeq: f.fromSeq, ToSeq: f.toSeq, Limit: f.limit, ChainID: f.chain}
 	var err error
 	if out.Since, err = parseWhen(f.since, now); err != nil {
 		return out, fmt.Errorf("--since: %w", err)
@@ -211,20 +213,37 @@ func newDLQListCmd(o *dlqOptions) *cobra.Command {
 
 func printLetterTable(w io.Writer, letters []dlq.Letter) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tDEAD AT\tREASON\tHANDLER\tATTEMPTS\tEVENT ID\tERROR")
+	fmt.Fprintln(tw, "SEQ\tDEAD AT\tREASON\tHANDLER\tATTEMPTS\tEVENT ID\tCHAIN\tERROR")
 	for _, l := range letters {
 		reason := l.Reason
 		if l.LastReason != "" {
 			reason += "/" + l.LastReason
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", l.Seq, l.When().Format(time.RFC3339), termSafe(dash(reason)), termSafe(dash(l.Handler)),
-			l.Attempts, termSafe(dash(l.EventID)), termSafe(dash(oneLine(l.Error, 60))))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", l.Seq, l.When().Format(time.RFC3339), termSafe(dash(reason)), termSafe(dash(l.Handler)),
+			l.Attempts, termSafe(dash(l.EventID)), termSafe(chainCell(l)), termSafe(dash(oneLine(l.Error, 60))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "%d dead letter(s)\n", len(letters))
 	return err
+}
+
+// chainCell is "<chain id>@<position>" ("+" when the chain was continued
+// past this step), or "-" outside a chain.
+func chainCell(l dlq.Letter) string {
+	if l.ChainID == "" {
+		return "-"
+	}
+	pos := "?"
+	if l.ChainPosition != nil {
+		pos = strconv.Itoa(*l.ChainPosition)
+	}
+	s := l.ChainID + "@" + pos
+	if l.ChainContinued {
+		s += "+"
+	}
+	return s
 }
 
 func dash(s string) string {
@@ -308,6 +327,15 @@ func printLetterView(w io.Writer, v dlq.View) error {
 	row("stored", timeOrDash(v.Stored))
 	row("worker", dash(v.Worker))
 	row("replays", strconv.Itoa(v.Replays))
+	if v.ChainID != "" {
+		row("chain id", v.ChainID)
+		pos := "-"
+		if v.ChainPosition != nil {
+			pos = strconv.Itoa(*v.ChainPosition)
+		}
+		row("chain position", pos)
+		row("chain continued", strconv.FormatBool(v.ChainContinued))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -373,7 +401,8 @@ func printStats(w io.Writer, st dlq.Stats) error {
 	for _, section := range []struct {
 		title  string
 		groups []dlq.Group
-	}{{"BY REASON", st.ByReason}, {"BY HANDLER", st.ByHandler}, {"BY REASON AND HANDLER", st.ByReasonHandler}} {
+	}{{"BY REASON", st.ByReason}, {"BY HANDLER", st.ByHandler}, {"BY REASON AND HANDLER", st.ByReasonHandler},
+		{"BY CHAIN", st.ByChain}, {"BY CHAIN AND POSITION", st.ByChainPosition}} {
 		if len(section.groups) == 0 {
 			continue
 		}

@@ -26,12 +26,14 @@ type Filter struct {
 	Seq, FromSeq, ToSeq uint64
 	// Limit stops after that many matches (0: no limit).
 	Limit int
+	// ChainID selects the steps of one ordered chain (Imbi-Dlq-Chain-Id).
+	ChainID string
 }
 
 // IsZero reports whether the filter selects every letter.
 func (f Filter) IsZero() bool {
 	return len(f.Reasons) == 0 && len(f.Handlers) == 0 && f.Since.IsZero() && f.Until.IsZero() &&
-		f.Seq == 0 && f.FromSeq == 0 && f.ToSeq == 0 && f.Limit == 0
+		f.Seq == 0 && f.FromSeq == 0 && f.ToSeq == 0 && f.Limit == 0 && f.ChainID == ""
 }
 
 // Validate rejects a filter that can only be a typo.
@@ -142,6 +144,9 @@ func (f Filter) Match(l Letter) bool {
 	}
 	if len(f.Reasons) > 0 && !slices.Contains(f.Reasons, l.Reason) &&
 		(l.LastReason == "" || !slices.Contains(f.Reasons, l.LastReason)) {
+		return false
+	}
+	if f.ChainID != "" && l.ChainID != f.ChainID {
 		return false
 	}
 	if len(f.Handlers) > 0 && !slices.ContainsFunc(f.Handlers, func(h string) bool { return handlerMatches(h, l.Handler) }) {

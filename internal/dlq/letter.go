@@ -49,6 +49,13 @@ type Letter struct {
 	// time, read from its Nats-Msg-Id (<ce id>.replay.<n>): the worker
 	// keeps the original headers, so no extra header is needed.
 	Replays int `json:"replays,omitempty"`
+	// ChainID, ChainPosition and ChainContinued are an ordered chain's
+	// step (Imbi-Dlq-Chain-*, wire-contract §A); ChainPosition is nil
+	// outside a chain. ChainContinued: the next step went out before this
+	// one died (on_failure continue).
+	ChainID        string `json:"chain_id,omitempty"`
+	ChainPosition  *int   `json:"chain_position,omitempty"`
+	ChainContinued bool   `json:"chain_continued,omitempty"`
 
 	// Header and Data are the stored message; never print them without
 	// Redacted (they may hold what the gateway failed to redact).
@@ -87,6 +94,12 @@ func NewLetter(prefix string, seq uint64, subject string, stored time.Time, h na
 		Worker:          dh.Worker,
 	}
 	l.EventID = eventID(h, data)
+	if l.ChainID = headerGet(h, wire.DLQChainID); l.ChainID != "" {
+		if p, err := strconv.Atoi(headerGet(h, wire.DLQChainPosition)); err == nil {
+			l.ChainPosition = &p
+		}
+		l.ChainContinued = headerGet(h, wire.DLQChainContinued) == "true"
+	}
 	_, l.Replays = splitReplayID(headerGet(h, wire.HeaderMsgID))
 	return l
 }

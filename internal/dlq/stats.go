@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type Stats struct {
 	// ByReasonHandler counts each (reason, handler) pair, keyed
 	// "<reason> <handler>": the table an operator triages from.
 	ByReasonHandler []Group `json:"by_reason_handler"`
+	// ByChain counts the letters of chain steps by chain id (letters
+	// outside a chain are not in it); ByChainPosition by
+	// "<chain id> <position>".
+	ByChain         []Group `json:"by_chain,omitempty"`
+	ByChainPosition []Group `json:"by_chain_position,omitempty"`
 }
 
 // Stats summarises the letters f selects.
@@ -40,10 +46,12 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 type statsAccumulator struct {
 	total                     int
 	reason, handler, combined map[string]*Group
+	chain, chainPosition      map[string]*Group
 }
 
 func newStatsAccumulator() *statsAccumulator {
-	return &statsAccumulator{reason: map[string]*Group{}, handler: map[string]*Group{}, combined: map[string]*Group{}}
+	return &statsAccumulator{reason: map[string]*Group{}, handler: map[string]*Group{}, combined: map[string]*Group{},
+		chain: map[string]*Group{}, chainPosition: map[string]*Group{}}
 }
 
 func (a *statsAccumulator) add(l Letter) {
@@ -63,6 +71,14 @@ func (a *statsAccumulator) add(l Letter) {
 	bump(a.reason, reason, when)
 	bump(a.handler, handler, when)
 	bump(a.combined, reason+" "+handler, when)
+	if l.ChainID != "" {
+		bump(a.chain, l.ChainID, when)
+		pos := "?"
+		if l.ChainPosition != nil {
+			pos = strconv.Itoa(*l.ChainPosition)
+		}
+		bump(a.chainPosition, l.ChainID+" "+pos, when)
+	}
 }
 
 func bump(m map[string]*Group, key string, when time.Time) {
@@ -95,5 +111,9 @@ func (a *statsAccumulator) result() Stats {
 		})
 		return out
 	}
-	return Stats{Total: a.total, ByReason: sorted(a.reason), ByHandler: sorted(a.handler), ByReasonHandler: sorted(a.combined)}
+	st := Stats{Total: a.total, ByReason: sorted(a.reason), ByHandler: sorted(a.handler), ByReasonHandler: sorted(a.combined)}
+	if len(a.chain) > 0 {
+		st.ByChain, st.ByChainPosition = sorted(a.chain), sorted(a.chainPosition)
+	}
+	return st
 }
