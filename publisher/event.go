@@ -44,6 +44,8 @@ type Message struct {
 	// Sensitive headers in Data.Event.Metadata.Headers are redacted in the
 	// event; the caller's map is not modified.
 	Data wiredata.ActionData
+	// Chain is data.chain (wire-contract §A); PublishChain sets it.
+	Chain *wire.Chain
 }
 
 // EventID is the CloudEvent id the contract derives from a delivery and a
@@ -101,7 +103,14 @@ func NewEvent(m Message) (event.Event, error) {
 	ev.SetSource(Source(data.Event.Metadata.WebhookID))
 	ev.SetSubject(h.String())
 	ev.SetTime(when.UTC())
-	if err := ev.SetData(wire.ContentTypeJSON, data); err != nil {
+	var payload any = data
+	if m.Chain != nil {
+		payload = struct {
+			wiredata.ActionData
+			Chain *wire.Chain `json:"chain"`
+		}{data, m.Chain}
+	}
+	if err := ev.SetData(wire.ContentTypeJSON, payload); err != nil {
 		return event.Event{}, &InvalidMessageError{Field: "data", Reason: "cannot encode as JSON", Err: err}
 	}
 	if err := ev.Validate(); err != nil {
