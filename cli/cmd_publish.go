@@ -130,6 +130,10 @@ The document is either
     io.imbi.webhook.action.v1, source /imbi-gateway/webhooks/<event.metadata.webhook_id>,
     id <delivery_id>.<rule.ordinal> (or "id"), subject = rule.handler. A bare envelope
     (an object with "rule") is an event spec with a generated delivery id.
+    With "rules": [{"rule": {...}, "plugin": {...}}, ...] (and optional "chain_id",
+    default <delivery_id>.<context.project_id>, and "on_failure": continue|stop) the
+    spec is an ordered chain (wire-contract §A): the first rule is published with
+    data.chain holding the rest, and the worker runs them one after another.
 With --raw the bytes are published unchanged to --subject (to send something that
 is not a CloudEvent at all).
 
@@ -369,6 +373,11 @@ func publishBuilder(body []byte, o publishOptions, mode publisher.Mode, extra na
 	if o.id != "" {
 		ev.SetID(o.id)
 	}
+	if o.count > 1 && hasChain(ev) {
+		// Copies would share the chain id, so their later steps would
+		// share CE ids and be dropped as duplicates.
+		return nil, "", errors.New("--count cannot copy a chain (its later steps' ids derive from chain.id); publish each chain with its own chain_id")
+	}
 	subject := o.subject
 	if subject == "" {
 		if subject, err = publisher.SubjectFor(o.subjectPrefix, ev); err != nil {
@@ -395,6 +404,17 @@ type eventSpec struct {
 	ID         string          `json:"id"`
 	Time       *time.Time      `json:"time"`
 	Data       json.RawMessage `json:"data"`
+	// Rules, when given, are an ordered chain (wire-contract §A): the
+	// first is published with data.chain holding the rest.
+	Rules     []chainRuleSpec `json:"rules"`
+	ChainID   string          `json:"chain_id"`
+	OnFailure string          `json:"on_failure"`
+}
+
+// chainRuleSpec is one rule of a chain spec.
+type chainRuleSpec struct {
+	Rule   wire.Rule       `json:"rule"`
+	Plugin *wire.PluginRef `json:"plugin"`
 }
 
 // decodePublishInput turns publish's input into a CloudEvent: a CloudEvent
@@ -434,6 +454,12 @@ func decodePublishInput(body []byte, now time.Time) (event.Event, error) {
 	if err := json.Unmarshal(spec.Data, &data); err != nil {
 		return event.Event{}, fmt.Errorf("event spec data: %w", err)
 	}
+	if len(spec.Rules) > 0 {
+		return chainSpecEvent(spec, data, now)
+	}
+	if spec.ChainID != "" || spec.OnFailure != "" {
+		return event.Event{}, errors.New(`event spec: chain_id and on_failure need "rules"`)
+	}
 	m := publisher.Message{DeliveryID: spec.DeliveryID, ID: spec.ID, Data: data}
 	if spec.Time != nil {
 		m.ReceivedAt = *spec.Time
@@ -442,6 +468,36 @@ func decodePublishInput(body []byte, now time.Time) (event.Event, error) {
 		m.DeliveryID = generatedDeliveryID(now)
 	}
 	return publisher.NewEvent(m)
+}
+
+// chainSpecEvent is the first step of a chain spec (publisher.NewChainEvent).
+func chainSpecEvent(spec eventSpec, data wiredata.ActionData, now time.Time) (event.Event, error) {
+	c := publisher.Chain{ID: spec.ChainID, DeliveryID: spec.DeliveryID, OnFailure: spec.OnFailure, Data: data}
+	if spec.Time != nil {
+		c.ReceivedAt = *spec.Time
+	}
+	if c.DeliveryID == "" {
+		c.DeliveryID = generatedDeliveryID(now)
+	}
+	for _, r := range spec.Rules {
+		c.Rules = append(c.Rules, publisher.ChainRule{Rule: r.Rule, Plugin: r.Plugin})
+	}
+	ev, err := publisher.NewChainEvent(c)
+	if err != nil {
+		return event.Event{}, err
+	}
+	if spec.ID != "" {
+		ev.SetID(spec.ID)
+	}
+	return ev, nil
+}
+
+// hasChain reports whether ev's data carries data.chain.
+func hasChain(ev event.Event) bool {
+	var probe struct {
+		Chain json.RawMessage `json:"chain"`
+	}
+	return json.Unmarshal(ev.Data(), &probe) == nil && len(probe.Chain) > 0 && string(probe.Chain) != "null"
 }
 
 // generatedDeliveryID is unique enough for hand-published events: time

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,4 +99,42 @@ func TestDLQChainColumns(t *testing.T) {
 	require.Equal(t, 1, decodeJSON[struct {
 		Total int `json:"total"`
 	}](t, out).Total)
+}
+
+// TestPublishChainSpec: a spec with several rules publishes the first
+// with data.chain holding the rest; --count refuses to copy a chain.
+func TestPublishChainSpec(t *testing.T) {
+	t.Parallel()
+	e := newToolEnv(t)
+	spec := `{"delivery_id": "d-9", "on_failure": "stop",
+	  "data": {"context": {"project_id": "p-1", "project_slug": "checkout", "org_slug": "acme"},
+	           "event": {"metadata": {"webhook_id": "wh-1"}, "payload": {}}},
+	  "rules": [
+	    {"rule": {"handler": "gateway-actions#create_release", "ordinal": 0}, "plugin": {"id": "pl-2", "slug": "gateway-actions"}},
+	    {"rule": {"handler": "gateway-actions#add_deployment_event", "ordinal": 1, "handler_config": {"x": 1}}},
+	    {"rule": {"handler": "http:request", "ordinal": 5}}
+	  ]}`
+	_, _, err := e.runTool(t, spec, "publish")
+	require.NoError(t, err)
+	msgs := e.workMsgs(t)
+	require.Len(t, msgs, 1)
+	require.Equal(t, wire.DefaultSubjectPrefix+".gateway-actions.create_release", msgs[0].Subject)
+	require.Equal(t, "d-9.0", msgs[0].Header.Get(wire.HeaderMsgID))
+	var ev struct {
+		Data struct {
+			Rule  wire.Rule  `json:"rule"`
+			Chain wire.Chain `json:"chain"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(msgs[0].Data, &ev))
+	require.Equal(t, "gateway-actions#create_release", ev.Data.Rule.Handler)
+	require.Equal(t, wire.Chain{ID: "d-9.p-1", Position: 0, OnFailure: "stop", Next: []wire.ChainStep{
+		{Rule: wire.Rule{Handler: "gateway-actions#add_deployment_event", Ordinal: 1, HandlerConfig: json.RawMessage(`{"x":1}`)}},
+		{Rule: wire.Rule{Handler: "http#request", Ordinal: 5}},
+	}}, ev.Data.Chain)
+
+	_, _, err = e.runTool(t, spec, "publish", "--count", "2")
+	require.ErrorContains(t, err, "--count cannot copy a chain")
+	_, _, err = e.runTool(t, strings.Replace(spec, `"ordinal": 5`, `"ordinal": 1`, 1), "publish")
+	require.ErrorContains(t, err, "ordinal")
 }
