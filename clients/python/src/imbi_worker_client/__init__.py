@@ -7,10 +7,13 @@ One matched rule of one webhook delivery = one CloudEvent
 """
 
 from .envelope import (
+    CHAIN_CONTINUE,
+    CHAIN_STOP,
     CONTENT_TYPE_CLOUDEVENTS,
     CONTENT_TYPE_JSON,
     DEFAULT_SUBJECT_PREFIX,
     EVENT_TYPE,
+    MAX_CHAIN_STEPS,
     ActionRequest,
     ContentMode,
     EventMetadata,
@@ -19,6 +22,7 @@ from .envelope import (
     PluginRef,
     Rule,
     WebhookEvent,
+    build_chain_message,
     build_message,
     event_id,
     event_source,
@@ -49,11 +53,14 @@ from .redaction import REDACTED, is_sensitive_header, redact_headers, sensitive_
 __version__ = "1.0.0"
 
 __all__ = [
+    "CHAIN_CONTINUE",
+    "CHAIN_STOP",
     "CONTENT_TYPE_CLOUDEVENTS",
     "CONTENT_TYPE_JSON",
     "DEFAULT_STREAM",
     "DEFAULT_SUBJECT_PREFIX",
     "EVENT_TYPE",
+    "MAX_CHAIN_STEPS",
     "REDACTED",
     "AckTimeoutError",
     "ActionPublisher",
@@ -79,6 +86,7 @@ __all__ = [
     "Rule",
     "RuleResult",
     "WebhookEvent",
+    "build_chain_message",
     "build_message",
     "event_id",
     "event_source",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -53,6 +54,11 @@ CONTENT_TYPE_JSON = "application/json"
 DEFAULT_SUBJECT_PREFIX = "imbi.actions"
 HEADER_MSG_ID = "Nats-Msg-Id"
 HEADER_CONTENT_TYPE = "Content-Type"
+#: Ordered rule chains (wire contract §A, v1.1): at most this many steps.
+MAX_CHAIN_STEPS = 64
+CHAIN_CONTINUE = "continue"
+CHAIN_STOP = "stop"
+_MAX_CHAIN_ID = 200
 
 # PluginContext fields (plugins-spec §4.9) that go on the wire. A whitelist,
 # not a pass-through: a gateway context object may carry more (service
@@ -327,6 +333,7 @@ def build_message(
     subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
     mode: ContentMode = ContentMode.STRUCTURED,
     trace_headers: Mapping[str, str] | None = None,
+    chain: Mapping[str, Any] | None = None,
 ) -> OutboundMessage:
     """Build the NATS message of one matched rule.
 
@@ -354,6 +361,8 @@ def build_message(
         "external_identifier": ext,
         "event": event_data,
     }
+    if chain is not None:
+        data["chain"] = dict(chain)  # built by build_chain_message
     try:
         # Fail here, with our own words, on what the SDK's encoder would
         # choke on (or, for NaN, silently emit as invalid JSON).
@@ -408,4 +417,80 @@ def build_message(
         handler=handler,
         ordinal=ordinal,
         data=data,
+    )
+
+
+_CHAIN_ID = re.compile(r"^[!-~]{1,%d}$" % _MAX_CHAIN_ID)
+
+
+def build_chain_message(
+    actions: Iterable[ActionRequest | Mapping[str, Any]],
+    *,
+    delivery_id: str,
+    chain_id: str | None = None,
+    on_failure: str = CHAIN_CONTINUE,
+    received_at: datetime | None = None,
+    subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+    mode: ContentMode = ContentMode.STRUCTURED,
+    trace_headers: Mapping[str, str] | None = None,
+) -> OutboundMessage:
+    """Build the first step of an ordered rule chain (wire contract §A).
+
+    ``actions`` are the matched rules of one (delivery, project), taken in
+    ordinal order; the first is built as :func:`build_message` builds one
+    rule, with ``data.chain`` holding the rest. The worker publishes each
+    next rule only when the one before it reached a terminal outcome.
+    Context, external identifier and event are the first action's (shared
+    by every step). Same rules as the Go ``publisher.NewChainEvent``.
+
+    :param chain_id: unique per (delivery, project); default
+        ``<delivery_id>.<context.project_id>``. Later steps' CloudEvent
+        ids are ``<chain_id>.<ordinal>``.
+    :param on_failure: ``"continue"`` (the gateway's behaviour) or
+        ``"stop"``.
+    :raises InvalidActionError: the input breaks the contract.
+    """
+    requests = [a if isinstance(a, ActionRequest) else ActionRequest(**a) for a in actions]
+    if not requests:
+        raise InvalidActionError("actions", "a chain needs at least one rule")
+    if len(requests) > MAX_CHAIN_STEPS:
+        raise InvalidActionError("actions", f"{len(requests)} rules, more than {MAX_CHAIN_STEPS}")
+    if on_failure not in (CHAIN_CONTINUE, CHAIN_STOP):
+        raise InvalidActionError("on_failure", f"{on_failure!r} is not continue or stop")
+    built = [_build_rule(req.rule) for req in requests]
+    order = sorted(range(len(requests)), key=lambda i: built[i][2])
+    for prev, cur in zip(order, order[1:]):
+        if built[cur][2] == built[prev][2]:
+            raise InvalidActionError(
+                "rule.ordinal", f"ordinal {built[cur][2]} appears twice in the chain"
+            )
+    if chain_id is None:
+        project = _as_dict(requests[0].context, "context").get("project_id")
+        if not isinstance(project, str) or not project or not delivery_id:
+            raise InvalidActionError(
+                "chain_id", "required when delivery_id or context.project_id is missing"
+            )
+        chain_id = f"{delivery_id}.{project}"
+    if not isinstance(chain_id, str) or not _CHAIN_ID.match(chain_id):
+        raise InvalidActionError(
+            "chain_id", f"must be 1-{_MAX_CHAIN_ID} printable ASCII characters without spaces"
+        )
+    first = requests[order[0]]
+    nxt = []
+    for i in order[1:]:
+        rule_data, handler, _ = built[i]
+        nxt.append({"rule": rule_data, "plugin": _build_plugin(requests[i].plugin, handler)})
+    chain: dict[str, Any] = {"id": chain_id, "position": 0, "on_failure": on_failure, "next": nxt}
+    return build_message(
+        first.rule,
+        first.plugin,
+        first.context,
+        first.external_identifier,
+        first.event,
+        delivery_id=delivery_id,
+        received_at=received_at,
+        subject_prefix=subject_prefix,
+        mode=mode,
+        trace_headers=trace_headers,
+        chain=chain,
     )

@@ -21,6 +21,7 @@ from .envelope import (
     ActionRequest,
     ContentMode,
     OutboundMessage,
+    build_chain_message,
     build_message,
     event_id,
 )
@@ -375,6 +376,42 @@ class ActionPublisher:
         order = sorted(range(len(requests)), key=lambda i: labels[i][0])
         results = await asyncio.gather(*(one(requests[i], *labels[i]) for i in order))
         return DeliveryResult(delivery_id=delivery_id, results=tuple(results))
+
+    async def publish_chain(
+        self,
+        actions: Iterable[ActionRequest | Mapping[str, Any]],
+        *,
+        delivery_id: str,
+        chain_id: str | None = None,
+        on_failure: str = "continue",
+        received_at: datetime | None = None,
+        timeout: float | None = None,
+    ) -> PublishResult:
+        """Publish the matched rules of one (delivery, project) as an ordered
+        chain (wire contract §A): only the first rule is published, with
+        ``data.chain`` holding the rest; the worker runs them one after
+        another in ordinal order, as the gateway did. See
+        :func:`build_chain_message`.
+
+        :raises InvalidActionError: the input breaks the contract (nothing
+            was sent).
+        :raises PublishError: not acknowledged (see its subclasses).
+        """
+        requests = [a if isinstance(a, ActionRequest) else ActionRequest(**a) for a in actions]
+        labels = sorted(_rule_label(req.rule) for req in requests)
+        ordinal, handler = labels[0] if labels else (0, "")
+        with producer_span(self._subject_hint(handler), event_id(delivery_id, ordinal)):
+            msg = build_chain_message(
+                requests,
+                delivery_id=delivery_id,
+                chain_id=chain_id,
+                on_failure=on_failure,
+                received_at=received_at,
+                subject_prefix=self._subject_prefix,
+                mode=self._mode,
+                trace_headers=current_trace_headers(),
+            )
+            return await self.publish_message(msg, timeout=timeout)
 
 
 def _rule_label(rule: Any) -> tuple[int, str]:
