@@ -591,3 +591,37 @@ async def test_publish_delivery_runs_every_rule(worker: Worker, publisher, graph
     for ordinal in range(3):
         assert_forwarded(await sink.wait_for(f"/delivery/{ordinal}", worker))
     await wait_drained(worker.url)
+
+
+async def test_publish_chain_runs_in_order(worker: Worker, publisher, graph, sink) -> None:
+    # wire contract §A: publish_chain publishes the first rule only; the Go
+    # worker publishes each next rule after the one before it succeeded.
+    run = uuid.uuid4().hex[:8]
+    paths = [f"/py-chain-{run}/{i}" for i in range(3)]
+    acts = []
+    for i, path in enumerate(paths):
+        a = action(graph, sink, path)
+        a["rule"]["ordinal"] = i
+        acts.append(a)
+    res = await publisher.publish_chain(acts, delivery_id=f"ch-{run}")
+    assert res.event_id == f"ch-{run}.0"
+    deadline = time.monotonic() + 30
+    while not all(sink.count(p) for p in paths):
+        if time.monotonic() > deadline:
+            raise AssertionError("the chain did not run to its end" + worker.tail())
+        await asyncio.sleep(0.05)
+    items = []
+    while True:
+        try:
+            items.append(sink.requests.get_nowait())
+        except queue.Empty:
+            break
+    for r in items:
+        sink.requests.put(r)
+    mine = [r for r in items if r.path in paths]
+    assert [r.path for r in mine] == paths, worker.tail()
+    for r in mine:
+        assert_forwarded(r)
+    await wait_drained(worker.url)
+    ids = await dlq_ids(worker.url)
+    assert not any(i.startswith(f"ch-{run}") for i in ids), worker.tail()
