@@ -331,3 +331,46 @@ func TestChainPoison(t *testing.T) {
 	require.Eventually(t, func() bool { return e.rec.Calls("after-poison") == 1 && e.streamMsgs() == 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, e.rec.Calls("p-poison"), "a poison chain's step ran")
 }
+
+// TestChainCrashBetweenContinuationAndAck: step 2's continuation is
+// published and its done-marker stored, then the worker "crashes" before
+// the ack (the message is left for redelivery, as after kill -9). The
+// redelivery is a done-marker Duplicate that publishes step 3 again with
+// the same id: the duplicate window drops it, and with a window too short
+// for that, step 3's done-marker does. Every step runs exactly once.
+func TestChainCrashBetweenContinuationAndAck(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dupWindow time.Duration
+	}{{"dedup window absorbs", 0}, {"done-marker absorbs", 100 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := chainEnv(t, envOpts{ackWait: time.Second, dupWindow: tc.dupWindow})
+			srv := newHitServer(t, nil)
+			cfg := e.config()
+			var crashed sync.Once
+			fired := make(chan struct{})
+			cfg.hooks.afterDone = func(ceID string) bool {
+				crash := false
+				if ceID == "c-crash.1" {
+					crashed.Do(func() { crash = true; close(fired) })
+				}
+				return crash
+			}
+			e.start(cfg)
+			e.publishChain("c-crash", "", "p-crash", []step{
+				{"http#request", srv.url("/s1")}, {"http#request", srv.url("/s2")}, {"http#request", srv.url("/s3")}})
+			select {
+			case <-fired:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the crash hook never fired")
+			}
+			require.Eventually(t, func() bool { return srv.count("/s3") == 1 && e.streamMsgs() == 0 && e.consumerAckPending() == 0 },
+				15*time.Second, 20*time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
+			for _, p := range []string{"/s1", "/s2", "/s3"} {
+				require.Equal(t, 1, srv.count(p), p)
+			}
+			require.Zero(t, e.dlq.count())
+		})
+	}
+}
