@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,10 @@ type RecordConfig struct {
 	// Retryable makes the fail action's error retryable (plain error)
 	// instead of permanent.
 	Retryable bool `json:"retryable,omitempty"`
+	// Step, when set, makes record write "<id>/<step>@<unix nanos>" (the
+	// chain suites tell the steps of one chain, which share the payload
+	// id, apart and check their order across processes).
+	Step string `json:"step,omitempty"`
 }
 
 // Plugin is the chaos webhook plugin. Build it with New or NewCreds.
@@ -143,6 +148,9 @@ func (p *Plugin) record(ctx context.Context, in plugins.ActionInput[RecordConfig
 			t.Stop()
 			return ctx.Err()
 		}
+	}
+	if in.Config.Step != "" {
+		id += "/" + in.Config.Step + "@" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
 	return p.rec.Record(ctx, id)
 }
