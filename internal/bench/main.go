@@ -76,7 +76,7 @@ func main() {
 	flag.BoolVar(&o.verbose, "v", false, "print the workers' warnings and connection errors to stderr")
 	flag.StringVar(&o.latencyDump, "latency-dump", "", "write each latency sample (send time, latency) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the worker phases")
-	flag.StringVar(&o.phases, "phases", "raw,off,on,latency,rss", "phases to run")
+	flag.StringVar(&o.phases, "phases", "raw,off,on,chain,latency,rss", "phases to run")
 	flag.StringVar(&o.childLatencyURL, "child-latency", "", "internal: run the worker of the own-process latency phase against this URL")
 	flag.StringVar(&o.childURL, "child-worker", "", "internal: run the worker of the rss phase against this URL")
 	flag.Parse()
@@ -188,6 +188,7 @@ func run(o options, gc string) error {
 	e.verbose = o.verbose
 
 	rates := map[string]float64{}
+	cpuPerMsg := map[string]float64{} // µs of process CPU per message, by phase
 	phase := func(name string) bool { return slices.Contains(strings.Split(o.phases, ","), name) }
 	if phase("raw") {
 		r, err := e.raw(o)
@@ -202,16 +203,31 @@ func run(o options, gc string) error {
 		if !phase(name) {
 			continue
 		}
-		r, err := e.pipeline(o, idem)
+		r, cpu, err := e.pipeline(o, idem)
 		if err != nil {
 			return fmt.Errorf("pipeline idempotency %s: %w", name, err)
 		}
-		rates[name] = r
+		rates[name], cpuPerMsg[name] = r, cpu
 		ratio := ""
 		if raw := rates["raw"]; raw > 0 {
 			ratio = fmt.Sprintf("  ratio %.2f", r/raw)
 		}
 		fmt.Printf("worker pipeline, idempotency %-3s %9.0f msgs/s%s\n", name, r, ratio)
+	}
+	if phase("chain") {
+		r, cpuPerStep, err := e.chainPipeline(o)
+		if err != nil {
+			return fmt.Errorf("chain: %w", err)
+		}
+		ratio := ""
+		if on := rates["on"]; on > 0 {
+			ratio = fmt.Sprintf("  ratio to single messages %.2f", r/on)
+		}
+		fmt.Printf("worker pipeline, 3-step chains %9.0f steps/s%s\n", r, ratio)
+		if on := cpuPerMsg["on"]; on > 0 {
+			fmt.Printf("  chain overhead per step: %+.1f µs CPU (%.1f per step vs %.1f per single message, idempotency on)\n",
+				cpuPerStep-on, cpuPerStep, on)
+		}
 	}
 	if o.memProfile != "" {
 		if err := writeHeapProfile(o.memProfile); err != nil {
@@ -529,45 +545,47 @@ func (e *env) buildWorker(nc *nats.Conn, o options, sc streams.Config, started f
 	})
 }
 
-// pipeline: N pre-published messages through the full worker.
-func (e *env) pipeline(o options, idem bool) (float64, error) {
+// pipeline: N pre-published messages through the full worker; the rate
+// and the process CPU per message (µs).
+func (e *env) pipeline(o options, idem bool) (float64, float64, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prefix := map[bool]string{false: "off", true: "on"}[idem]
 	sc := benchStreams(prefix, idem)
 	if err := e.provision(ctx, sc); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := e.preload(ctx, sc, o.n, o.size, prefix+"-"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var ran atomic.Int64
 	w, closeConn, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer closeConn()
 	stopProfile, err := e.startProfile(prefix)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	start, cpu0 := time.Now(), cpuTime()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	elapsed := time.Since(start)
 	stopProfile()
-	fmt.Printf("  idempotency %s: %.1f µs CPU per message (process: server + worker)\n", prefix, float64((cpuTime()-cpu0).Microseconds())/float64(o.n))
+	cpuPer := float64((cpuTime() - cpu0).Microseconds()) / float64(o.n)
+	fmt.Printf("  idempotency %s: %.1f µs CPU per message (process: server + worker)\n", prefix, cpuPer)
 	cancel()
 	if err := <-errc; err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if ran.Load() != int64(o.n) {
-		return 0, fmt.Errorf("ran %d actions, want %d", ran.Load(), o.n)
+		return 0, 0, fmt.Errorf("ran %d actions, want %d", ran.Load(), o.n)
 	}
-	return float64(o.n) / elapsed.Seconds(), nil
+	return float64(o.n) / elapsed.Seconds(), cpuPer, nil
 }
 
 // latency publishes at rate for o.latencyDur and records

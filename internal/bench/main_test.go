@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 )
 
 // The template must produce exactly what encoding the event does.
@@ -19,4 +21,17 @@ func TestBodyTemplateEqualsEncodedEvent(t *testing.T) {
 		// body pads to size after encoding; ids of other lengths shift the pad.
 		require.Equal(t, string(bytes.ReplaceAll(want, []byte("x"), nil)), string(bytes.ReplaceAll(got, []byte("x"), nil)), tc.id)
 	}
+}
+
+// The chain phase's first steps are chains the worker accepts: 3 steps.
+func TestChainBodyIsAChain(t *testing.T) {
+	dec, err := envelope.NewDecoder()
+	require.NoError(t, err)
+	b, err := chainBody(newBodyTemplate(1229), "chain-7")
+	require.NoError(t, err)
+	m, err := dec.Decode(map[string][]string{"Content-Type": {"application/cloudevents+json"}}, b)
+	require.NoError(t, err)
+	require.NotNil(t, m.Chain)
+	require.Equal(t, "chain-7", m.Chain.ID)
+	require.Len(t, m.Chain.Next, chainSteps-1)
 }
