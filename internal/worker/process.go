@@ -20,6 +20,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/internal/redact"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
@@ -371,9 +372,9 @@ type deadLetter struct {
 	deadAt             time.Time
 }
 
-// buildDeadLetter: the original body byte for byte unless a sensitive
-// webhook header in it had to be redacted (decision 0006), the original
-// headers (sensitive values redacted, earlier Imbi-Dlq-* and
+// buildDeadLetter: the original body with its secrets redacted
+// (internal/redact, decision 0006), the original headers (sensitive values,
+// ce-* extensions included, redacted; earlier Imbi-Dlq-* and
 // Nats-Expected-* dropped) plus ours.
 func (w *Worker) buildDeadLetter(l deadLetter) *nats.Msg {
 	out := nats.NewMsg(l.subject)
@@ -388,14 +389,14 @@ func (w *Worker) buildDeadLetter(l deadLetter) *nats.Msg {
 			// with "expected stream does not match" forever.
 			continue
 		}
-		if wire.IsSensitiveHeader(k) {
-			out.Header[k] = []string{wire.Redacted}
+		if redact.Header(k) {
+			out.Header[k] = []string{redact.Replacement}
 			continue
 		}
 		out.Header[k] = append([]string(nil), vals...)
 	}
 	var redacted []string
-	out.Data, redacted = redactDeadLetterBody(l.ev, l.body) // deadletter_redact.go
+	out.Data, redacted = redact.Body(l.body)
 	if len(redacted) > 0 {
 		out.Header.Set(wire.DLQRedacted, strings.Join(redacted, ","))
 	}
