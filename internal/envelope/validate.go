@@ -2,17 +2,31 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
+	"errors"
 	"fmt"
+	"unicode/utf8"
 
-	jsoniter "github.com/json-iterator/go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	imbiworker "github.com/aweber-imbi/imbi-worker"
+	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
 // validator checks CloudEvent data against the embedded envelope schema
-// (compiled once) and decodes it into wire.ActionData.
+// and decodes it into wire.ActionData.
+//
+// decode is one encoding/json/v2 unmarshal into the shape types below,
+// which spell the schema's rules (testdata/schemas/action-envelope.v1.json)
+// as Go types: json/v2 already rejects a value of the wrong JSON type, and
+// by default duplicate names, invalid UTF-8 and names that differ in case
+// (decision 0005 §8); reqString, objOrNull and strMap add "required",
+// "not null" and "values are strings". The generic validator (schema,
+// compiled once) only words the error of data decode rejects. The oracle
+// tests check that whatever decode accepts, the schema accepts.
 type validator struct {
 	schema *jsonschema.Schema
 }
@@ -55,30 +69,156 @@ func (v *validator) validateSchema(data []byte) error {
 	return nil
 }
 
-// decode validates data and decodes it into the typed envelope with
-// exact key matching: in one pass (decodeFast) when it is sure, else by
-// the generic validator and the reference decoder.
+// decode validates data and decodes it into the typed envelope.
 func (v *validator) decode(data []byte) (wire.ActionData, error) {
-	if out, ok := decodeFast(data); ok {
+	out, err := decodeEnvelope(data)
+	if err == nil {
 		return out, nil
 	}
-	if err := v.validateSchema(data); err != nil {
-		return wire.ActionData{}, err
+	if serr := v.validateSchema(data); serr != nil {
+		return wire.ActionData{}, serr
 	}
-	return referenceDecode(data)
+	return wire.ActionData{}, invalid("data does not decode into the envelope: %v", err)
 }
 
-// caseSensitive decodes the envelope with exact key matching, as JSON
-// Schema matches property names (encoding/json would let "RULE" fill
-// rule).
-var caseSensitive = jsoniter.Config{CaseSensitive: true}.Froze()
+const handlerMaxLen = 256 // code points, the schema's maxLength
 
-// referenceDecode is the envelope decode every path must agree with:
-// exact key matching, PluginContext by its own (pydantic-lax) decoder.
-func referenceDecode(data []byte) (wire.ActionData, error) {
-	var out wire.ActionData
-	if err := caseSensitive.Unmarshal(data, &out); err != nil {
-		return wire.ActionData{}, invalid("data does not decode into the envelope: %v", err)
+var errRequired = errors.New("missing a required member")
+
+func decodeEnvelope(data []byte) (wire.ActionData, error) {
+	var s struct {
+		Rule *struct {
+			ID            string         `json:"id"`
+			Handler       reqString      `json:"handler"`
+			HandlerConfig jsontext.Value `json:"handler_config"`
+			Ordinal       *int           `json:"ordinal"`
+		} `json:"rule"`
+		Plugin             *wire.PluginRef `json:"plugin"`
+		Context            *contextShape   `json:"context"`
+		ExternalIdentifier string          `json:"external_identifier"`
+		Event              *struct {
+			Type              string `json:"type"`
+			ThirdPartyService string `json:"third_party_service"`
+			AttributedTo      string `json:"attributed_to"`
+			Metadata          *struct {
+				WebhookID string `json:"webhook_id"`
+				Headers   strMap `json:"headers"`
+			} `json:"metadata"`
+			Payload map[string]any `json:"payload"`
+		} `json:"event"`
+	}
+	if err := jsonv2.Unmarshal(data, &s); err != nil {
+		return wire.ActionData{}, err
+	}
+	if s.Rule == nil || !s.Rule.Handler.set || s.Context == nil || s.Event == nil {
+		return wire.ActionData{}, errRequired
+	}
+	if n := utf8.RuneCountInString(s.Rule.Handler.s); n < 1 || n > handlerMaxLen {
+		return wire.ActionData{}, errors.New("rule.handler must have 1 to 256 characters")
+	}
+	if k := s.Rule.HandlerConfig.Kind(); k == '0' || k == 't' || k == 'f' {
+		return wire.ActionData{}, errors.New("rule.handler_config must be an object, array, string or null")
+	}
+	out := wire.ActionData{
+		Rule:               wire.Rule{ID: s.Rule.ID, Handler: s.Rule.Handler.s, HandlerConfig: json.RawMessage(s.Rule.HandlerConfig)},
+		Plugin:             s.Plugin,
+		Context:            s.Context.PluginContext,
+		ExternalIdentifier: s.ExternalIdentifier,
+		Event: plugins.Event{Type: s.Event.Type, ThirdPartyService: s.Event.ThirdPartyService,
+			AttributedTo: s.Event.AttributedTo, Payload: s.Event.Payload},
+	}
+	if s.Rule.Ordinal != nil {
+		out.Rule.Ordinal = *s.Rule.Ordinal
+	}
+	if m := s.Event.Metadata; m != nil {
+		out.Event.Metadata = plugins.EventMetadata{WebhookID: m.WebhookID, Headers: m.Headers}
 	}
 	return out, nil
+}
+
+// contextShape checks context against the schema, then decodes it with
+// PluginContext's own decoder (the SDK's model rules).
+type contextShape struct{ plugins.PluginContext }
+
+func (c *contextShape) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	raw, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	var s struct {
+		ProjectID         reqString   `json:"project_id"`
+		ProjectSlug       reqString   `json:"project_slug"`
+		OrgSlug           reqString   `json:"org_slug"`
+		TeamSlug          string      `json:"team_slug"`
+		Environment       string      `json:"environment"`
+		AssignmentOptions objOrNull   `json:"assignment_options"`
+		ProjectLinks      strMap      `json:"project_links"`
+		ProjectTypeSlugs  []reqString `json:"project_type_slugs"`
+		EnvironmentConfig objOrNull   `json:"environment_config"`
+		ActorUserID       string      `json:"actor_user_id"`
+		Identity          objOrNull   `json:"identity"`
+	}
+	if raw.Kind() != '{' {
+		return errors.New("context must be an object")
+	}
+	if err := jsonv2.Unmarshal(raw, &s); err != nil {
+		return err
+	}
+	if !s.ProjectID.set || !s.ProjectSlug.set || !s.OrgSlug.set {
+		return errRequired
+	}
+	return c.PluginContext.UnmarshalJSON(raw)
+}
+
+// reqString is a member that must be a string (not null).
+type reqString struct {
+	s   string
+	set bool
+}
+
+func (r *reqString) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	if d.PeekKind() != '"' {
+		return errors.New("must be a string")
+	}
+	tok, err := d.ReadToken()
+	r.s, r.set = tok.String(), err == nil
+	return err
+}
+
+// objOrNull is a member that must be an object or null.
+type objOrNull struct{}
+
+func (objOrNull) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	if k := d.PeekKind(); k != '{' && k != 'n' {
+		return errors.New("must be an object or null")
+	}
+	return d.SkipValue()
+}
+
+// strMap is an object whose values are strings, or null.
+type strMap map[string]string
+
+func (m *strMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	var out map[string]string
+	if d.PeekKind() != 'n' {
+		out = map[string]string{}
+		if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+			return errors.New("must be an object of strings or null")
+		}
+		for d.PeekKind() == '"' {
+			tok, err := d.ReadToken()
+			if err != nil {
+				return err
+			}
+			name := tok.String()
+			var v reqString
+			if err := v.UnmarshalJSONFrom(d); err != nil {
+				return err
+			}
+			out[name] = v.s
+		}
+	}
+	_, err := d.ReadToken() // '}' or null
+	*m = out
+	return err
 }

@@ -1,54 +1,30 @@
 package envelope
 
+// The oracle: the envelope decoder (json/v2, validate.go) against the JSON
+// Schema and an independent exact-key reference decode (encoding/json v1
+// member by member), and the structured decoder (structured.go) against
+// sdk-go reading the whole body. The corpora are the mutation, edge and
+// poison corpora of the deleted hand-written decoder plus the fuzz
+// corpora; edgeDoc.fast (that decoder's verdict) is no longer used.
+
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/json/jsontext"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
-
-// fastValid reports whether the fast path takes data.
-func fastValid(data []byte) bool {
-	_, ok := decodeFast(data)
-	return ok
-}
-
-// checkFast: whenever the fast path accepts data, encoding/json.Valid
-// accepts it, the schema accepts it, and the reference decoder decodes it
-// to a reflect.DeepEqual envelope.
-func checkFast(t testing.TB, v *validator, data []byte) (fast, schema bool) {
-	t.Helper()
-	got, fast := decodeFast(data)
-	schema = v.validateSchema(data) == nil
-	if !fast {
-		return fast, schema
-	}
-	if !json.Valid(data) {
-		t.Fatalf("fast path accepts what encoding/json.Valid rejects: %q", data)
-	}
-	if !schema {
-		t.Fatalf("fast path accepts what the schema rejects: %q\nschema: %v", data, v.validateSchema(data))
-	}
-	want, err := referenceDecode(data)
-	if err != nil {
-		t.Fatalf("fast path accepts what the reference decoder rejects: %q\n%v", data, err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("fast decode differs from the reference: %q\nfast: %#v\nref:  %#v", data, got, want)
-	}
-	return fast, schema
-}
 
 // mutations of a valid envelope: every property the schema names, set to
 // every JSON type and some edge values, deleted, or its key re-cased.
@@ -178,6 +154,9 @@ func edgeEnvelope(replace map[string]string) []byte {
 // whitespace, trailing bytes, bad UTF-8, control characters, empty
 // containers, re-cased and escaped keys; each with the verdict the fast
 // path must give.
+// maxDepth was the deleted decoder's nesting bound; json/v2 allows 10000.
+const maxDepth = 1000
+
 func edgeCorpus() []edgeDoc {
 	var out []edgeDoc
 	add := func(name string, data []byte, fast bool) {
@@ -433,102 +412,6 @@ func edgeCorpus() []edgeDoc {
 	return out
 }
 
-// TestFastPathAgreesWithSchema: on the mutation corpus, the shared
-// poison corpus and the edge corpus, whatever the fast path accepts is
-// strict JSON, satisfies the schema and decodes as the reference does;
-// and it accepts every ordinary valid envelope (so the benchmark figure
-// is the fast path's).
-func TestFastPathAgreesWithSchema(t *testing.T) {
-	t.Parallel()
-	v, err := newValidator()
-	require.NoError(t, err)
-	corpus := mutationCorpus(t)
-	corpus = append(corpus, poisonData(t)...)
-	var schemaOK, fastOK int
-	for _, doc := range corpus {
-		fast, schema := checkFast(t, v, doc)
-		if schema {
-			schemaOK++
-		}
-		if fast {
-			fastOK++
-		}
-	}
-	t.Logf("corpus %d docs: schema accepts %d, fast path accepts %d", len(corpus), schemaOK, fastOK)
-	require.Greater(t, len(corpus), 500)
-	require.Greater(t, schemaOK, 100)
-	require.Less(t, schemaOK, len(corpus)-100)
-	// Every schema-valid doc that uses no JSON escape in the handler,
-	// only plain integer ordinals and no identity is taken by the fast
-	// path.
-	require.GreaterOrEqual(t, float64(fastOK)/float64(schemaOK), 0.95)
-	require.True(t, fastValid([]byte(validData)))
-
-	edges := edgeCorpus()
-	edgeFast := 0
-	for _, doc := range edges {
-		if fast, _ := checkFast(t, v, doc.data); fast {
-			edgeFast++
-		}
-	}
-	t.Logf("edge corpus %d docs: fast path accepts %d", len(edges), edgeFast)
-	require.Greater(t, len(edges), 500)
-}
-
-// TestFastPathEdgeVerdicts: each edge document gets the verdict it was
-// written for: taken (and then equal to the reference, checkFast) or
-// declined. A declined valid envelope still decodes by the generic path.
-func TestFastPathEdgeVerdicts(t *testing.T) {
-	t.Parallel()
-	v, err := newValidator()
-	require.NoError(t, err)
-	for _, doc := range edgeCorpus() {
-		fast, schema := checkFast(t, v, doc.data)
-		if fast != doc.fast {
-			t.Errorf("%s: fast path took it: %v, want %v (schema accepts: %v)\n%q", doc.name, fast, doc.fast, schema, doc.data)
-		}
-		// Whatever the path, decode agrees with the schema (the reference
-		// may still reject a schema-valid envelope, e.g. 1e400).
-		if _, err := v.decode(doc.data); err == nil && !schema {
-			t.Errorf("%s: decode accepts what the schema rejects", doc.name)
-		}
-	}
-}
-
-// TestFastPathStrictJSON: the fast path never accepts what
-// encoding/json.Valid rejects, on every corpus document and on every
-// prefix and single-byte corruption of a few valid ones.
-func TestFastPathStrictJSON(t *testing.T) {
-	t.Parallel()
-	var corpus [][]byte
-	corpus = append(corpus, mutationCorpus(t)...)
-	corpus = append(corpus, poisonData(t)...)
-	for _, doc := range edgeCorpus() {
-		corpus = append(corpus, doc.data)
-	}
-	valid := [][]byte{[]byte(validData), edgeEnvelope(map[string]string{"event.payload": `{"s":"\u00e9\ud83d\ude00","n":[-0.5e-3,{}]}`})}
-	for _, doc := range valid {
-		require.True(t, fastValid(doc), "%s", doc)
-		for i := range doc {
-			corpus = append(corpus, doc[:i])
-			for _, c := range []byte{'"', '\\', '{', '}', '[', ']', ',', ':', ' ', 'x', '0', '-', 0x01, 0xff} {
-				mutated := append([]byte(nil), doc...)
-				mutated[i] = c
-				corpus = append(corpus, mutated)
-			}
-		}
-	}
-	accepted := 0
-	for _, doc := range corpus {
-		if fastValid(doc) {
-			accepted++
-			require.True(t, json.Valid(doc), "fast path accepts what encoding/json.Valid rejects: %q", doc)
-		}
-	}
-	t.Logf("%d docs, fast path accepts %d", len(corpus), accepted)
-	require.Greater(t, accepted, 1000)
-}
-
 // poisonData returns the data member of every committed structured
 // poison case (shared corpus of the chaos suite).
 func poisonData(t testing.TB) [][]byte {
@@ -548,188 +431,404 @@ func poisonData(t testing.TB) [][]byte {
 	return out
 }
 
-// TestDecodeRejectsWhatSchemaRejects: whichever path validates, decode
-// never returns an envelope the schema rejects, and accepts the valid
-// ones (the typed decode agrees with the schema's types).
-func TestDecodeRejectsWhatSchemaRejects(t *testing.T) {
-	t.Parallel()
-	v, err := newValidator()
-	require.NoError(t, err)
-	decoded := 0
-	for _, doc := range mutationCorpus(t) {
-		_, err := v.decode(doc)
-		schemaErr := v.validateSchema(doc)
-		if schemaErr != nil {
-			require.Error(t, err, "decode accepted what the schema rejects: %s", doc)
-			continue
-		}
-		if err == nil {
-			decoded++
-		}
-	}
-	require.Greater(t, decoded, 100)
+// structuredCase is one input of the structured fast path differential.
+type structuredCase struct {
+	name    string
+	headers map[string][]string
+	body    []byte
 }
 
-// TestFastDecodeEqualsReference: on every corpus document the fast path
-// accepts, the fast decode equals the reference decode field for field.
-func TestFastDecodeEqualsReference(t *testing.T) {
+var ceHeaders = map[string][]string{"Content-Type": {wire.ContentTypeCE}}
+
+// ceBody builds a structured CloudEvent body from raw member texts
+// (`"name":value`), in order.
+func ceBody(members ...string) []byte {
+	return []byte("{" + strings.Join(members, ",") + "}")
+}
+
+// ceMembers are the attributes of a valid event, without data.
+var ceMembers = []string{
+	`"specversion":"1.0"`, `"id":"d-1.0"`, `"source":"/imbi-gateway/webhooks/wh-1"`,
+	`"type":"` + wire.EventType + `"`, `"subject":"github#create_issue"`, `"time":"2026-11-25T12:00:00Z"`,
+	`"datacontenttype":"application/json"`,
+	`"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"`,
+}
+
+// wrapData puts raw data into a valid event: as the first, a middle and
+// the last member, and without the datacontenttype attribute.
+func wrapData(name string, data []byte) []structuredCase {
+	d := `"data":` + string(data)
+	without := func(skip string) []string {
+		var out []string
+		for _, m := range ceMembers {
+			if !strings.HasPrefix(m, skip) {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	all := without("-")
+	mid := len(all) / 2
+	return []structuredCase{
+		{name + "/first", ceHeaders, ceBody(append([]string{d}, all...)...)},
+		{name + "/middle", ceHeaders, ceBody(append(append(append([]string{}, all[:mid]...), d), all[mid:]...)...)},
+		{name + "/last", ceHeaders, ceBody(append(append([]string{}, all...), d)...)},
+		{name + "/no-datacontenttype", nil, ceBody(append(without(`"datacontenttype"`), d)...)},
+	}
+}
+
+// readFuzzCorpusFile parses a file of Go's fuzzing corpus format.
+func readFuzzCorpusFile(t testing.TB, path string) [][]byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out [][]byte
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		open := strings.IndexByte(line, '(')
+		require.True(t, open > 0 && strings.HasSuffix(line, ")"), "%s: %q", path, line)
+		s, err := strconv.Unquote(line[open+1 : len(line)-1])
+		require.NoError(t, err, "%s: %q", path, line)
+		out = append(out, []byte(s))
+	}
+	return out
+}
+
+// explicitCase is a new case of the differential with the fast path's
+// expected verdict (true: taken and kept).
+type explicitCase struct {
+	name    string
+	headers map[string][]string
+	body    []byte
+	fast    bool
+}
+
+// explicitStructuredCases: data positions, tricky strings, non-object
+// data, media types, data_base64, duplicates, escaped names, whitespace,
+// trailing bytes, specversions, numbers.
+func explicitStructuredCases() []explicitCase {
+	data := func(payload string) string {
+		return `{"rule":{"id":"r","handler":"a#b","handler_config":{"k":[1,2]},"ordinal":0},` +
+			`"context":{"project_id":"p","project_slug":"s","org_slug":"o"},` +
+			`"event":{"type":"push","payload":` + payload + `}}`
+	}
+	valid := data(`{"ref":"main"}`)
+	d := `"data":` + valid
+	sv, id, src, typ := ceMembers[0], ceMembers[1], ceMembers[2], ceMembers[3]
+	ct := func(v string) string { return `"datacontenttype":` + strconv.Quote(v) }
+	var out []explicitCase
+	add := func(name string, fast bool, members ...string) {
+		out = append(out, explicitCase{name, ceHeaders, ceBody(members...), fast})
+	}
+	addRaw := func(name string, fast bool, body string) {
+		out = append(out, explicitCase{name, ceHeaders, []byte(body), fast})
+	}
+
+	add("data first", true, d, sv, id, src, typ)
+	add("data middle", true, sv, id, d, src, typ)
+	add("data last", true, sv, id, src, typ, d)
+	add("data before specversion and datacontenttype", true, d, ct("application/json"), sv, id, src, typ)
+	add("datacontenttype before specversion", true, ct("application/json"), sv, id, src, typ, d)
+	for _, s := range []string{`"a \" quote"`, `"a \\\" backslash quote"`, `"a \\"`, `"{"`, `"}"`, `"["`, `"]"`, `","`,
+		`"}]},{\"data\":1,"`, `"\\\\\\\\"`, `"\u0022\\u005c"`, `"é ✓ 😀"`} {
+		add("payload string "+s, true, sv, id, src, typ, `"data":`+data(`{"s":`+s+`,"t":[`+s+`,{"u":`+s+`}]}`), `"x":"y"`)
+	}
+	add("payload nested arrays and objects", true, sv, id, src, typ,
+		`"data":`+data(`{"a":[[[{"b":[{}, [], "]", "}"]}]]],"c":{"d":{"e":{}}},"n":[0,-1,1.5,-0.25,true,false,null]}`))
+	add("payload number 0.5", true, sv, id, src, typ, `"data":`+data(`{"n":0.5}`))
+	// jsoniter skips a number starting with 0 as a float32: sdk-go fails
+	// on 0.5e39, the envelope decoder accepts it.
+	add("payload number 0.5e39", false, sv, id, src, typ, `"data":`+data(`{"n":0.5e39}`))
+	add("payload number 1e3", false, sv, id, src, typ, `"data":`+data(`{"n":1e3}`))
+	add("payload number 1E3", false, sv, id, src, typ, `"data":`+data(`{"n":1E3}`))
+	add("payload deep", true, sv, id, src, typ, `"data":`+data(`{"a":`+strings.Repeat(`[`, 900)+strings.Repeat(`]`, 900)+`}`))
+	add("payload deeper than maxDepth", false, sv, id, src, typ, `"data":`+data(`{"a":`+strings.Repeat(`[`, 1001)+strings.Repeat(`]`, 1001)+`}`))
+	add("payload invalid JSON", false, sv, id, src, typ, `"data":`+data(`{"n":tru}`))
+	add("payload mismatched brackets", false, sv, id, src, typ, `"data":`+data(`{"n":[}`))
+	add("payload invalid escape", false, sv, id, src, typ, `"data":`+data(`{"n":"\x"}`))
+	add("payload invalid JSON, other type", false, sv, id, src, `"type":"other"`, `"data":`+data(`{"n":tru}`))
+	add("payload lone surrogate (the generic envelope path decides)", true, sv, id, src, typ, `"data":`+data(`{"n":"\ud800"}`))
+
+	for _, v := range []string{`null`, `1`, `-2.5`, `"s"`, `"{}"`, `[]`, `[{}]`, `true`} {
+		add("data "+v, false, sv, id, src, typ, `"data":`+v)
+	}
+	add("data {}", false, sv, id, src, typ, `"data":{}`)
+
+	add("datacontenttype absent", true, sv, id, src, typ, d)
+	for _, c := range []string{"application/json", "application/json; charset=utf-8", "application/json ; charset=utf-8",
+		"text/json", "application/cloudevents+json", "application/cloudevents-batch+json"} {
+		add("datacontenttype "+c, true, sv, id, src, typ, ct(c), d)
+	}
+	// JSON to sdk-go, but not a valid attribute.
+	add("datacontenttype empty", false, sv, id, src, typ, ct(""), d)
+	for _, c := range []string{"application/vnd.x+json", "text/plain", "application/xml", "Application/JSON", " application/json"} {
+		add("datacontenttype "+c, false, sv, id, src, typ, ct(c), d)
+		add("datacontenttype "+c+", string data", false, sv, id, src, typ, ct(c), `"data":`+strconv.Quote(valid))
+	}
+	add("datacontenttype escaped", false, sv, id, src, typ, `"datacontenttype":"application\/json"`, d)
+	add("datacontenttype not a string", false, sv, id, src, typ, `"datacontenttype":7`, d)
+	add("datacontenttype repeated", false, sv, id, src, typ, ct("application/json"), ct("application/json"), d)
+	add("datacontenttype repeated before specversion", false, ct("text/plain"), ct("application/json"), sv, id, src, typ, d)
+
+	add("data_base64 only", false, sv, id, src, typ, `"data_base64":"e30="`)
+	add("data_base64 and data", false, sv, id, src, typ, `"data_base64":"e30="`, d)
+	add("data_base64 after data", false, sv, id, src, typ, d, `"data_base64":"e30="`)
+	add("data repeated", false, sv, id, src, typ, d, `"data":{}`)
+	add("data repeated, same", false, sv, id, src, typ, d, d)
+	add(`escaped key "d\u0061ta"`, false, sv, id, src, typ, `"d\u0061ta":`+valid)
+	add(`escaped key "d\u0061ta" and data`, false, sv, id, src, typ, d, `"d\u0061ta":{}`)
+	add(`escaped other key`, false, sv, id, src, typ, `"\u0073ubject":"x"`, d)
+	add("empty key", false, sv, id, src, typ, `"":1`, d)
+	add("empty key after data", false, sv, id, src, typ, d, `"":1`)
+	add("key Data", true, sv, id, src, typ, d, `"Data":1`)
+	add("data absent", false, sv, id, src, typ)
+
+	add("specversion 0.3", false, `"specversion":"0.3"`, id, src, typ, d)
+	add("specversion 0.3 with datacontentencoding", false, `"specversion":"0.3"`, id, src, typ, `"datacontentencoding":"base64"`, `"data":"e30="`)
+	add("specversion 2.0", false, `"specversion":"2.0"`, id, src, typ, d)
+	add("specversion repeated", false, sv, id, src, typ, d, sv)
+	add("specversion escaped", false, `"specversion":"1\u002e0"`, id, src, typ, d)
+	add("specversion number", false, `"specversion":1.0`, id, src, typ, d)
+	add("specversion absent", false, id, src, typ, d)
+
+	add("missing id", false, sv, src, typ, d)
+	add("other type", false, sv, id, src, `"type":"com.example.other"`, d)
+	add("bad time", false, sv, id, src, typ, `"time":"yesterday"`, d)
+	add("extension object", false, sv, id, src, typ, `"ext":{"a":1}`, d)
+	add("extension number 0.5e39", false, sv, id, src, typ, `"ext":0.5e39`, d)
+	add("extension", true, sv, id, src, typ, `"ext":"v"`, `"num":7`, `"flag":true`, d)
+	add("data fails the schema", false, sv, id, src, typ, `"data":{"rule":{"handler":7}}`)
+
+	ws := " \t\r\n "
+	addRaw("whitespace everywhere", true, ws+"{"+ws+`"specversion"`+ws+":"+ws+`"1.0"`+ws+","+ws+`"id"`+ws+":"+ws+`"x"`+ws+","+ws+
+		`"source"`+ws+":"+ws+`"/s"`+ws+","+ws+`"type"`+ws+":"+ws+`"`+wire.EventType+`"`+ws+","+ws+
+		`"data"`+ws+":"+ws+valid+ws+","+ws+`"subject"`+ws+":"+ws+`"s"`+ws+"}"+ws)
+	addRaw("whitespace, data last", true, "{ "+strings.Join([]string{sv, id, src, typ}, " ,\n ")+" ,\n \"data\" :\n\t"+valid+"\n}\n")
+	addRaw("whitespace, data first", true, "{\n  \"data\"  :  "+valid+"  ,\n  "+strings.Join([]string{sv, id, src, typ}, " , ")+" }")
+	addRaw("trailing garbage", true, string(ceBody(sv, id, src, typ, d))+`garbage{"data":1}`)
+	addRaw("trailing object", true, string(ceBody(sv, id, src, typ, d))+string(ceBody(sv, id, src, typ, d)))
+	addRaw("empty object", false, `{}`)
+	addRaw("empty body", false, ``)
+	addRaw("array body", false, `[`+string(ceBody(sv, id, src, typ, d))+`]`)
+	addRaw("leading garbage", false, `x`+string(ceBody(sv, id, src, typ, d)))
+	addRaw("trailing comma", false, string(ceBody(sv, id, src, typ, d, ""))) // {...,}
+	addRaw("truncated after data", false, strings.TrimSuffix(string(ceBody(sv, id, src, typ, d, `"x":"y"`)), `"x":"y"}`))
+	addRaw("unterminated", false, strings.TrimSuffix(string(ceBody(sv, id, src, typ, d)), "}"))
+	addRaw("missing colon", false, `{"specversion":"1.0","id":"x","source":"/s","type":"`+wire.EventType+`","data" `+valid+`}`)
+	addRaw("missing comma", false, `{"specversion":"1.0","id":"x","source":"/s","type":"`+wire.EventType+`" "data":`+valid+`}`)
+	addRaw("not UTF-8", false, string(ceBody(sv, id, src, typ, "\"x\":\"\xff\"", d)))
+	addRaw("control character in name", false, string(ceBody(sv, id, src, typ, "\"a\x01\":1", d)))
+	out = append(out, explicitCase{"no content type header", nil, ceBody(sv, id, src, typ, d), true})
+	out = append(out, explicitCase{"no content type header, data first", nil, ceBody(d, sv, id, src, typ), true})
+	return out
+}
+
+// structuredCorpus: every input of the differential (explicit cases, the
+// sample events, the fuzz corpora, the package's envelope corpora wrapped
+// in events, the poison corpus).
+func structuredCorpus(t testing.TB) []structuredCase {
+	t.Helper()
+	var out []structuredCase
+	for _, c := range explicitStructuredCases() {
+		out = append(out, structuredCase{c.name, c.headers, c.body})
+	}
+	add := func(name string, body []byte) {
+		out = append(out, structuredCase{name, ceHeaders, body}, structuredCase{name + "/no-headers", nil, body})
+	}
+
+	// testdata/events: each file as a body, and event specs' data in an event.
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		add(f, b)
+		var spec map[string]json.RawMessage
+		if json.Unmarshal(b, &spec) == nil && spec["data"] != nil {
+			out = append(out, wrapData(f, spec["data"])...)
+		}
+	}
+	// internal/envelope/testdata: the fuzz corpora, each value as a body
+	// and as data.
+	err = filepath.WalkDir("testdata", func(path string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		for i, v := range readFuzzCorpusFile(t, path) {
+			name := fmt.Sprintf("%s#%d", path, i)
+			add(name, v)
+			out = append(out, wrapData(name, v)...)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	// The poison corpus: each file as a body.
+	files, err = filepath.Glob(filepath.Join("..", "..", "testdata", "poison", "*"))
+	require.NoError(t, err)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		add(f, b)
+	}
+	// The envelope corpora (valid, mutation, poison data, edge) as data.
+	out = append(out, wrapData("validData", []byte(validData))...)
+	for i, doc := range mutationCorpus(t) {
+		out = append(out, wrapData(fmt.Sprintf("mutation#%d", i), doc)...)
+	}
+	for i, doc := range poisonData(t) {
+		out = append(out, wrapData(fmt.Sprintf("poison-data#%d", i), doc)...)
+	}
+	for _, doc := range edgeCorpus() {
+		out = append(out, wrapData("edge "+doc.name, doc.data)...)
+	}
+	add("structuredBody", structuredBody(t, nil))
+	add("benchBody", benchBody(t))
+	return out
+}
+
+// TestStructuredFastPathEquivalence: Decode with the structured fast path
+// equals Decode without it on every corpus input, and the fast path is
+
+// refDecode is the independent reference: encoding/json v1, one member at
+// a time, by exact name (v1 alone matches names case-insensitively).
+func refDecode(data []byte) (out wire.ActionData, ok bool) {
+	obj := func(raw json.RawMessage) map[string]json.RawMessage {
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &m)
+		return m
+	}
+	get := func(m map[string]json.RawMessage, name string, dst any) {
+		if raw, found := m[name]; found && ok {
+			ok = json.Unmarshal(raw, dst) == nil
+		}
+	}
+	root := obj(data)
+	ok = root != nil
+	rule := obj(root["rule"])
+	get(rule, "id", &out.Rule.ID)
+	get(rule, "handler", &out.Rule.Handler)
+	if raw, found := rule["handler_config"]; found {
+		out.Rule.HandlerConfig = raw
+	}
+	var ordinal *int
+	get(rule, "ordinal", &ordinal)
+	if ordinal != nil {
+		out.Rule.Ordinal = *ordinal
+	}
+	if p := obj(root["plugin"]); p != nil {
+		out.Plugin = &wire.PluginRef{}
+		get(p, "id", &out.Plugin.ID)
+		get(p, "slug", &out.Plugin.Slug)
+	}
+	if ok {
+		ok = out.Context.UnmarshalJSON(root["context"]) == nil
+	}
+	get(root, "external_identifier", &out.ExternalIdentifier)
+	ev := obj(root["event"])
+	get(ev, "type", &out.Event.Type)
+	get(ev, "third_party_service", &out.Event.ThirdPartyService)
+	get(ev, "attributed_to", &out.Event.AttributedTo)
+	md := obj(ev["metadata"])
+	get(md, "webhook_id", &out.Event.Metadata.WebhookID)
+	get(md, "headers", &out.Event.Metadata.Headers)
+	get(ev, "payload", &out.Event.Payload)
+	return out, ok
+}
+
+// checkDecode: whenever decode accepts data, data is strict JSON
+// (jsontext), the schema accepts it and the reference decodes it to a
+// reflect.DeepEqual envelope.
+func checkDecode(t testing.TB, v *validator, data []byte) (accepted, schema bool) {
+	t.Helper()
+	got, err := v.decode(data)
+	schema = v.validateSchema(data) == nil
+	if err != nil {
+		require.Equal(t, wire.ReasonInvalidEvent, ReasonOf(err))
+		return false, schema
+	}
+	if !jsontext.Value(data).IsValid() {
+		t.Fatalf("decode accepts what jsontext rejects: %q", data)
+	}
+	if !schema {
+		t.Fatalf("decode accepts what the schema rejects: %q\nschema: %v", data, v.validateSchema(data))
+	}
+	want, ok := refDecode(data)
+	if !ok {
+		t.Fatalf("decode accepts what the reference rejects: %q", data)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decode differs from the reference: %q\ngot:  %#v\nwant: %#v", data, got, want)
+	}
+	return true, schema
+}
+
+// TestDecodeAgreesWithSchema: on the mutation, poison and edge corpora,
+// whatever decode accepts is strict JSON, satisfies the schema and equals
+// the reference; and it accepts nearly every schema-valid document that is
+// strict JSON (bad UTF-8, lone surrogates and duplicate names are rejected
+// by decision 0005 §8; the rest: ordinals like 1.0 that are integers to
+// JSON Schema only, identities the SDK model rejects).
+func TestDecodeAgreesWithSchema(t *testing.T) {
 	t.Parallel()
 	v, err := newValidator()
 	require.NoError(t, err)
 	corpus := append(mutationCorpus(t), poisonData(t)...)
-	// Extra shapes for the typed context fields.
-	for _, ctx := range []string{
-		`{"project_id":"p","project_slug":"s","org_slug":"o"}`,
-		`{"project_id":"p","project_slug":"s","org_slug":"o","assignment_options":null,"project_links":null,"project_type_slugs":null,"environment_config":null,"identity":null}`,
-		`{"project_id":"p","project_slug":"s","org_slug":"o","assignment_options":{"n":1.5,"big":12345678901234567890,"l":[1,"a",null,{"x":true}]},"project_links":{"a":"b"},"project_type_slugs":["x","y"],"environment_config":{"e":{}}}`,
-		`{"project_id":"p","project_slug":"s","org_slug":"o","identity":{"access_token":"t","token_type":"Bearer"}}`,
-		`{"project_id":"\u00e9\n","project_slug":"s","org_slug":"o","team_slug":"t","environment":"prod","actor_user_id":"u"}`,
-	} {
-		corpus = append(corpus, []byte(`{"rule":{"handler":"a#b","handler_config":{"k":[1,2]},"ordinal":-3},"plugin":null,"context":`+ctx+`,"event":{"payload":{"n":1e3},"metadata":null}}`))
-	}
 	for _, doc := range edgeCorpus() {
 		corpus = append(corpus, doc.data)
 	}
-	compared := 0
+	var schemaOK, accepted int
 	for _, doc := range corpus {
-		if fast, _ := checkFast(t, v, doc); fast {
-			compared++
+		ok, schema := checkDecode(t, v, doc)
+		if schema && jsontext.Value(doc).IsValid() {
+			schemaOK++
+		}
+		if ok {
+			accepted++
 		}
 	}
-	require.Greater(t, compared, 500)
-
-	// The values themselves, on one document with every kind.
-	got, ok := decodeFast(edgeEnvelope(map[string]string{
-		"rule.handler_config": ` [ "\u00e9" , 1 ] `,
-		"event.payload":       `{"s":"\u00e9\ud83d\ude00\n","f":-1.25e2,"a":[],"o":{},"z":null,"t":true}`,
-		"context.team_slug":   `null`,
-	}))
-	require.True(t, ok)
-	require.Equal(t, `[ "\u00e9" , 1 ]`, string(got.Rule.HandlerConfig))
-	require.Equal(t, map[string]any{"s": "é😀\n", "f": -125.0, "a": []any{}, "o": map[string]any{}, "z": nil, "t": true}, got.Event.Payload)
-	require.Nil(t, got.Context.TeamSlug)
-	require.Equal(t, 3, got.Rule.Ordinal)
-}
-
-// TestFastFieldsMatchWireTypes: the names the fast path knows are the
-// json names of the wire types' fields, so a field added there fails
-// here until the fast path handles it.
-func TestFastFieldsMatchWireTypes(t *testing.T) {
-	t.Parallel()
-	names := func(v any) []string {
-		var out []string
-		typ := reflect.TypeOf(v)
-		for i := range typ.NumField() {
-			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-			out = append(out, name)
-		}
-		return out
-	}
-	require.Equal(t, names(wire.ActionData{}), envelopeFields.names)
-	require.Equal(t, names(wire.Rule{}), ruleFields.names)
-	require.Equal(t, names(wire.PluginRef{}), pluginFields.names)
-	require.Equal(t, names(plugins.PluginContext{}), contextFields.names)
-	require.Equal(t, names(plugins.Event{}), eventFields.names)
-	require.Equal(t, names(plugins.EventMetadata{}), metadataFields.names)
-	for _, f := range []*typedFields{envelopeFields, ruleFields, pluginFields, eventFields, metadataFields} {
-		require.Len(t, f.hashes, len(f.names))
-	}
-	require.Nil(t, contextFields.hashes, "the context is decoded by exact name")
-}
-
-// TestFastPathDeclinesJsoniterHashCollision: an unknown name whose
-// jsoniter field hash equals a known one's would be decoded by jsoniter
-// as the known field, so the fast path declines it. A real collision is
-// impractical to write down, so the check runs on a field set whose
-// hashes include the unknown name's.
-func TestFastPathDeclinesJsoniterHashCollision(t *testing.T) {
-	t.Parallel()
-	field := func(f *typedFields, member string) (int, bool) {
-		d := onePass{data: []byte(member)}
-		var seen fieldSet
-		return d.field(f, &seen)
-	}
-	plain := newTypedFields(true, "id", "handler")
-	i, ok := field(plain, `"zz":1`)
-	require.True(t, ok)
-	require.Equal(t, -1, i)
-	i, ok = field(plain, `"handler":1`)
-	require.True(t, ok)
-	require.Equal(t, 1, i)
-
-	colliding := newTypedFields(true, "id", "handler")
-	colliding.hashes[1] = jsoniterFieldHash([]byte("zz"))
-	_, ok = field(colliding, `"zz":1`)
-	require.False(t, ok, "an unknown name with a known name's jsoniter hash is declined")
-	i, ok = field(colliding, `"handler":1`)
-	require.True(t, ok, "a known name is matched by its bytes")
-	require.Equal(t, 1, i)
-
-	// The context is decoded by exact name: no hash check there.
-	exact := newTypedFields(false, "id")
-	_, ok = field(exact, `"zz":1`)
+	t.Logf("corpus %d docs: schema accepts %d strict JSON docs, decode accepts %d", len(corpus), schemaOK, accepted)
+	require.Greater(t, len(corpus), 1000)
+	require.Greater(t, accepted, 500)
+	require.GreaterOrEqual(t, float64(accepted)/float64(schemaOK), 0.95)
+	ok, _ := checkDecode(t, v, []byte(validData))
 	require.True(t, ok)
 }
 
-// TestHasSpecialByte: the eight-bytes-at-a-time test agrees with the
-// byte table for every byte value at every position, and on random
-// words.
-func TestHasSpecialByte(t *testing.T) {
+// TestStructuredAgreesWithSDK: on every structured corpus input Decode
+// accepts, sdk-go reading the whole body accepts it too and gives the same
+// event (data compared without the whitespace jsoniter keeps before it).
+// The one exception is jsoniter's float32 quirk (see below).
+func TestStructuredAgreesWithSDK(t *testing.T) {
 	t.Parallel()
-	want := func(w uint64) bool {
-		for i := range 8 {
-			if !plain[byte(w>>(8*i))] {
-				return true
-			}
+	dec := newDecoder(t)
+	accepted := 0
+	for _, c := range structuredCorpus(t) {
+		orig := bytes.Clone(c.body)
+		m, err := dec.Decode(c.headers, c.body)
+		require.Equal(t, orig, c.body, "Decode modified the body")
+		if err != nil || m.Mode != Structured {
+			continue
 		}
-		return false
-	}
-	const allPlain = 0x6161616161616161 // "aaaaaaaa"
-	for pos := range 8 {
-		for c := range 256 {
-			w := allPlain&^(0xff<<(8*pos)) | uint64(c)<<(8*pos)
-			require.Equal(t, want(w), hasSpecialByte(w), "byte %#x at %d", c, pos)
+		accepted++
+		var ev event.Event
+		if err := ev.UnmarshalJSON(c.body); err != nil {
+			// sdk-go fails on some valid data: jsoniter skips a number
+			// starting with 0 as a float32 (0.5e39), and reads data of a
+			// +json media type as a string (decision 0008). Then data with
+			// null in its place must give the same attributes.
+			_, val, err := scanTopLevel(c.body)
+			require.NoError(t, err)
+			empty := slices.Concat(c.body[:val[0]], []byte("null"), c.body[val[1]:])
+			ev = event.Event{}
+			require.NoError(t, ev.UnmarshalJSON(empty), "%s: sdk-go rejects what Decode accepts: %q", c.name, c.body)
+			ev.DataEncoded = m.Event.DataEncoded
 		}
+		ev.DataEncoded = bytes.TrimSpace(ev.DataEncoded)
+		require.Equal(t, ev, m.Event, "%s: %q", c.name, c.body)
 	}
-	require.False(t, hasSpecialByte(allPlain))
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 200000 {
-		w := rng.Uint64()
-		// Mostly plain ASCII, so both answers occur.
-		w &^= rng.Uint64() & rng.Uint64() & 0x8080808080808080
-		w |= 0x2020202020202020 &^ (rng.Uint64() & rng.Uint64() & rng.Uint64())
-		require.Equal(t, want(w), hasSpecialByte(w), "%#x", w)
-	}
-}
-
-// TestFastPathConcurrent: decodes sharing the pooled scratch space do
-// not see each other's values (run with -race).
-func TestFastPathConcurrent(t *testing.T) {
-	t.Parallel()
-	docs := [][]byte{[]byte(validData)}
-	for _, doc := range edgeCorpus() {
-		if doc.fast {
-			docs = append(docs, doc.data)
-		}
-	}
-	want := make([]wire.ActionData, len(docs))
-	for i, doc := range docs {
-		want[i], _ = referenceDecode(doc)
-	}
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for round := range 20 {
-				for i := range docs {
-					j := (i*7 + g + round) % len(docs)
-					got, ok := decodeFast(docs[j])
-					if !ok || !reflect.DeepEqual(got, want[j]) {
-						t.Errorf("doc %d decoded differently under concurrency", j)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
+	require.Greater(t, accepted, 500)
 }
