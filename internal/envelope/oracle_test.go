@@ -780,6 +780,10 @@ func TestDecodeAgreesWithSchema(t *testing.T) {
 	for _, doc := range edgeCorpus() {
 		corpus = append(corpus, doc.data)
 	}
+	for _, id := range []string{`{"access_token":"t","token_type":"Bearer","refresh_token":null,"scopes":["a"],"extra":{"x":1}}`,
+		`{"access_token":"t","expires_at":"2026-11-25T12:00:00Z"}`, `{"access_token":1}`, `"t"`} {
+		corpus = append(corpus, edgeEnvelope(map[string]string{"context.identity": id}))
+	}
 	var schemaOK, accepted int
 	for _, doc := range corpus {
 		ok, schema := checkDecode(t, v, doc)

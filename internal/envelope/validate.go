@@ -23,8 +23,8 @@ import (
 // which spell the schema's rules (testdata/schemas/action-envelope.v1.json)
 // as Go types: json/v2 already rejects a value of the wrong JSON type, and
 // by default duplicate names, invalid UTF-8 and names that differ in case
-// (decision 0005 §8); reqString, objOrNull and strMap add "required",
-// "not null" and "values are strings". The generic validator (schema,
+// (decision 0005 §8); reqString and strMap add "required", "not null" and
+// "values are strings". The generic validator (schema,
 // compiled once) only words the error of data decode rejects. The oracle
 // tests check that whatever decode accepts, the schema accepts.
 type validator struct {
@@ -119,10 +119,14 @@ func decodeEnvelope(data []byte) (wire.ActionData, error) {
 	if k := s.Rule.HandlerConfig.Kind(); k == '0' || k == 't' || k == 'f' {
 		return wire.ActionData{}, errors.New("rule.handler_config must be an object, array, string or null")
 	}
+	ctx, err := s.Context.context()
+	if err != nil {
+		return wire.ActionData{}, err
+	}
 	out := wire.ActionData{
 		Rule:               wire.Rule{ID: s.Rule.ID, Handler: s.Rule.Handler.s, HandlerConfig: json.RawMessage(s.Rule.HandlerConfig)},
 		Plugin:             s.Plugin,
-		Context:            s.Context.PluginContext,
+		Context:            ctx,
 		ExternalIdentifier: s.ExternalIdentifier,
 		Event: plugins.Event{Type: s.Event.Type, ThirdPartyService: s.Event.ThirdPartyService,
 			AttributedTo: s.Event.AttributedTo, Payload: s.Event.Payload},
@@ -136,38 +140,46 @@ func decodeEnvelope(data []byte) (wire.ActionData, error) {
 	return out, nil
 }
 
-// contextShape checks context against the schema, then decodes it with
-// PluginContext's own decoder (the SDK's model rules).
-type contextShape struct{ plugins.PluginContext }
+// contextShape is context: the schema's types, decoded into what
+// PluginContext's own decoder builds (the oracle test compares them).
+type contextShape struct {
+	ProjectID         reqString                    `json:"project_id"`
+	ProjectSlug       reqString                    `json:"project_slug"`
+	OrgSlug           reqString                    `json:"org_slug"`
+	TeamSlug          *string                      `json:"team_slug"`
+	Environment       *string                      `json:"environment"`
+	AssignmentOptions map[string]any               `json:"assignment_options"`
+	ProjectLinks      strMap                       `json:"project_links"`
+	ProjectTypeSlugs  []reqString                  `json:"project_type_slugs"`
+	EnvironmentConfig map[string]any               `json:"environment_config"`
+	ActorUserID       *string                      `json:"actor_user_id"`
+	Identity          *plugins.IdentityCredentials `json:"identity"`
+}
 
-func (c *contextShape) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	raw, err := d.ReadValue()
-	if err != nil {
-		return err
+func (c *contextShape) context() (plugins.PluginContext, error) {
+	if !c.ProjectID.set || !c.ProjectSlug.set || !c.OrgSlug.set {
+		return plugins.PluginContext{}, errRequired
 	}
-	var s struct {
-		ProjectID         reqString   `json:"project_id"`
-		ProjectSlug       reqString   `json:"project_slug"`
-		OrgSlug           reqString   `json:"org_slug"`
-		TeamSlug          string      `json:"team_slug"`
-		Environment       string      `json:"environment"`
-		AssignmentOptions objOrNull   `json:"assignment_options"`
-		ProjectLinks      strMap      `json:"project_links"`
-		ProjectTypeSlugs  []reqString `json:"project_type_slugs"`
-		EnvironmentConfig objOrNull   `json:"environment_config"`
-		ActorUserID       string      `json:"actor_user_id"`
-		Identity          objOrNull   `json:"identity"`
+	out := plugins.PluginContext{
+		ProjectID: c.ProjectID.s, ProjectSlug: c.ProjectSlug.s, OrgSlug: c.OrgSlug.s,
+		TeamSlug: c.TeamSlug, Environment: c.Environment, AssignmentOptions: c.AssignmentOptions,
+		ProjectLinks: c.ProjectLinks, EnvironmentConfig: c.EnvironmentConfig,
+		ActorUserID: c.ActorUserID, Identity: c.Identity,
 	}
-	if raw.Kind() != '{' {
-		return errors.New("context must be an object")
+	// The model's defaults: absent or null is empty, not nil.
+	out.ProjectTypeSlugs = make([]string, len(c.ProjectTypeSlugs))
+	for i, s := range c.ProjectTypeSlugs {
+		out.ProjectTypeSlugs[i] = s.s
 	}
-	if err := jsonv2.Unmarshal(raw, &s); err != nil {
-		return err
+	for _, m := range []*map[string]any{&out.AssignmentOptions, &out.EnvironmentConfig} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
 	}
-	if !s.ProjectID.set || !s.ProjectSlug.set || !s.OrgSlug.set {
-		return errRequired
+	if out.ProjectLinks == nil {
+		out.ProjectLinks = map[string]string{}
 	}
-	return c.PluginContext.UnmarshalJSON(raw)
+	return out, nil
 }
 
 // reqString is a member that must be a string (not null).
@@ -183,16 +195,6 @@ func (r *reqString) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 	tok, err := d.ReadToken()
 	r.s, r.set = tok.String(), err == nil
 	return err
-}
-
-// objOrNull is a member that must be an object or null.
-type objOrNull struct{}
-
-func (objOrNull) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	if k := d.PeekKind(); k != '{' && k != 'n' {
-		return errors.New("must be an object or null")
-	}
-	return d.SkipValue()
 }
 
 // strMap is an object whose values are strings, or null.
