@@ -34,7 +34,12 @@ func loadSensitive() map[string]string {
 // '_' and '-' equal (access_token, Access-Token and ACCESS_TOKEN are one
 // name).
 func normalizeName(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '_' || c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		}
+	}
+	return name // already normal: no allocation (log keys, header names)
 }
 
 // IsSensitiveName reports whether a header name or a JSON body key names a

@@ -139,13 +139,15 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 	hv := viewHeaders(headers)
 	m := &Message{}
 	var err error
+	var data wire.ActionData
+	decoded := false // data decoded while the structured body was scanned
 	switch {
 	case hv.ce["specversion"] != "":
 		m.Mode = Binary
 		err = decodeBinary(&m.Event, hv, body)
 	case isStructured(hv.contentType, body):
 		m.Mode = Structured
-		err = decodeStructured(&m.Event, body)
+		decoded, err = decodeStructured(&m.Event, body, &data)
 	default:
 		return nil, invalid("not a CloudEvent: no ce-specversion header and content type %q is not %s", truncate(hv.contentType, 64), wire.ContentTypeCE)
 	}
@@ -163,9 +165,12 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 	if ct := m.Event.DataMediaType(); ct != "" && !isJSONMediaType(ct) {
 		return m, invalid("datacontenttype %q is not JSON", truncate(ct, 64))
 	}
-	if m.Data, err = d.validator.decode(m.Event.Data()); err != nil {
-		return m, err
+	if !decoded {
+		if data, err = d.validator.decode(m.Event.Data()); err != nil {
+			return m, err
+		}
 	}
+	m.Data = data
 	return m, nil
 }
 

@@ -85,31 +85,40 @@ const handlerMaxLen = 256 // code points, the schema's maxLength
 
 var errRequired = errors.New("missing a required member")
 
+// decodeEnvelope decodes data (a whole document).
 func decodeEnvelope(data []byte) (wire.ActionData, error) {
-	var s struct {
-		Rule *struct {
-			ID            string         `json:"id"`
-			Handler       reqString      `json:"handler"`
-			HandlerConfig jsontext.Value `json:"handler_config"`
-			Ordinal       *int           `json:"ordinal"`
-		} `json:"rule"`
-		Plugin             *wire.PluginRef `json:"plugin"`
-		Context            *contextShape   `json:"context"`
-		ExternalIdentifier string          `json:"external_identifier"`
-		Event              *struct {
-			Type              string `json:"type"`
-			ThirdPartyService string `json:"third_party_service"`
-			AttributedTo      string `json:"attributed_to"`
-			Metadata          *struct {
-				WebhookID string `json:"webhook_id"`
-				Headers   strMap `json:"headers"`
-			} `json:"metadata"`
-			Payload map[string]any `json:"payload"`
-		} `json:"event"`
-	}
+	var s envelopeShape
 	if err := jsonv2.Unmarshal(data, &s); err != nil {
 		return wire.ActionData{}, err
 	}
+	return s.build()
+}
+
+// envelopeShape is the envelope schema as types json/v2 checks.
+type envelopeShape struct {
+	Rule *struct {
+		ID            string         `json:"id"`
+		Handler       reqString      `json:"handler"`
+		HandlerConfig jsontext.Value `json:"handler_config"`
+		Ordinal       *int           `json:"ordinal"`
+	} `json:"rule"`
+	Plugin             *wire.PluginRef `json:"plugin"`
+	Context            *contextShape   `json:"context"`
+	ExternalIdentifier string          `json:"external_identifier"`
+	Event              *struct {
+		Type              string `json:"type"`
+		ThirdPartyService string `json:"third_party_service"`
+		AttributedTo      string `json:"attributed_to"`
+		Metadata          *struct {
+			WebhookID string `json:"webhook_id"`
+			Headers   strMap `json:"headers"`
+		} `json:"metadata"`
+		Payload map[string]any `json:"payload"`
+	} `json:"event"`
+}
+
+// build applies what the types cannot say and builds the envelope.
+func (s *envelopeShape) build() (wire.ActionData, error) {
 	if s.Rule == nil || !s.Rule.Handler.set || s.Context == nil || s.Event == nil {
 		return wire.ActionData{}, errRequired
 	}
