@@ -178,7 +178,9 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 // that is a JSON object naming specversion.
 func isStructured(contentType string, body []byte) bool {
 	if contentType != "" {
-		return hasPrefixFold(strings.TrimSpace(contentType), "application/cloudevents")
+		const ce = "application/cloudevents"
+		ct := strings.TrimSpace(contentType)
+		return len(ct) >= len(ce) && strings.EqualFold(ct[:len(ce)], ce)
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	return len(trimmed) > 0 && trimmed[0] == '{' && bytes.Contains(body, []byte(`"specversion"`))
@@ -244,30 +246,16 @@ func checkEvent(ev *event.Event) error {
 }
 
 func stringExtension(ev event.Event, name string) (string, bool) {
-	var v any
-	var ok bool
-	if ec, isV1 := ev.Context.(*event.EventContextV1); isV1 {
-		// Event.Extensions copies the whole map on every call.
-		v, ok = ec.Extensions[name]
-	} else {
-		v, ok = ev.Extensions()[name]
-	}
-	if !ok {
+	ec, _ := ev.Context.(*event.EventContextV1) // checkEvent: always 1.0; Extensions() copies
+	if ec == nil {
 		return "", false
 	}
-	s, err := types.ToString(v)
-	if err != nil || s == "" {
-		return "", false
-	}
-	return s, true
+	s, err := types.ToString(ec.Extensions[name])
+	return s, err == nil && s != ""
 }
 
 func isJSONMediaType(ct string) bool {
 	return ct == wire.ContentTypeJSON || strings.HasSuffix(ct, "+json") || ct == "text/json"
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // truncate bounds attacker-controlled text copied into error messages.

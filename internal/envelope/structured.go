@@ -14,16 +14,12 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// decodeStructured reads a structured body (decision 0008). One jsontext
-// pass checks the whole body is one strict JSON object (UTF-8, no
-// duplicate names at any depth, nothing after it: decision 0005 §8) and
-// finds the data member, decoding it into data on the way (json/v2 on the
-// same decoder: data is read once); decoded reports that it did. sdk-go
-// then reads the attributes from the body without data (it would
-// otherwise walk data only to copy its bytes), and DataEncoded is set to
-// data's bytes, which is what sdk-go keeps for a JSON datacontenttype. A
-// non-JSON datacontenttype is rejected by Decode either way. data_base64
-// stays in the body for sdk-go to decode.
+// decodeStructured reads a structured body (decision 0008): one jsontext
+// pass checks it is one strict JSON object (decision 0005 §8) and decodes
+// data on the way (json/v2 on the same decoder; decoded reports it); sdk-go
+// reads the attributes from the body without data (it would walk data only
+// to copy it), and DataEncoded is data's bytes, as sdk-go keeps them for a
+// JSON datacontenttype. data_base64 stays for sdk-go.
 func decodeStructured(ev *event.Event, body []byte, data *wire.ActionData) (decoded bool, _ error) {
 	cut, val, decoded, err := scanTopLevel(body, data)
 	if errors.Is(err, errRescan) { // data failed: read it as a value, Decode words the error
@@ -47,12 +43,7 @@ func decodeStructured(ev *event.Event, body []byte, data *wire.ActionData) (deco
 
 var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
 
-var (
-	errNotObject = errors.New("not a JSON object")
-	errEmptyName = errors.New("empty member name")
-	errBothData  = errors.New("both data and data_base64")
-	errRescan    = errors.New("data does not decode")
-)
+var errRescan = errors.New("data does not decode")
 
 // scanTopLevel checks body and locates its data member: body[cut[0]:cut[1]]
 // is the member with one adjacent comma (cut[1] == 0: no data), and
@@ -63,7 +54,7 @@ func scanTopLevel(body []byte, data *wire.ActionData) (cut, val [2]int, decoded 
 	defer decoders.Put(dec)
 	dec.Reset(bytes.NewBuffer(body))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return cut, val, false, errNotObject
+		return cut, val, false, errors.New("not a JSON object")
 	}
 	first, sawB64 := true, false
 	for dec.PeekKind() == '"' {
@@ -95,7 +86,7 @@ func scanTopLevel(body []byte, data *wire.ActionData) (cut, val [2]int, decoded 
 		end := int(dec.InputOffset())
 		switch name {
 		case "":
-			return cut, val, false, errEmptyName // sdk-go (jsoniter) stops reading at an empty name
+			return cut, val, false, errors.New("empty member name") // sdk-go (jsoniter) stops reading at an empty name
 		case "data_base64":
 			sawB64 = true
 		case "data":
@@ -119,7 +110,7 @@ func scanTopLevel(body []byte, data *wire.ActionData) (cut, val [2]int, decoded 
 		return cut, val, false, err
 	}
 	if sawB64 && cut[1] > 0 {
-		return cut, val, false, errBothData
+		return cut, val, false, errors.New("both data and data_base64")
 	}
 	return cut, val, decoded, nil
 }

@@ -16,16 +16,11 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// validator checks CloudEvent data against the embedded envelope schema
-// and decodes it into wire.ActionData.
-//
-// decode is one encoding/json/v2 unmarshal into the shape types below,
-// which spell the schema's rules (testdata/schemas/action-envelope.v1.json)
-// as Go types: json/v2 already rejects a value of the wrong JSON type, and
-// by default duplicate names, invalid UTF-8 and names that differ in case
-// (decision 0005 §8); reqString and strMap add "required", "not null" and
-// "values are strings". The generic validator (schema,
-// compiled once) only words the error of data decode rejects. The oracle
+// validator decodes CloudEvent data into wire.ActionData by one json/v2
+// unmarshal into shape types that spell the envelope schema's rules
+// (json/v2 rejects wrong JSON types, duplicate names, bad UTF-8 and
+// re-cased names itself; reqString and strMap add "required", "not null",
+// "values are strings"). The compiled schema only words errors; the oracle
 // tests check that whatever decode accepts, the schema accepts.
 type validator struct {
 	schema *jsonschema.Schema
@@ -175,20 +170,20 @@ func (c *contextShape) context() (plugins.PluginContext, error) {
 		ProjectLinks: c.ProjectLinks, EnvironmentConfig: c.EnvironmentConfig,
 		ActorUserID: c.ActorUserID, Identity: c.Identity,
 	}
-	// The model's defaults: absent or null is empty, not nil.
-	out.ProjectTypeSlugs = make([]string, len(c.ProjectTypeSlugs))
+	out.ProjectTypeSlugs = make([]string, len(c.ProjectTypeSlugs)) // model defaults: empty, not nil
 	for i, s := range c.ProjectTypeSlugs {
 		out.ProjectTypeSlugs[i] = s.s
 	}
-	for _, m := range []*map[string]any{&out.AssignmentOptions, &out.EnvironmentConfig} {
-		if *m == nil {
-			*m = map[string]any{}
-		}
-	}
-	if out.ProjectLinks == nil {
-		out.ProjectLinks = map[string]string{}
-	}
+	out.AssignmentOptions, out.EnvironmentConfig = orEmpty(out.AssignmentOptions), orEmpty(out.EnvironmentConfig)
+	out.ProjectLinks = orEmpty(out.ProjectLinks)
 	return out, nil
+}
+
+func orEmpty[M ~map[string]V, V any](m M) M {
+	if m == nil {
+		return M{}
+	}
+	return m
 }
 
 // reqString is a member that must be a string (not null).
@@ -210,26 +205,13 @@ func (r *reqString) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 type strMap map[string]string
 
 func (m *strMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	var out map[string]string
-	if d.PeekKind() != 'n' {
-		out = map[string]string{}
-		if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
-			return errors.New("must be an object of strings or null")
-		}
-		for d.PeekKind() == '"' {
-			tok, err := d.ReadToken()
-			if err != nil {
-				return err
-			}
-			name := tok.String()
-			var v reqString
-			if err := v.UnmarshalJSONFrom(d); err != nil {
-				return err
-			}
-			out[name] = v.s
-		}
+	var raw map[string]reqString
+	if err := jsonv2.UnmarshalDecode(d, &raw); err != nil || raw == nil {
+		return err
 	}
-	_, err := d.ReadToken() // '}' or null
-	*m = out
-	return err
+	*m = make(strMap, len(raw))
+	for k, v := range raw {
+		(*m)[k] = v.s
+	}
+	return nil
 }

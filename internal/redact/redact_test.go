@@ -58,6 +58,8 @@ func TestBody(t *testing.T) {
 			`{"client_secret": "` + canary, `{"client_secret": "[redacted]"`, []string{"scan:client_secret"}},
 		{"duplicate names: scanned",
 			`{"a":1,"a":2,"x-api-key":"` + canary + `"}`, `{"a":1,"a":2,"x-api-key":"[redacted]"}`, []string{"scan:x-api-key"}},
+		{"escaped key name", `{"h":{"auth\u006frization":["Bearer ` + canary + `"]}}`, `{"h":{"auth\u006frization":"[redacted]"}}`,
+			[]string{"h.authorization"}},
 		{"nothing to redact", `{"a":"b"}`, `{"a":"b"}`, nil},
 		{"plain text", `hello`, `hello`, nil},
 	}

@@ -173,6 +173,7 @@ func TestIsSecretKey(t *testing.T) {
 	for key, want := range map[string]bool{
 		"authorization": true, "X-Hub-Signature": true, "set-cookie": true,
 		"IMBI_AUTH_ENCRYPTION_KEY": false, "encryption_key_secret": true,
+		"identity": true, "ce-authorization": true, "x_api_key": true,
 		"ce_id": false, "handler": false, "attempt": false, "trace_id": false, "reason": false,
 	} {
 		require.Equal(t, want, IsSecretKey(key), key)
