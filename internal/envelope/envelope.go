@@ -1,12 +1,8 @@
 // Package envelope decodes a NATS message into an imbi action CloudEvent
 // (wire-contract §3): either binding mode, the CloudEvents 1.0 attributes
-// checked by sdk-go, the type checked, and data validated against the
-// versioned envelope JSON Schema before it is decoded into wire.ActionData.
-// JSON is read by the standard library's encoding/json/v2 and jsontext
-// (strict: UTF-8, no duplicate names, case-sensitive, nothing after the
-// value); sdk-go reads the CloudEvent attributes (decision 0008).
-//
-// It knows nothing about JetStream: the worker hands it headers and bytes.
+// checked by sdk-go, the type checked, data decoded into wire.ActionData as
+// the envelope JSON Schema allows, JSON read strictly by encoding/json/v2
+// and jsontext (decision 0008). It knows nothing about JetStream.
 package envelope
 
 import (
@@ -82,8 +78,7 @@ func invalid(format string, args ...any) *Error {
 	return &Error{Reason: wire.ReasonInvalidEvent, Err: fmt.Errorf(format, args...)}
 }
 
-// Decoder decodes and validates messages. Build it once with NewDecoder;
-// it is safe for concurrent use.
+// Decoder decodes and validates messages; safe for concurrent use.
 type Decoder struct {
 	validator *validator
 }

@@ -842,3 +842,20 @@ func TestStructuredAgreesWithSDK(t *testing.T) {
 	}
 	require.Greater(t, accepted, 500)
 }
+
+// TestStructuredBufferReuse: a decoded Message does not refer to the pooled
+// buffer the attributes were read from.
+func TestStructuredBufferReuse(t *testing.T) {
+	dec := newDecoder(t)
+	body := ceBody(ceMembers[0], ceMembers[1], ceMembers[2], ceMembers[3], `"ext":"value"`, `"n":1.5`,
+		`"dataschema":"https://x/s"`, `"data":`+validData)
+	got, err := dec.Decode(ceHeaders, body)
+	require.NoError(t, err)
+	want, err := dec.Decode(ceHeaders, bytes.Clone(body))
+	require.NoError(t, err)
+	other := ceBody(strings.Repeat(`"zzzzzzzzzzzzzzzz":"zzzzzzzzzzzzzzzzzzzz",`, 20)+ceMembers[0], `"id":"ZZZZZZZZZZZZZ"`, `"data":`+validData)
+	for range 100 {
+		_, _ = dec.Decode(ceHeaders, other)
+	}
+	require.True(t, reflect.DeepEqual(want, got), "Message changed after the buffer was reused")
+}

@@ -6,7 +6,6 @@ import (
 	jsonv2 "encoding/json/v2"
 	"errors"
 	"io"
-	"slices"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -29,19 +28,25 @@ func decodeStructured(ev *event.Event, body []byte, data *wire.ActionData) (deco
 		return false, invalid("structured CloudEvent: %v", err)
 	}
 	attrs := body
-	if cut[1] > 0 {
-		attrs = slices.Concat(body[:cut[0]], body[cut[1]:])
+	if cut[1] > 0 { // sdk-go copies what it keeps, so the buffer is reused
+		buf := attrBufs.Get().(*[]byte)
+		defer attrBufs.Put(buf)
+		*buf = append(append((*buf)[:0], body[:cut[0]]...), body[cut[1]:]...)
+		attrs = *buf
 	}
 	if err := ev.UnmarshalJSON(attrs); err != nil {
 		return false, invalid("structured CloudEvent: %v", err)
 	}
 	if cut[1] > 0 {
-		ev.DataEncoded = bytes.Clone(body[val[0]:val[1]])
+		ev.DataEncoded = body[val[0]:val[1]] // as in binary mode, the body's bytes
 	}
 	return decoded, checkEvent(ev)
 }
 
-var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+var (
+	decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+	attrBufs = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 var errRescan = errors.New("data does not decode")
 
