@@ -30,10 +30,15 @@ type maxDeliveriesEvent struct {
 	Deliveries uint64 `json:"deliveries"`
 }
 
-func (w *Worker) subscribeAdvisories() (*nats.Subscription, error) {
+func (w *Worker) subscribeAdvisories() (*advisories, error) {
 	subj := maxDeliveriesAdvisory(w.cfg.Streams.Stream, w.cfg.Streams.Consumer)
+	a := &advisories{handler: make(chan struct{}, 1)}
 	sub, err := w.nc.QueueSubscribe(subj, advisoryQueue, func(m *nats.Msg) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if !a.enter() {
+			return // stopping
+		}
+		defer a.leave()
+		ctx, cancel := context.WithTimeout(context.Background(), advisoryTimeout)
 		defer cancel()
 		if err := w.handleMaxDeliveries(ctx, m.Data); err != nil {
 			w.log.Error("max-deliveries advisory not handled", "error", err)
@@ -42,8 +47,12 @@ func (w *Worker) subscribeAdvisories() (*nats.Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", subj, err)
 	}
-	return sub, nil
+	a.sub = sub
+	return a, nil
 }
+
+// advisoryTimeout bounds the handling of one advisory.
+const advisoryTimeout = 30 * time.Second
 
 // handleMaxDeliveries is the last net for a message the server gave up
 // on: it is still in the work stream but will never be delivered again.

@@ -143,7 +143,7 @@ func TestMaxDeliveriesAdvisoryNet(t *testing.T) {
 	require.NoError(t, w.bind(context.Background()))
 	sub, err := w.subscribeAdvisories()
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(sub.stop)
 	require.NoError(t, w.nc.Flush())
 
 	seq := e.publish("adv-1", "test#ok", nil)
@@ -190,7 +190,7 @@ func TestMaxDeliveriesAdvisoryBuildsTheSameLetter(t *testing.T) {
 	require.NoError(t, w.bind(context.Background()))
 	sub, err := w.subscribeAdvisories()
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(sub.stop)
 	require.NoError(t, w.nc.Flush())
 
 	leaky := bytes.Replace(event("adv-leak", "test#ok", nil, "adv-leak"),

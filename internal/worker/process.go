@@ -67,6 +67,29 @@ type slotState struct {
 	check *donemarker.Query
 }
 
+// runIntake takes messages until the work queue is closed. An intake
+// goroutine whose action was abandoned (it ignored its deadline and is
+// still running on this goroutine, dispatch.DispatchInline) leaves: a
+// replacement already took its place (replaceIntake).
+func (w *Worker) runIntake() {
+	slot := &slotState{check: donemarker.NewQuery()}
+	for msg := range w.work {
+		if !w.process(w.actionCtx, msg, slot) {
+			return // detached: replaceIntake did this goroutine's Done
+		}
+	}
+	w.inflight.Done()
+}
+
+// replaceIntake starts an intake goroutine in place of one held by an
+// abandoned action. Add before Done: the count never touches zero, so a
+// shutdown waiting on inflight is not released early.
+func (w *Worker) replaceIntake() {
+	w.inflight.Add(1)
+	go w.runIntake()
+	w.inflight.Done()
+}
+
 // process runs one message end to end; the settler settles it exactly
 // once. It returns false when the message's action was abandoned while
 // running on this goroutine: the message was settled elsewhere and the
@@ -168,7 +191,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// The action runs on this goroutine (dispatch.DispatchInline). If it
 	// ignores its deadline, the message is settled from the abandonment
 	// callback and another goroutine takes this one's place in the intake.
-	res := w.disp.DispatchInline(ctx, ev, func(res dispatch.Result) {
+	res := w.disp.DispatchInline(ctx, request(ev), func(res dispatch.Result) {
 		finish(res)
 		w.replaceIntake()
 	})
@@ -177,6 +200,18 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	}
 	finish(res)
 	return true
+}
+
+// request is what dispatch needs of a decoded envelope.
+func request(ev *envelope.Message) *dispatch.Request {
+	r := &dispatch.Request{
+		Handler: ev.Data.Rule.Handler, Subject: ev.Event.Subject(), HandlerConfig: ev.Data.Rule.HandlerConfig,
+		Context: ev.Data.Context, ExternalIdentifier: ev.Data.ExternalIdentifier, Event: ev.Data.Event,
+	}
+	if ev.Data.Plugin != nil {
+		r.PluginID = ev.Data.Plugin.ID
+	}
+	return r
 }
 
 // takeActionSlot waits for one of the Concurrency action slots; false
