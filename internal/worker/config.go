@@ -86,6 +86,9 @@ type Config struct {
 }
 
 type hooks struct {
+	// beforeDecode runs before a message is decoded (a panic here is a
+	// panic on the decode path).
+	beforeDecode func(body []byte)
 	// afterDone runs after the done-marker is written and before the ack;
 	// returning true skips the ack (simulates a crash in between).
 	afterDone func(ceID string) (skipAck bool)

@@ -240,6 +240,11 @@ func (w *Worker) shutdown(r *run, requeued int) {
 	w.breaker.stop()
 	w.breaker.wait()
 	r.adv.stop()
+	// Acks and naks are published without waiting: get them to the server
+	// before Stop returns (the caller may close the connection next).
+	if err := w.nc.FlushTimeout(w.cfg.ShutdownCancelWait); err != nil {
+		w.log.Warn("flushing settles at shutdown", "error", err)
+	}
 	w.log.Info("worker stopped")
 }
 

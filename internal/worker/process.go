@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -104,7 +106,25 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		return true
 	}
 	d.meta, d.attempt = meta, int(meta.NumDelivered)
+	d.base = w.log
 
+	// A panic anywhere on the path (decode, dispatch, settle) dead-letters
+	// the message as panic and the goroutine goes on (security issue 12
+	// §5). release gives back what the path holds at that moment.
+	var release func()
+	defer func() {
+		if p := recover(); p != nil {
+			if release != nil {
+				release()
+			}
+			w.recoverPanic(ctx, d, "process", p)
+			stay = true
+		}
+	}()
+
+	if w.cfg.hooks.beforeDecode != nil {
+		w.cfg.hooks.beforeDecode(msg.Data())
+	}
 	ev, decodeErr := w.dec.Decode(msg.Headers(), msg.Data())
 	decoded := time.Now()
 	d.ev = ev
@@ -135,8 +155,6 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
 	}
 	decodeSpan.End(trace.WithTimestamp(decoded))
-
-	d.base = w.log
 
 	if decodeErr != nil {
 		w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
@@ -172,15 +190,18 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// as the action, so neither can run into AckWait (a redelivery then
 	// would run the message on two replicas at once).
 	stopBeat := w.heartbeat(d)
+	release = stopBeat
 	if !w.takeActionSlot() {
 		stopBeat()
 		// Shutdown: pulled but not started, so another replica gets it now.
 		w.settler.Settle(ctx, d, Decision{Kind: KindRequeue})
 		return true
 	}
+	freeSlot := sync.OnceFunc(func() { <-w.actionSlots })
+	release = func() { freeSlot(); stopBeat() }
 	finish := func(res dispatch.Result) {
 		w.recordAction(ctx, d, res)
-		<-w.actionSlots
+		freeSlot()
 		stopBeat()
 		if res.CredentialStoreUnavailable {
 			w.breaker.trip(res.ErrorText) // stop pulling until the store answers (breaker.go)
@@ -192,14 +213,34 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// ignores its deadline, the message is settled from the abandonment
 	// callback and another goroutine takes this one's place in the intake.
 	res := w.disp.DispatchInline(ctx, request(ev), func(res dispatch.Result) {
+		defer w.replaceIntake()
+		defer func() {
+			if p := recover(); p != nil {
+				release()
+				w.recoverPanic(ctx, d, "abandonment", p)
+			}
+		}()
 		finish(res)
-		w.replaceIntake()
 	})
 	if res.Detached {
 		return false
 	}
 	finish(res)
 	return true
+}
+
+// recoverPanic dead-letters d as panic after a panic on its path (a
+// no-op when d was settled already: the settler recovers its own).
+func (w *Worker) recoverPanic(ctx context.Context, d *delivery, where string, p any) {
+	if d.meta == nil {
+		d.meta = &jetstream.MsgMetadata{}
+	}
+	if d.span == nil {
+		_, d.span = w.tracer.Start(ctx, "process "+d.msg.Subject())
+	}
+	text := dispatch.RedactText(fmt.Sprintf("%s panicked: %v", where, p), nil)
+	d.logger().Error("panic on a message's path; dead-lettering it", "where", where, "error", text)
+	w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: wire.ReasonPanic, ErrorText: text})
 }
 
 // request is what dispatch needs of a decoded envelope.
