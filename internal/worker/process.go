@@ -139,51 +139,11 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		}
 	}
 
-	ctx, d.span = w.tracer.Start(w.parentContext(ctx, ev, msg), "process "+msg.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received))
-	if d.span.IsRecording() { // attributes cost allocations; skip them for no-op tracing
-		d.span.SetAttributes(
-			semconv.MessagingSystemKey.String("nats"),
-			semconv.MessagingDestinationName(msg.Subject()),
-			semconv.MessagingMessageID(d.ceID),
-			attrDeliveryCount.Int(d.attempt),
-			attribute.String("handler", d.handler),
-		)
-	}
-	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
-	if decodeErr != nil {
-		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
-	}
-	decodeSpan.End(trace.WithTimestamp(decoded))
+	ctx = w.startSpans(ctx, d, received, decoded, decodeErr)
 
-	if decodeErr != nil {
-		w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
-			ErrorText: dispatch.RedactText(decodeErr.Error(), nil)})
+	if dec, ok := w.precheck(d, decodeErr, slot); ok {
+		w.settler.Settle(ctx, d, dec)
 		return true
-	}
-
-	// Crash loop: attempts already made (deliveries before this one)
-	// reached the limit without the message being settled.
-	if d.attempt > w.cfg.MaxAttempts {
-		w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
-			ErrorText: "delivered " + strconv.Itoa(d.attempt) + " times without being settled (worker crashed or lost the message)"})
-		return true
-	}
-
-	if w.checker != nil {
-		d.doneKey = donemarker.Key(d.ceID)
-		slot.check.Key = d.doneKey
-		if found, err := w.checker.IsDone(slot.check); found {
-			w.settler.Settle(ctx, d, Decision{Kind: KindDuplicate})
-			return true
-		} else if err != nil {
-			// Cannot tell whether it ran: retry later rather than risk a double run.
-			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
-			w.settler.Settle(ctx, d, Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
-				ErrorText: dispatch.RedactText(err.Error(), nil),
-				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)})
-			return true
-		}
 	}
 
 	// The InProgress heartbeat covers the wait for an action slot as well
@@ -227,6 +187,59 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	}
 	finish(res)
 	return true
+}
+
+// startSpans starts d's consumer span (continuing the publisher's trace)
+// and records the decode span; it returns the span's context.
+func (w *Worker) startSpans(ctx context.Context, d *delivery, received, decoded time.Time, decodeErr error) context.Context {
+	ctx, d.span = w.tracer.Start(w.parentContext(ctx, d.ev, d.msg), "process "+d.msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received))
+	if d.span.IsRecording() { // attributes cost allocations; skip them for no-op tracing
+		d.span.SetAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingDestinationName(d.msg.Subject()),
+			semconv.MessagingMessageID(d.ceID),
+			attrDeliveryCount.Int(d.attempt),
+			attribute.String("handler", d.handler),
+		)
+	}
+	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
+	if decodeErr != nil {
+		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
+	}
+	decodeSpan.End(trace.WithTimestamp(decoded))
+	return ctx
+}
+
+// precheck decides a message before its action: a decode failure, a
+// crash loop, a done-marker found (or a failed lookup). ok false: run it.
+func (w *Worker) precheck(d *delivery, decodeErr error, slot *slotState) (Decision, bool) {
+	if decodeErr != nil {
+		return Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
+			ErrorText: dispatch.RedactText(decodeErr.Error(), nil)}, true
+	}
+
+	// Crash loop: attempts already made (deliveries before this one)
+	// reached the limit without the message being settled.
+	if d.attempt > w.cfg.MaxAttempts {
+		return Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
+			ErrorText: "delivered " + strconv.Itoa(d.attempt) + " times without being settled (worker crashed or lost the message)"}, true
+	}
+
+	if w.checker != nil {
+		d.doneKey = donemarker.Key(d.ceID)
+		slot.check.Key = d.doneKey
+		if found, err := w.checker.IsDone(slot.check); found {
+			return Decision{Kind: KindDuplicate}, true
+		} else if err != nil {
+			// Cannot tell whether it ran: retry later rather than risk a double run.
+			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
+			return Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
+				ErrorText: dispatch.RedactText(err.Error(), nil),
+				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)}, true
+		}
+	}
+	return Decision{}, false
 }
 
 // recoverPanic dead-letters d as panic after a panic on its path (a

@@ -124,7 +124,11 @@ type Decision struct {
 	At time.Time
 }
 
-// Settlement is what hooks see of a delivery being settled.
+// Settlement is what hooks see of a delivery being settled. Hooks must
+// not call Ack, Nak, NakWithDelay or Term on Msg: the settler does, once.
+// With idempotency on, the BeforeAck hooks of an Ack run on the
+// done-marker writer's goroutine (after the marker is stored), one message
+// at a time: a hook that publishes should do so asynchronously or quickly.
 type Settlement struct {
 	// Decision is the decision as it stands; hooks read it (a hook that
 	// fails turns it into a Retry, it does not edit it).
