@@ -57,7 +57,7 @@ func TestRemoteCredentialsRoundTrip(t *testing.T) {
 	if db == "" {
 		db = "neo4j"
 	}
-	_, err = neo4j.ExecuteQuery(ctx, drv, `MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug`,
+	_, err = neo4j.ExecuteQuery(ctx, drv, `MERGE (p:Plugin {id: $id}) SET p.plugin_slug = $slug MERGE (t:ThirdPartyService {slug: 'github'}) MERGE (t)-[:HAS_PLUGIN]->(p)`,
 		map[string]any{"id": pluginID, "slug": "example-py-secure"}, neo4j.EagerResultTransformer,
 		neo4j.ExecuteQueryWithDatabase(db))
 	require.NoError(t, err)
