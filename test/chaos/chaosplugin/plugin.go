@@ -65,6 +65,10 @@ type RecordConfig struct {
 	// chain suites tell the steps of one chain, which share the payload
 	// id, apart and check their order across processes).
 	Step string `json:"step,omitempty"`
+	// KillAfterMarker, with a MarkerKiller set (WithKiller), is a
+	// CloudEvent id: record SIGKILLs the process once that id's done-marker
+	// is stored (before the ack), once per id.
+	KillAfterMarker string `json:"kill_after_marker,omitempty"`
 }
 
 // Plugin is the chaos webhook plugin. Build it with New or NewCreds.
@@ -72,7 +76,11 @@ type Plugin struct {
 	slug      string
 	withCreds bool
 	rec       Recorder
+	killer    *MarkerKiller
 }
+
+// WithKiller sets the killer of RecordConfig.KillAfterMarker.
+func (p *Plugin) WithKiller(k *MarkerKiller) *Plugin { p.killer = k; return p }
 
 // New returns the "chaos" plugin (no credentials) recording into rec.
 func New(rec Recorder) *Plugin { return &Plugin{slug: Slug, rec: rec} }
@@ -152,7 +160,13 @@ func (p *Plugin) record(ctx context.Context, in plugins.ActionInput[RecordConfig
 	if in.Config.Step != "" {
 		id += "/" + in.Config.Step + "@" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
-	return p.rec.Record(ctx, id)
+	if err := p.rec.Record(ctx, id); err != nil {
+		return err
+	}
+	if in.Config.KillAfterMarker != "" && p.killer != nil {
+		return p.killer.arm(in.Config.KillAfterMarker)
+	}
+	return nil
 }
 
 func (p *Plugin) sleep(ctx context.Context, in plugins.ActionInput[RecordConfig]) error {

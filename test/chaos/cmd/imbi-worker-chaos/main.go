@@ -5,7 +5,8 @@
 //
 // IMBI_CHAOS_RECORD_DIR names the directory where the record action appends
 // the CloudEvent ids it ran for (one runs-<pid>.log per process);
-// IMBI_CHAOS_FSYNC=1 fsyncs every record.
+// IMBI_CHAOS_FSYNC=1 fsyncs every record. IMBI_CHAOS_KILL_NATS_URL arms
+// the record action's kill_after_marker (chaosplugin.MarkerKiller).
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	_ "github.com/aweber-imbi/imbi-worker/internal/actions"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
+	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
 func main() {
@@ -25,7 +27,12 @@ func main() {
 			fmt.Fprintln(os.Stderr, "imbi-worker-chaos:", err)
 			os.Exit(1)
 		}
-		plugins.Register(chaosplugin.Slug, chaosplugin.New(rec))
+		p := chaosplugin.New(rec)
+		if url := os.Getenv("IMBI_CHAOS_KILL_NATS_URL"); url != "" {
+			// RecordConfig.KillAfterMarker: kill -9 between marker and ack.
+			p.WithKiller(chaosplugin.NewMarkerKiller(url, wire.DefaultDoneBucket, dir))
+		}
+		plugins.Register(chaosplugin.Slug, p)
 		plugins.Register(chaosplugin.CredsSlug, chaosplugin.NewCreds(rec))
 	}
 	cli.Main()
