@@ -207,6 +207,23 @@ func (s *stack) publish(ctx context.Context, id, handler string, config any) {
 	require.NoError(s.t, err)
 }
 
+// publishChain publishes a chain of handlers (wire contract §A).
+func (s *stack) publishChain(ctx context.Context, id, onFailure string, handlers ...string) {
+	s.t.Helper()
+	c := publisher.Chain{ID: id, DeliveryID: id, OnFailure: onFailure, Data: wiredata.ActionData{
+		Context: plugins.PluginContext{ProjectID: "p-1", ProjectSlug: "checkout", OrgSlug: "acme"},
+		Event: plugins.Event{Type: "push", ThirdPartyService: "github",
+			Metadata: plugins.EventMetadata{WebhookID: "wh-1"}, Payload: map[string]any{"id": id}},
+	}}
+	for i, h := range handlers {
+		slug, _, _ := strings.Cut(h, "#")
+		c.Rules = append(c.Rules, publisher.ChainRule{Rule: wire.Rule{Handler: h, HandlerConfig: json.RawMessage(`{}`), Ordinal: i},
+			Plugin: &wire.PluginRef{ID: "missing-" + id, Slug: slug}})
+	}
+	_, err := s.pub.PublishChain(ctx, c)
+	require.NoError(s.t, err)
+}
+
 func (s *stack) get(path string) (int, string) {
 	s.t.Helper()
 	resp, err := http.Get("http://" + s.admin.Addr() + path)
@@ -308,6 +325,10 @@ func TestMetricsEndpointAfterRun(t *testing.T) {
 	if s.neo4j {
 		s.publish(ctx, "m-creds.0", "withcreds#ok", map[string]any{}) // cache miss, Neo4j query
 	}
+	// Ordered chains (wire contract §A): one runs to its end (a step and a
+	// finished chain), one stops at its dead-lettered first step.
+	s.publishChain(ctx, "m-chain", "", "test#ok", "test#ok")
+	s.publishChain(ctx, "m-chain-stop", wire.ChainStop, "test#permanent", "test#ok")
 
 	var body string
 	want := []struct {
@@ -324,6 +345,9 @@ func TestMetricsEndpointAfterRun(t *testing.T) {
 		{"imbi_worker_action_timeouts_total", []string{`handler="test#sleep"`}},
 		{"imbi_worker_action_abandoned_total", []string{`handler="test#ignore_ctx"`}},
 		{"imbi_worker_inflight", nil},
+		{"imbi_worker_chain_steps_total", nil},
+		{"imbi_worker_chain_finished_total", nil},
+		{"imbi_worker_chain_stopped_total", nil},
 		{"imbi_worker_consumer_pending", []string{`stream="IMBI_ACTIONS"`, `consumer="imbi-worker"`}},
 		{"imbi_worker_consumer_ack_pending", []string{`consumer="imbi-worker"`}},
 		{"imbi_worker_consumer_redelivered", []string{`consumer="imbi-worker"`}},
