@@ -313,7 +313,6 @@ func TestOutcomeRows(t *testing.T) {
 	}
 }
 
-
 // stall is a BeforeAck hook after the outcome hook that holds the first
 // delivery of one action past AckWait and then fails it: the outcome is
 // stored, the message is not acked — what a worker killed between the
