@@ -34,7 +34,7 @@ func newOutcomesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "outcomes",
 		Short: "Read outcome events (one per settle decision)",
-		Long: `Outcome events are kept in the outcome stream (IMBI_OUTCOMES, wire-contract §9):
+		Long: `Outcome events are kept in the outcome stream (IMBI_OUTCOMES, wire-contract §C):
 one CloudEvent per settle decision — succeeded, retrying, dead_lettered,
 deduplicated or paused — with the handler, reason, redacted error and duration.`,
 	}

@@ -1,5 +1,5 @@
 // Package outcomes publishes and reads outcome events (wire-contract
-// v1.1 §C, docs/wire-contract.md §9): one CloudEvent per settle decision
+// v1.1 §C, docs/wire-contract.md §C): one CloudEvent per settle decision
 // on the IMBI_OUTCOMES stream, published and acknowledged before the
 // action message is settled (Hook), and read back for `imbi-worker
 // outcomes tail` and the operator console (Reader).
