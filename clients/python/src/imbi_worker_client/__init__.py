@@ -37,6 +37,15 @@ from .errors import (
     PublishRejectedError,
 )
 from .handler import Handler, parse_handler
+from .outcomes import (
+    DEFAULT_OUTCOMES_PREFIX,
+    DEFAULT_OUTCOMES_STREAM,
+    OUTCOME_EVENT_TYPE,
+    OUTCOME_STATUSES,
+    TERMINAL_STATUSES,
+    Outcome,
+    OutcomeReader,
+)
 from .publisher import (
     DEFAULT_STREAM,
     ActionPublisher,
@@ -58,10 +67,15 @@ __version__ = "1.0.0"
 __all__ = [
     "CONTENT_TYPE_CLOUDEVENTS",
     "CONTENT_TYPE_JSON",
+    "DEFAULT_OUTCOMES_PREFIX",
+    "DEFAULT_OUTCOMES_STREAM",
     "DEFAULT_STREAM",
     "DEFAULT_SUBJECT_PREFIX",
     "EVENT_TYPE",
+    "OUTCOME_EVENT_TYPE",
+    "OUTCOME_STATUSES",
     "REDACTED",
+    "TERMINAL_STATUSES",
     "AckTimeoutError",
     "ActionPublisher",
     "ActionRequest",
@@ -77,6 +91,8 @@ __all__ = [
     "NoStreamError",
     "NotConnectedError",
     "OutboundMessage",
+    "Outcome",
+    "OutcomeReader",
     "PayloadTooLargeError",
     "PluginContext",
     "PluginRef",
