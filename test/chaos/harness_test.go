@@ -23,8 +23,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
-	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
+	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
@@ -119,15 +119,15 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 	disp := &dispatch.Dispatcher{Registry: reg, Credentials: o.Credentials}
 	h.w, err = worker.New(h.nc, disp, worker.Config{
-		Streams:        sc,
-		Concurrency:    o.Concurrency,
-		MaxAttempts:    o.MaxAttempts,
-		BackoffBase:    o.BackoffBase,
-		BackoffMax:     o.BackoffMax,
-		ShutdownGrace:  5 * time.Second,
-		Idempotency:    true,
-		WorkerID:       "chaos-harness",
-		Logger:         slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Streams:       sc,
+		Concurrency:   o.Concurrency,
+		MaxAttempts:   o.MaxAttempts,
+		BackoffBase:   o.BackoffBase,
+		BackoffMax:    o.BackoffMax,
+		ShutdownGrace: 5 * time.Second,
+		Idempotency:   true,
+		WorkerID:      "chaos-harness",
+		Logger:        slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		// Outcome events (v1.1 §C) as `run` publishes them: the canary
 		// scans the outcome stream too.
 		Hooks: outcomes.NewHook(h.js, outcomes.Config{Prefix: sc.OutcomesPrefix, WorkerID: "chaos-harness",
