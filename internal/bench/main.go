@@ -427,7 +427,7 @@ func benchStreams(phase string, idem bool) streams.Config {
 	// Outcome events only in the phase that measures them (pipeline).
 	sc.Outcomes = false
 	sc.OutcomesStream = "BENCH_OUTCOMES_" + strings.ToUpper(phase)
-	sc.OutcomesPrefix = "bench.outcomes." + phase
+	sc.OutcomesPrefix = "benchout." + phase
 	return sc
 }
 
@@ -589,7 +589,7 @@ func (e *env) pipeline(o options, prefix string) (float64, error) {
 		return 0, fmt.Errorf("ran %d actions, want %d", ran.Load(), o.n)
 	}
 	if sc.Outcomes {
-		s, err := e.js.Stream(ctx, sc.OutcomesStream)
+		s, err := e.js.Stream(context.Background(), sc.OutcomesStream)
 		if err != nil {
 			return 0, err
 		}
