@@ -17,6 +17,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/remote"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
@@ -28,6 +29,7 @@ import (
 type streamFlags struct {
 	cfg            streams.Config
 	noIdempotency  bool
+	noOutcomes     bool
 	filterSubjects []string
 }
 
@@ -48,12 +50,17 @@ func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&f.cfg.MaxAckPending, "max-ack-pending", d.MaxAckPending, "consumer max unacked messages (≥ --pool-size × concurrency)")
 	fs.IntVar(&f.cfg.MaxDeliver, "max-deliver", d.MaxDeliver, "consumer max deliveries (must exceed --max-attempts)")
 	fs.BoolVar(&f.noIdempotency, "no-idempotency", false, "do not check or write done-markers")
+	fs.StringVar(&f.cfg.OutcomesStream, "outcomes-stream", d.OutcomesStream, "outcome event stream name (v1.1 §C)")
+	fs.StringVar(&f.cfg.OutcomesPrefix, "outcomes-prefix", d.OutcomesPrefix, "outcome subject prefix (<prefix>.<plugin>.<action>)")
+	fs.DurationVar(&f.cfg.OutcomesMaxAge, "outcomes-max-age", d.OutcomesMaxAge, "how long outcome events are kept")
+	fs.BoolVar(&f.noOutcomes, "no-outcomes", false, "do not publish an outcome event per settle decision (nor provision the outcome stream)")
 }
 
 func (f *streamFlags) config() streams.Config {
 	c := f.cfg
 	c.FilterSubjects = f.filterSubjects
 	c.Idempotency = !f.noIdempotency
+	c.Outcomes = !f.noOutcomes
 	c.SetDefaults()
 	return c
 }
@@ -249,7 +256,15 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 		return err
 	}
 	disp := &dispatch.Dispatcher{Registry: deps.Remote.Registry(deps.Registry), Credentials: deps.Credentials, DefaultTimeout: timeout}
+	workerID := instanceID(f.workerID)
+	var hooks worker.Hooks
+	if sc.Outcomes {
+		// Appended last: the outcome hook must be the last BeforeSettle
+		// hook (outcomes.Hook).
+		hooks = outcomes.NewHook(js, outcomes.Config{Prefix: sc.OutcomesPrefix, WorkerID: workerID, Logger: log}).Hooks(hooks)
+	}
 	w, err := worker.New(sess.NC, disp, worker.Config{
+		Hooks:          hooks,
 		Streams:        sc,
 		Concurrency:    f.concurrency,
 		Prefetch:       f.prefetch,
@@ -258,7 +273,7 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 		BackoffMax:     f.backoffMax,
 		ShutdownGrace:  f.shutdownGrace,
 		Idempotency:    sc.Idempotency,
-		WorkerID:       f.workerID,
+		WorkerID:       workerID,
 		Logger:         log,
 		MeterProvider:  deps.MeterProvider,
 		TracerProvider: deps.TracerProvider,

@@ -91,6 +91,21 @@ func TestRunServesTheConsole(t *testing.T) {
 	}, 15*time.Second, 50*time.Millisecond, "the dead letter never showed; log:\n%s", errOut.String())
 	require.Equal(t, "console-1.0", page.Letters[0].EventID)
 
+	// The worker's outcome event, read back by the console (v1.1 §C).
+	var outs struct {
+		Outcomes []console.Outcome `json:"outcomes"`
+	}
+	require.Eventually(t, func() bool {
+		code, body := call("GET", "/api/v1/outcomes?handler=nope%23act", "", true)
+		return code == http.StatusOK && json.Unmarshal([]byte(body), &outs) == nil && len(outs.Outcomes) == 1
+	}, 15*time.Second, 50*time.Millisecond, "the outcome never showed; log:\n%s", errOut.String())
+	o := outs.Outcomes[0]
+	require.Equal(t, "console-1.0.1", o.ID)
+	require.Equal(t, console.OutcomeDeadLettered, o.Status)
+	require.Equal(t, string(wire.ReasonUnknownHandler), o.Reason)
+	require.Equal(t, "console-test", o.Worker)
+	require.NotNil(t, o.DeadLetter)
+
 	code, body := call("POST", "/api/v1/dead-letters/purge", `{"all":true}`, true)
 	require.Equal(t, http.StatusForbidden, code, body)
 	code, _ = call("GET", "/api/v1/dead-letters", "", false)

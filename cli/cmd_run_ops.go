@@ -16,6 +16,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
 	"github.com/aweber-imbi/imbi-worker/internal/console"
 	"github.com/aweber-imbi/imbi-worker/internal/dlq"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 )
@@ -41,11 +42,7 @@ func (f *opsFlags) addFlags(fs *pflag.FlagSet) {
 // "worker" failing until the worker is bound, and turns false as soon as
 // ctx is cancelled (shutdown), before the worker drains.
 func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
-	instance := f.workerID
-	if instance == "" {
-		host, _ := os.Hostname()
-		instance = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
+	instance := instanceID(f.workerID)
 	prov, shutdown, err := telemetry.Setup(ctx, telemetry.Config{ServiceVersion: Version, InstanceID: instance})
 	if err != nil {
 		return err
@@ -134,9 +131,22 @@ func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
 				return fmt.Errorf("operator console: %w", err)
 			}
 			opc.SetDLQ(store)
+			if sc.Outcomes {
+				opc.SetOutcomes(outcomes.ConsoleReader{R: outcomes.NewReader(js, sc.OutcomesStream, sc.OutcomesPrefix)})
+			}
 		}
 		current.Store(w)
 		return nil
 	})
 	return nil
+}
+
+// instanceID is --worker-id, else hostname-pid: the id in dead letters,
+// outcome events and the telemetry resource.
+func instanceID(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

@@ -132,6 +132,7 @@ func TestStreamsApplyIdempotent(t *testing.T) {
 		cmd.SetArgs([]string{"streams", "apply", "--nats-url", srv.URL()})
 		require.NoError(t, cmd.ExecuteContext(context.Background()))
 		require.Contains(t, out.String(), "IMBI_ACTIONS")
+		require.Contains(t, out.String(), "outcomes     IMBI_OUTCOMES  subjects [imbi.outcomes.>]  max age 168h0m0s")
 	}
 	nc, err := nats.Connect(srv.URL())
 	require.NoError(t, err)
@@ -151,6 +152,22 @@ func TestStreamsApplyIdempotent(t *testing.T) {
 	di, err := d.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 14*24*time.Hour, di.Config.MaxAge)
+	o, err := js.Stream(ctx, "IMBI_OUTCOMES")
+	require.NoError(t, err)
+	oi, err := o.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, jetstream.LimitsPolicy, oi.Config.Retention)
+	require.Equal(t, 7*24*time.Hour, oi.Config.MaxAge)
+
+	// --no-outcomes --outcomes-stream X: nothing provisioned under X.
+	var out bytes.Buffer
+	cmd := NewRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"streams", "apply", "--nats-url", srv.URL(), "--no-outcomes", "--outcomes-stream", "OFF_OUTCOMES", "--outcomes-prefix", "off.outcomes"})
+	require.NoError(t, cmd.ExecuteContext(context.Background()))
+	require.NotContains(t, out.String(), "outcomes ")
+	_, err = js.Stream(ctx, "OFF_OUTCOMES")
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
 	c, err := js.Consumer(ctx, "IMBI_ACTIONS", "imbi-worker")
 	require.NoError(t, err)
 	ci, err := c.Info(ctx)

@@ -80,6 +80,13 @@ func printApplied(ctx context.Context, cmd *cobra.Command, p *streams.Provisione
 		}
 		out["done_bucket"] = map[string]any{"bucket": st.Bucket(), "ttl": st.TTL().String()}
 	}
+	var oi *jetstream.StreamInfo
+	if p.Outcomes != nil {
+		if oi, err = p.Outcomes.Info(ctx); err != nil {
+			return err
+		}
+		out["outcomes"] = oi.Config
+	}
 	w := cmd.OutOrStdout()
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -92,6 +99,9 @@ func printApplied(ctx context.Context, cmd *cobra.Command, p *streams.Provisione
 	fmt.Fprintf(w, "consumer     %s  ack wait %s, max ack pending %d, max deliver %d, filter %v\n",
 		ci.Config.Durable, ci.Config.AckWait, ci.Config.MaxAckPending, ci.Config.MaxDeliver,
 		append([]string{ci.Config.FilterSubject}, ci.Config.FilterSubjects...))
+	if oi != nil {
+		fmt.Fprintf(w, "outcomes     %s  subjects %v  max age %s\n", oi.Config.Name, oi.Config.Subjects, oi.Config.MaxAge)
+	}
 	if p.Done != nil {
 		fmt.Fprintf(w, "done-markers %v\n", out["done_bucket"])
 	}

@@ -196,6 +196,11 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	info, err := work.Info(pctx)
 	require.NoError(t, err)
 	require.Zero(t, info.State.Msgs, "the worker acked (work-queue stream)")
+	outs, err := opJS.Stream(pctx, wire.DefaultOutcomesStream)
+	require.NoError(t, err, "the worker role provisions the outcome stream")
+	om, err := outs.GetLastMsgForSubject(pctx, wire.DefaultOutcomesPrefix+".cli-test.greet")
+	require.NoError(t, err, "the worker role publishes the outcome event")
+	require.Contains(t, string(om.Data), `"status":"dead_lettered"`)
 
 	// The worker role writes and reads done-markers (a success's last step).
 	var wV violations

@@ -31,6 +31,32 @@ const (
 	InvalidToken         = "_invalid"
 )
 
+// Outcome events (wire-contract v1.1 §C): one CloudEvent per settle
+// decision on IMBI_OUTCOMES, subjects <prefix>.<plugin>.<action> (or
+// <prefix>._invalid).
+const (
+	DefaultOutcomesStream = "IMBI_OUTCOMES"
+	DefaultOutcomesPrefix = "imbi.outcomes"
+	OutcomeEventType      = "io.imbi.webhook.action.outcome.v1"
+	OutcomeSourcePrefix   = "/imbi-worker/"
+	OutcomeSchemaV1       = "testdata/schemas/action-outcome.v1.json"
+)
+
+// OutcomeStatus is an outcome event's data.status.
+type OutcomeStatus string
+
+// Outcome statuses (v1.1 §C).
+const (
+	OutcomeSucceeded    OutcomeStatus = "succeeded"
+	OutcomeRetrying     OutcomeStatus = "retrying"
+	OutcomeDeadLettered OutcomeStatus = "dead_lettered"
+	OutcomeDeduplicated OutcomeStatus = "deduplicated"
+	OutcomePaused       OutcomeStatus = "paused"
+)
+
+// OutcomeStatuses lists every status.
+var OutcomeStatuses = []OutcomeStatus{OutcomeSucceeded, OutcomeRetrying, OutcomeDeadLettered, OutcomeDeduplicated, OutcomePaused}
+
 // Subject is the work subject of a handler: <prefix>.<plugin>.<action>.
 func Subject(prefix string, h Handler) string {
 	return prefix + "." + h.Plugin + "." + h.Action

@@ -3,7 +3,8 @@
 //
 //  1. raw consume+ack of N pre-published 1.2 KiB CloudEvents: the ceiling;
 //  2. the full worker pipeline (decode, envelope + config validation,
-//     dispatch, settle) with a no-op action, idempotency off, then on;
+//     dispatch, settle) with a no-op action, idempotency off, then on,
+//     then on with outcome events (v1.1 §C, what `run` does by default);
 //  3. publish→action-start latency (p50/p99) at half the measured max rate;
 //  4. peak RSS of the process.
 //
@@ -36,6 +37,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/benchdata"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
@@ -76,7 +78,7 @@ func main() {
 	flag.BoolVar(&o.verbose, "v", false, "print the workers' warnings and connection errors to stderr")
 	flag.StringVar(&o.latencyDump, "latency-dump", "", "write each latency sample (send time, latency) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the worker phases")
-	flag.StringVar(&o.phases, "phases", "raw,off,on,chain,latency,rss", "phases to run")
+	flag.StringVar(&o.phases, "phases", "raw,off,on,outcomes,chain,latency,rss", "phases to run (outcomes: idempotency on with outcome events)")
 	flag.StringVar(&o.childLatencyURL, "child-latency", "", "internal: run the worker of the own-process latency phase against this URL")
 	flag.StringVar(&o.childURL, "child-worker", "", "internal: run the worker of the rss phase against this URL")
 	flag.Parse()
@@ -198,19 +200,25 @@ func run(o options, gc string) error {
 		rates["raw"] = r
 		fmt.Printf("raw JetStream consume+ack     %9.0f msgs/s\n", r)
 	}
-	for _, idem := range []bool{false, true} {
-		name := map[bool]string{false: "off", true: "on"}[idem]
+	for _, name := range []string{"off", "on", "outcomes"} {
 		if !phase(name) {
 			continue
 		}
-		r, cpu, err := e.pipeline(o, idem)
+		r, cpu, err := e.pipeline(o, name)
 		if err != nil {
-			return fmt.Errorf("pipeline idempotency %s: %w", name, err)
+			return fmt.Errorf("pipeline %s: %w", name, err)
 		}
 		rates[name], cpuPerMsg[name] = r, cpu
 		ratio := ""
 		if raw := rates["raw"]; raw > 0 {
 			ratio = fmt.Sprintf("  ratio %.2f", r/raw)
+		}
+		if name == "outcomes" {
+			if on := rates["on"]; on > 0 {
+				ratio += fmt.Sprintf("  vs idempotency on %.2f (outcome events cost %.1f %%)", r/on, 100*(1-r/on))
+			}
+			fmt.Printf("worker pipeline, on + outcomes %9.0f msgs/s%s\n", r, ratio)
+			continue
 		}
 		fmt.Printf("worker pipeline, idempotency %-3s %9.0f msgs/s%s\n", name, r, ratio)
 	}
@@ -432,6 +440,10 @@ func benchStreams(phase string, idem bool) streams.Config {
 	sc.DoneBucket = "bench_done_" + phase
 	sc.Idempotency = idem
 	sc.MaxAckPending = 10_000
+	// Outcome events only in the phase that measures them (pipeline).
+	sc.Outcomes = false
+	sc.OutcomesStream = "BENCH_OUTCOMES_" + strings.ToUpper(phase)
+	sc.OutcomesPrefix = "benchout." + phase
 	return sc
 }
 
@@ -539,19 +551,28 @@ func (e *env) buildWorker(nc *nats.Conn, o options, sc streams.Config, started f
 	if _, err := reg.Load(); err != nil {
 		return nil, err
 	}
+	var hooks worker.Hooks
+	if sc.Outcomes {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, err
+		}
+		hooks = outcomes.NewHook(js, outcomes.Config{Prefix: sc.OutcomesPrefix, WorkerID: "bench", Logger: benchLogger(o)}).Hooks(hooks)
+	}
 	return worker.New(nc, &dispatch.Dispatcher{Registry: reg}, worker.Config{
 		Streams: sc, Concurrency: o.concurrency, Prefetch: o.prefetch, Idempotency: sc.Idempotency,
-		Logger: benchLogger(o),
+		Logger: benchLogger(o), Hooks: hooks,
 	})
 }
 
-// pipeline: N pre-published messages through the full worker; the rate
-// and the process CPU per message (µs).
-func (e *env) pipeline(o options, idem bool) (float64, float64, error) {
+// pipeline: N pre-published messages through the full worker; prefix
+// is off (idempotency off), on, or outcomes (on, with outcome events).
+// It returns the rate and the process CPU per message (µs).
+func (e *env) pipeline(o options, prefix string) (float64, float64, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	prefix := map[bool]string{false: "off", true: "on"}[idem]
-	sc := benchStreams(prefix, idem)
+	sc := benchStreams(prefix, prefix != "off")
+	sc.Outcomes = prefix == "outcomes"
 	if err := e.provision(ctx, sc); err != nil {
 		return 0, 0, err
 	}
@@ -577,13 +598,26 @@ func (e *env) pipeline(o options, idem bool) (float64, float64, error) {
 	elapsed := time.Since(start)
 	stopProfile()
 	cpuPer := float64((cpuTime() - cpu0).Microseconds()) / float64(o.n)
-	fmt.Printf("  idempotency %s: %.1f µs CPU per message (process: server + worker)\n", prefix, cpuPer)
+	fmt.Printf("  %s: %.1f µs CPU per message (process: server + worker)\n", prefix, cpuPer)
 	cancel()
 	if err := <-errc; err != nil {
 		return 0, 0, err
 	}
 	if ran.Load() != int64(o.n) {
 		return 0, 0, fmt.Errorf("ran %d actions, want %d", ran.Load(), o.n)
+	}
+	if sc.Outcomes {
+		s, err := e.js.Stream(context.Background(), sc.OutcomesStream)
+		if err != nil {
+			return 0, 0, err
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return 0, 0, err
+		}
+		if info.State.Msgs != uint64(o.n) {
+			return 0, 0, fmt.Errorf("%d outcome events stored, want %d", info.State.Msgs, o.n)
+		}
 	}
 	return float64(o.n) / elapsed.Seconds(), cpuPer, nil
 }

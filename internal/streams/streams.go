@@ -57,6 +57,15 @@ type Config struct {
 	// Idempotency: create the done-marker bucket (true unless
 	// --no-idempotency).
 	Idempotency bool
+	// Outcomes: create the outcome stream (v1.1 §C; true unless
+	// --no-outcomes).
+	Outcomes bool
+	// OutcomesStream is the outcome event stream (IMBI_OUTCOMES).
+	OutcomesStream string
+	// OutcomesPrefix is its subject prefix (imbi.outcomes).
+	OutcomesPrefix string
+	// OutcomesMaxAge is how long outcome events are kept (7 days).
+	OutcomesMaxAge time.Duration
 }
 
 // Defaults.
@@ -67,11 +76,12 @@ const (
 	DefaultAckWait         = 30 * time.Second
 	DefaultMaxAckPending   = 2048
 	DefaultMaxDeliver      = 10
+	DefaultOutcomesMaxAge  = 7 * 24 * time.Hour
 )
 
 // DefaultConfig returns the wire-contract defaults.
 func DefaultConfig() Config {
-	c := Config{Idempotency: true}
+	c := Config{Idempotency: true, Outcomes: true}
 	c.SetDefaults()
 	return c
 }
@@ -89,6 +99,11 @@ func (c *Config) SetDefaults() {
 	def(&c.DLQPrefix, wire.DefaultDLQPrefix)
 	def(&c.Consumer, wire.DefaultConsumer)
 	def(&c.DoneBucket, wire.DefaultDoneBucket)
+	def(&c.OutcomesStream, wire.DefaultOutcomesStream)
+	def(&c.OutcomesPrefix, wire.DefaultOutcomesPrefix)
+	if c.OutcomesMaxAge <= 0 {
+		c.OutcomesMaxAge = DefaultOutcomesMaxAge
+	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -130,15 +145,19 @@ func (c Config) WorkSubjects() []string { return []string{c.SubjectPrefix + ".>"
 // DLQSubjects is the dead-letter stream's subject filter.
 func (c Config) DLQSubjects() []string { return []string{c.DLQPrefix + ".>"} }
 
+// OutcomeSubjects is the outcome stream's subject filter.
+func (c Config) OutcomeSubjects() []string { return []string{c.OutcomesPrefix + ".>"} }
+
 // Provisioned is what Apply created or updated.
 type Provisioned struct {
 	Stream, DLQ jetstream.Stream
+	Outcomes    jetstream.Stream // nil when Outcomes is off
 	Consumer    jetstream.Consumer
 	Done        jetstream.KeyValue // nil when Idempotency is off
 }
 
 // Apply creates or updates the work stream, the dead-letter stream, the
-// done-marker bucket and the durable consumer. Running it again with the
+// outcome stream, the done-marker bucket and the durable consumer. Running it again with the
 // same config changes nothing.
 func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned, error) {
 	c.SetDefaults()
@@ -170,6 +189,25 @@ func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream %s: %w", c.DLQStream, err)
+	}
+	if c.Outcomes {
+		// Limits retention: consumers (the gateway's durable, outcomes
+		// tail, the console) read without removing. The duplicate window
+		// drops a repeated outcome (same id after a crash, v1.1 §C).
+		p.Outcomes, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        c.OutcomesStream,
+			Description: "imbi-worker outcome events (wire-contract v1.1 §C)",
+			Subjects:    c.OutcomeSubjects(),
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.OutcomesMaxAge,
+			Duplicates:  c.DuplicateWindow,
+			AllowDirect: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("outcome stream %s: %w", c.OutcomesStream, err)
+		}
 	}
 	if c.Idempotency {
 		p.Done, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

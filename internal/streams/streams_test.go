@@ -88,3 +88,50 @@ func TestEmbeddedNeedsDataDir(t *testing.T) {
 	_, err := StartEmbedded(EmbeddedConfig{})
 	require.Error(t, err)
 }
+
+// The outcome stream (v1.1 §C) is provisioned with the others: limits
+// retention, 7 days by default or as configured, and absent when off.
+func TestApplyOutcomeStream(t *testing.T) {
+	t.Parallel()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	for _, tc := range []struct {
+		name   string
+		maxAge time.Duration
+		want   time.Duration
+	}{
+		{"default", 0, 7 * 24 * time.Hour},
+		{"configured", 36 * time.Hour, 36 * time.Hour},
+	} {
+		c := DefaultConfig()
+		c.OutcomesMaxAge = tc.maxAge
+		c.SetDefaults()
+		p, err := Apply(ctx, js, c)
+		require.NoError(t, err, tc.name)
+		require.NotNil(t, p.Outcomes, tc.name)
+		info, err := p.Outcomes.Info(ctx)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, "IMBI_OUTCOMES", info.Config.Name, tc.name)
+		require.Equal(t, []string{"imbi.outcomes.>"}, info.Config.Subjects, tc.name)
+		require.Equal(t, jetstream.LimitsPolicy, info.Config.Retention, tc.name)
+		require.Equal(t, tc.want, info.Config.MaxAge, tc.name)
+		require.Equal(t, c.DuplicateWindow, info.Config.Duplicates, "repeated outcome ids are dropped")
+	}
+
+	off := DefaultConfig()
+	off.Outcomes, off.OutcomesStream, off.OutcomesPrefix = false, "OTHER_OUTCOMES", "other.outcomes"
+	p, err := Apply(ctx, js, off)
+	require.NoError(t, err)
+	require.Nil(t, p.Outcomes)
+	_, err = js.Stream(ctx, "OTHER_OUTCOMES")
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
+}

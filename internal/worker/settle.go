@@ -147,6 +147,10 @@ type Settlement struct {
 	// BeforeAck hooks.
 	Letter    *nats.Msg
 	LetterAck *jetstream.PubAck
+	// Pending is a publish a BeforeSettle hook started without waiting,
+	// for its BeforeAck hook to await (an Ack's outcome event, v1.1 §C,
+	// travels alongside the done-marker instead of after it).
+	Pending jetstream.PubAckFuture
 }
 
 // BeforeSettleHook runs before the decision's durable step (v1.1 §A: a

@@ -218,6 +218,20 @@ func runCanary(t *testing.T, canary string, source dispatch.CredentialSource, pl
 			}
 		}
 	}
+	// Outcome events: every stored event, subject and headers included.
+	outcomeEvents := h.outcomeMessages(ctx)
+	require.GreaterOrEqual(t, len(outcomeEvents), len(sends), "an outcome per message at least")
+	redactedOutcome := false
+	for _, m := range outcomeEvents {
+		where := fmt.Sprintf("outcome event seq %d", m.Sequence)
+		scan(where+" subject", m.Subject)
+		for k, vs := range m.Header {
+			scan(where+" header "+k, k+": "+strings.Join(vs, ", "))
+		}
+		scan(where+" body", string(m.Data))
+		redactedOutcome = redactedOutcome || strings.Contains(string(m.Data), wire.Redacted)
+	}
+	require.True(t, redactedOutcome, "no outcome carried a redacted error: did the canary reach one?")
 	metrics := h.metricsText()
 	require.Contains(t, metrics, "imbi_worker_dead_letters", "metrics not exported")
 	scan("metrics", metrics)
@@ -230,8 +244,8 @@ func runCanary(t *testing.T, canary string, source dispatch.CredentialSource, pl
 		}
 	}
 
-	t.Logf("FIGURES canary: %d log lines, %d dead letters, %d spans, %d metric bytes scanned; %d hits",
-		strings.Count(h.logs.String(), "\n"), len(letters), len(spans), len(metrics), len(leaks))
+	t.Logf("FIGURES canary: %d log lines, %d dead letters, %d outcome events, %d spans, %d metric bytes scanned; %d hits",
+		strings.Count(h.logs.String(), "\n"), len(letters), len(outcomeEvents), len(spans), len(metrics), len(leaks))
 	require.Empty(t, leaks, "the canary leaked")
 }
 

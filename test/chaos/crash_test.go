@@ -62,6 +62,13 @@ type crashFigures struct {
 	// Seconds the SIGTERM'd replica took to exit (graceful drain).
 	SIGTERMExitSeconds float64 `json:"sigterm_exit_seconds"`
 	MsgsPerSecond      float64 `json:"msgs_per_second"`
+	// Outcome events (v1.1 §C) counted against the actions: how many
+	// were stored, by status, and the ids that ran without a terminal
+	// outcome (must be 0).
+	Outcomes                int            `json:"outcome_events"`
+	OutcomesByStatus        map[string]int `json:"outcome_events_by_status"`
+	IDsWithoutOutcome       int            `json:"ids_without_terminal_outcome"`
+	SucceededOverExecutions int            `json:"succeeded_outcomes_over_executions"`
 }
 
 // TestCrashRestart is the crash suite (issue 6 item 1): real
@@ -327,7 +334,40 @@ func TestCrashRestart(t *testing.T) {
 	require.NoError(t, err)
 	fig.DeadLetters = dinfo.State.Msgs
 
+	// Every action that ran has an outcome: the outcome is stored before
+	// the message is acked, so a kill between the two leaves the message
+	// to be redelivered and its next decision (deduplicated, or a re-run's
+	// succeeded) publishes one. Each id must have a terminal outcome, and
+	// no id more succeeded outcomes than it had runs.
+	outs := readOutcomes(t, ctx, js)
+	fig.OutcomesByStatus = map[string]int{}
+	var noOutcome, tooMany []string
+	for _, id := range ids {
+		terminal, succeeded := 0, 0
+		for _, st := range outs[id] {
+			fig.Outcomes++
+			fig.OutcomesByStatus[st]++
+			switch wire.OutcomeStatus(st) {
+			case wire.OutcomeSucceeded:
+				succeeded++
+				terminal++
+			case wire.OutcomeDeduplicated, wire.OutcomeDeadLettered:
+				terminal++
+			}
+		}
+		if counts[id] > 0 && terminal == 0 {
+			noOutcome = append(noOutcome, id)
+		}
+		if succeeded > counts[id] {
+			tooMany = append(tooMany, fmt.Sprintf("%s: %d succeeded, %d runs", id, succeeded, counts[id]))
+		}
+	}
+	fig.IDsWithoutOutcome, fig.SucceededOverExecutions = len(noOutcome), len(tooMany)
+
 	report(t, "crash", fig)
+
+	require.Empty(t, noOutcome, "ids that ran without a terminal outcome event")
+	require.Empty(t, tooMany, "more succeeded outcomes than runs")
 
 	require.Empty(t, lost, "ids never recorded")
 	require.Len(t, counts, n, "recorded ids that were never published")
@@ -351,6 +391,41 @@ func TestCrashRestart(t *testing.T) {
 		require.Zero(t, fig.DuplicatedAfterMarkerFailure,
 			"re-runs after a failed done-marker write (broker restart): %v", dups)
 	}
+}
+
+// readOutcomes reads the whole outcome stream: the statuses of each
+// action id, in stream order.
+func readOutcomes(t *testing.T, ctx context.Context, js jetstream.JetStream) map[string][]string {
+	t.Helper()
+	s, err := js.Stream(ctx, wire.DefaultOutcomesStream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	out := map[string][]string{}
+	if info.State.Msgs == 0 {
+		return out
+	}
+	cons, err := js.OrderedConsumer(ctx, wire.DefaultOutcomesStream, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	for read := uint64(0); read < info.State.Msgs; {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(t, err)
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev struct {
+				Data struct {
+					ActionID string `json:"action_id"`
+					Status   string `json:"status"`
+				} `json:"data"`
+			}
+			require.NoError(t, json.Unmarshal(m.Data(), &ev))
+			out[ev.Data.ActionID] = append(out[ev.Data.ActionID], ev.Data.Status)
+		}
+		require.Positive(t, n, "outcome stream read stalled at %d of %d", read, info.State.Msgs)
+		read += uint64(n)
+	}
+	return out
 }
 
 // publish puts one chaos#record event per id on the work stream and waits

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
@@ -118,15 +119,19 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 	disp := &dispatch.Dispatcher{Registry: reg, Credentials: o.Credentials}
 	h.w, err = worker.New(h.nc, disp, worker.Config{
-		Streams:        sc,
-		Concurrency:    o.Concurrency,
-		MaxAttempts:    o.MaxAttempts,
-		BackoffBase:    o.BackoffBase,
-		BackoffMax:     o.BackoffMax,
-		ShutdownGrace:  5 * time.Second,
-		Idempotency:    true,
-		WorkerID:       "chaos-harness",
-		Logger:         slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Streams:       sc,
+		Concurrency:   o.Concurrency,
+		MaxAttempts:   o.MaxAttempts,
+		BackoffBase:   o.BackoffBase,
+		BackoffMax:    o.BackoffMax,
+		ShutdownGrace: 5 * time.Second,
+		Idempotency:   true,
+		WorkerID:      "chaos-harness",
+		Logger:        slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Outcome events (v1.1 §C) as `run` publishes them: the canary
+		// scans the outcome stream too.
+		Hooks: outcomes.NewHook(h.js, outcomes.Config{Prefix: sc.OutcomesPrefix, WorkerID: "chaos-harness",
+			Logger: slog.New(slog.NewJSONHandler(h.logs, nil))}).Hooks(worker.Hooks{}),
 		MeterProvider:  mp,
 		TracerProvider: h.tp,
 	})
@@ -287,4 +292,21 @@ func tailString(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "--- worker log (last lines)\n" + strings.Join(lines, "\n")
+}
+
+// outcomeMessages returns every message stored in the outcome stream.
+func (h *harness) outcomeMessages(ctx context.Context) []*jetstream.RawStreamMsg {
+	h.t.Helper()
+	s, err := h.js.Stream(ctx, wire.DefaultOutcomesStream)
+	require.NoError(h.t, err)
+	info, err := s.Info(ctx)
+	require.NoError(h.t, err)
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }

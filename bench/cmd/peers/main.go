@@ -54,6 +54,8 @@ var contestants = []contestant{
 	{Name: "watermill", Bin: "watermill", Args: []string{"-url", "{{URL}}"}},
 	{Name: "worker-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-idempotency")},
 	{Name: "worker", Bin: "imbi-worker-bench", Args: workerArgs()},
+	// The default mode less the outcome events (v1.1 §C): their cost.
+	{Name: "worker-outcomes-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-outcomes")},
 }
 
 // workerArgs runs the shipped worker as deployed (telemetry as shipped,

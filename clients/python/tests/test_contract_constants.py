@@ -14,9 +14,13 @@ import pytest
 from imbi_worker_client import (
     CONTENT_TYPE_CLOUDEVENTS,
     CONTENT_TYPE_JSON,
+    DEFAULT_OUTCOMES_PREFIX,
+    DEFAULT_OUTCOMES_STREAM,
     DEFAULT_STREAM,
     DEFAULT_SUBJECT_PREFIX,
     EVENT_TYPE,
+    OUTCOME_EVENT_TYPE,
+    OUTCOME_STATUSES,
     REDACTED,
 )
 from imbi_worker_client.envelope import HEADER_MSG_ID, SOURCE_PREFIX
@@ -42,6 +46,9 @@ def go_string_const(path: str, name: str) -> str:
         ("DefaultSubjectPrefix", DEFAULT_SUBJECT_PREFIX),
         ("HeaderMsgID", HEADER_MSG_ID),
         ("Redacted", REDACTED),
+        ("OutcomeEventType", OUTCOME_EVENT_TYPE),
+        ("DefaultOutcomesStream", DEFAULT_OUTCOMES_STREAM),
+        ("DefaultOutcomesPrefix", DEFAULT_OUTCOMES_PREFIX),
     ],
 )
 def test_wire_constants_match_go(go_name: str, python_value: str) -> None:
@@ -53,3 +60,10 @@ def test_handler_regex_matches_go() -> None:
     m = re.search(r"handlerPattern\s*=\s*regexp\.MustCompile\(`([^`]*)`\)", src)
     assert m, "handlerPattern not found in wire/handler.go"
     assert m.group(1) == HANDLER_PATTERN.pattern
+
+
+def test_outcome_statuses_match_go() -> None:
+    src = (REPO_ROOT / "wire" / "wire.go").read_text()
+    go = re.findall(r'^\s*Outcome[A-Za-z]+\s+OutcomeStatus\s*=\s*"([^"]*)"', src, re.MULTILINE)
+    assert go, "no OutcomeStatus constants in wire/wire.go"
+    assert tuple(go) == OUTCOME_STATUSES

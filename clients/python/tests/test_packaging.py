@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = ("sensitive-headers.json", "action-envelope.v1.json")
+SHARED = ("sensitive-headers.json", "action-envelope.v1.json", "action-outcome.v1.json")
 
 
 @pytest.fixture(scope="module")

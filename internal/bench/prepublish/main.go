@@ -1,6 +1,6 @@
 // Command prepublish provisions the worker's JetStream objects on a server
 // (streams.Apply with the shipped defaults: work stream, dead-letter stream,
-// done-marker bucket, durable pull consumer) and publishes N benchmark
+// outcome stream, done-marker bucket, durable pull consumer) and publishes N benchmark
 // CloudEvents (internal/benchdata, 1.2 KiB) to imbi.actions.bench.noop.
 // `make bench-peers` (bench/cmd/peers) runs it before every contestant, so
 // each one starts with the same N events waiting. It lives in the main

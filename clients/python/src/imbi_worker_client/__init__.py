@@ -41,6 +41,15 @@ from .errors import (
     PublishRejectedError,
 )
 from .handler import Handler, parse_handler
+from .outcomes import (
+    DEFAULT_OUTCOMES_PREFIX,
+    DEFAULT_OUTCOMES_STREAM,
+    OUTCOME_EVENT_TYPE,
+    OUTCOME_STATUSES,
+    TERMINAL_STATUSES,
+    Outcome,
+    OutcomeReader,
+)
 from .publisher import (
     DEFAULT_STREAM,
     ActionPublisher,
@@ -64,11 +73,16 @@ __all__ = [
     "CHAIN_STOP",
     "CONTENT_TYPE_CLOUDEVENTS",
     "CONTENT_TYPE_JSON",
+    "DEFAULT_OUTCOMES_PREFIX",
+    "DEFAULT_OUTCOMES_STREAM",
     "DEFAULT_STREAM",
     "DEFAULT_SUBJECT_PREFIX",
     "EVENT_TYPE",
     "MAX_CHAIN_STEPS",
+    "OUTCOME_EVENT_TYPE",
+    "OUTCOME_STATUSES",
     "REDACTED",
+    "TERMINAL_STATUSES",
     "AckTimeoutError",
     "ActionPublisher",
     "ActionRequest",
@@ -84,6 +98,8 @@ __all__ = [
     "NoStreamError",
     "NotConnectedError",
     "OutboundMessage",
+    "Outcome",
+    "OutcomeReader",
     "PayloadTooLargeError",
     "PluginContext",
     "PluginRef",

@@ -1,0 +1,57 @@
+package outcomes_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
+	"github.com/aweber-imbi/imbi-worker/internal/worker"
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// Decisions that no worker test reaches yet: a lane's Defer (v1.1 §B,
+// another change decides it) and shutdown's Requeue and Abandon.
+func TestBuildDecisionKinds(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		dec    worker.Decision
+		ok     bool
+		status wire.OutcomeStatus
+		reason wire.Reason
+		next   time.Duration
+	}{
+		{"defer is paused", worker.Decision{Kind: worker.KindDefer, Reason: wire.ReasonRateLimited, Delay: 90 * time.Second, At: at, ErrorText: "slow down"},
+			true, wire.OutcomePaused, wire.ReasonRateLimited, 90 * time.Second},
+		{"requeue after running is retrying", worker.Decision{Kind: worker.KindRequeue, Reason: wire.ReasonActionFailed, At: at,
+			Result: dispatch.Result{Ran: true, ActionDuration: 1500 * time.Millisecond}}, true, wire.OutcomeRetrying, wire.ReasonActionFailed, 0},
+		{"requeue without reason", worker.Decision{Kind: worker.KindRequeue, At: at, Result: dispatch.Result{Ran: true}},
+			true, wire.OutcomeRetrying, wire.ReasonUnavailable, 0},
+		{"requeue before running: none", worker.Decision{Kind: worker.KindRequeue, At: at}, false, "", "", 0},
+		{"abandon: none", worker.Decision{Kind: worker.KindAbandon, At: at, Result: dispatch.Result{Ran: true}}, false, "", "", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &worker.Settlement{Decision: tc.dec, Attempt: 3,
+				Meta: &jetstream.MsgMetadata{Stream: "IMBI_ACTIONS", Sequence: jetstream.SequencePair{Stream: 42}}}
+			ev, subject, ok := outcomes.Build(s, "imbi.outcomes", "w-9")
+			require.Equal(t, tc.ok, ok)
+			if !ok {
+				return
+			}
+			require.Equal(t, "imbi.outcomes._invalid", subject)
+			require.Equal(t, "IMBI_ACTIONS.42.3", ev.ID)
+			require.Equal(t, tc.status, ev.Data.Status)
+			require.Equal(t, tc.reason, ev.Data.Reason)
+			require.NotNil(t, ev.Data.NextAttemptAt)
+			require.Equal(t, at.Add(tc.next), *ev.Data.NextAttemptAt)
+			require.Equal(t, tc.dec.Result.ActionDuration.Milliseconds(), ev.Data.DurationMS)
+			require.Equal(t, tc.dec.ErrorText, ev.Data.Error)
+		})
+	}
+}
