@@ -55,7 +55,12 @@ func (s *State) PausedAt(now time.Time) bool {
 }
 
 // Manual reports whether an operator set the pause.
-func (s *State) Manual() bool { return s != nil && !strings.HasPrefix(s.SetBy, SetByWorker) }
+func (s *State) Manual() bool { return s != nil && !byWorker(s.SetBy) }
+
+// byWorker: "worker" or "worker <worker id>".
+func byWorker(by string) bool {
+	return by == SetByWorker || strings.HasPrefix(by, SetByWorker+" ")
+}
 
 // Limits on what goes into the bucket.
 const (
@@ -153,7 +158,7 @@ func (s *Store) Pause(ctx context.Context, p PauseRequest) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	key := laneKey(p.Lane)
-	if !strings.HasPrefix(st.SetBy, SetByWorker) {
+	if !byWorker(st.SetBy) {
 		_, err = s.kv.Put(ctx, key, val)
 		return wrap("pause", err)
 	}

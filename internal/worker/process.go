@@ -19,6 +19,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -28,9 +29,15 @@ const attrDeliveryCount = attribute.Key("messaging.message.delivery_count")
 
 // delivery is what the worker knows about one message while settling it.
 type delivery struct {
-	msg      jetstream.Msg
-	meta     *jetstream.MsgMetadata
-	attempt  int
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	// attempt is this delivery's attempt number: deliveries minus the
+	// earlier deliveries that were deferrals (v1.1 §B, decision 0010).
+	attempt    int
+	deliveries int // meta.NumDelivered
+	deferred   int // earlier deliveries that were deferrals
+	// lane is the message's rate-limit lane (zero Plugin: none known).
+	lane     lanes.Key
 	ev       *envelope.Message // nil when the bytes are not a CloudEvent
 	ceID     string
 	doneKey  string // the done-marker key of ceID (idempotency on)
@@ -80,7 +87,8 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		w.log.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
 		return true
 	}
-	d.meta, d.attempt = meta, int(meta.NumDelivered)
+	d.meta, d.deliveries = meta, int(meta.NumDelivered)
+	d.attempt = d.deliveries
 
 	ev, decodeErr := w.dec.Decode(msg.Headers(), msg.Data())
 	decoded := time.Now()
@@ -93,6 +101,10 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		}
 		if h, ok := w.disp.KnownHandler(d.rawHndlr); ok {
 			d.handler = h
+			d.lane.Plugin, _, _ = strings.Cut(h, "#")
+			if p := ev.Data.Plugin; p != nil {
+				d.lane.PluginID = p.ID
+			}
 		}
 	}
 
@@ -103,7 +115,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingDestinationName(msg.Subject()),
 			semconv.MessagingMessageID(d.ceID),
-			attrDeliveryCount.Int(d.attempt),
+			attrDeliveryCount.Int(d.deliveries),
 			attribute.String("handler", d.handler),
 		)
 	}
@@ -119,6 +131,21 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
 			ErrorText: dispatch.RedactText(decodeErr.Error(), nil)})
 		return true
+	}
+
+	// Deliveries that were deferrals (rate limits, paused lanes) are not
+	// attempts. A first delivery has none; later ones read the count.
+	if d.deliveries > 1 && w.lanes != nil {
+		n, err := w.lanes.Deferrals(ctx, meta.Stream, meta.Sequence.Stream, meta.Timestamp)
+		if err != nil {
+			d.logger().Warn("deferral count lookup failed; retrying later", "error", err)
+			w.settler.Settle(ctx, d, Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
+				ErrorText: dispatch.RedactText(err.Error(), nil),
+				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)})
+			return true
+		}
+		d.deferred = min(n, d.deliveries-1)
+		d.attempt = d.deliveries - d.deferred
 	}
 
 	// Crash loop: attempts already made (deliveries before this one)
@@ -145,6 +172,10 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		}
 	}
 
+	if w.deferIfPaused(ctx, d) {
+		return true
+	}
+
 	// The InProgress heartbeat covers the wait for an action slot as well
 	// as the action, so neither can run into AckWait (a redelivery then
 	// would run the message on two replicas at once).
@@ -154,6 +185,15 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		// Shutdown: pulled but not started, so another replica gets it now.
 		w.settler.Settle(ctx, d, Decision{Kind: KindRequeue})
 		return true
+	}
+	// The lane may have been paused while this message waited for a slot.
+	if now := time.Now(); true {
+		if st, paused := w.lanePause(d, now); paused {
+			<-w.actionSlots
+			stopBeat()
+			w.deferPaused(ctx, d, st, now)
+			return true
+		}
 	}
 	finish := func(res dispatch.Result) {
 		w.recordAction(ctx, d, res)

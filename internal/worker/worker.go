@@ -21,6 +21,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 )
 
 // Errors Ready returns.
@@ -68,6 +69,10 @@ type Worker struct {
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
+	// lanes is the imbi_lanes bucket and laneCache its watched copy
+	// (lanes.go, v1.1 §B).
+	lanes     *lanes.Store
+	laneCache *lanes.Cache
 }
 
 // The pull subscription's request expiry and idle heartbeat. nats.go's
@@ -191,6 +196,9 @@ func (w *Worker) bind(ctx context.Context) error {
 			return fmt.Errorf("done-marker bucket %s: %w", sc.DoneBucket, err)
 		}
 	}
+	if w.lanes, err = lanes.Open(ctx, w.js, sc.LanesBucket); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -202,6 +210,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.bind(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if err := w.startLanes(ctx); err != nil { // lanes.go
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer w.laneCache.Stop()
 	adv, err := w.subscribeAdvisories()
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
