@@ -96,7 +96,8 @@ func TestSampleEvents(t *testing.T) {
 	run.SetOut(&runOut)
 	run.SetErr(&runOut)
 	run.SetArgs([]string{"run", "--data-dir", dataDir, "--embedded-port", "0", "--log-format", "text", "--log-level", "warn",
-		"--plugin-timeout", "300ms", "--max-attempts", "3", "--backoff-base", "50ms", "--backoff-max", "200ms", "--shutdown-grace", "1s"})
+		"--plugin-timeout", "300ms", "--max-attempts", "3", "--backoff-base", "50ms", "--backoff-max", "200ms", "--shutdown-grace", "1s",
+		"--http-allow-private"}) // the demo listener is on loopback
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.ExecuteContext(ctx) }()

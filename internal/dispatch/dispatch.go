@@ -193,7 +193,7 @@ func (d *Dispatcher) DispatchInline(ctx context.Context, msg *envelope.Message, 
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("handler", handler))
 	}
-	res = d.run(actx, handler, action, onAbandon, plugins.Invocation{
+	res = d.run(withMessage(actx, msg), handler, action, onAbandon, plugins.Invocation{
 		Context:            msg.Data.Context,
 		Credentials:        creds,
 		ExternalIdentifier: msg.Data.ExternalIdentifier,
@@ -232,6 +232,11 @@ func (d *Dispatcher) resolve(msg *envelope.Message) (wire.Handler, plugins.Actio
 	}
 	handler := h.String()
 	entry, err := d.Registry.Get(h.Plugin)
+	if errors.Is(err, plugins.ErrPluginUnavailable) {
+		// Known to exist but not loaded yet (Python's PluginUnavailableError:
+		// e.g. no remote plugin host has answered yet): retry.
+		return wire.Handler{}, plugins.ActionDescriptor{}, nil, retryable(wire.ReasonUnavailable, handler, err, nil), false
+	}
 	if err != nil {
 		return fail(wire.ReasonUnknownHandler, handler, fmt.Errorf("plugin %q is not registered", h.Plugin))
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
+	"github.com/aweber-imbi/imbi-worker/internal/redact"
 )
 
 // letter builds a delivery's dead letter for dec (wire-contract §5,
@@ -14,7 +15,7 @@ func (s *settler) letter(d *delivery, dec Decision) *nats.Msg {
 		subject = deadletter.Subject(s.cfg.Streams.DLQPrefix, s.cfg.Streams.SubjectPrefix, d.ev != nil,
 			dec.Reason, d.rawHndlr, d.msg.Subject())
 	}
-	body, redacted := redactDeadLetterBody(d.ev, d.msg.Data()) // deadletter_redact.go
+	body, redacted := redact.Body(d.msg.Data()) // fails closed: a token scan when not JSON
 	return deadletter.Build(deadletter.Letter{
 		Subject: subject, Header: d.msg.Headers(), Body: body, Redacted: redacted,
 		Reason: dec.Reason, LastReason: dec.LastReason, Error: dec.ErrorText, Attempts: uint64(d.attempt),

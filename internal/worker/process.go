@@ -208,7 +208,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// The action runs on this goroutine (dispatch.DispatchInline). If it
 	// ignores its deadline, the message is settled from the abandonment
 	// callback and another goroutine takes this one's place in the intake.
-	res := w.disp.DispatchInline(ctx, ev, func(res dispatch.Result) {
+	res := w.disp.DispatchInline(dispatch.WithAttempt(ctx, d.attempt), ev, func(res dispatch.Result) {
 		finish(res)
 		w.replaceIntake()
 	})

@@ -243,6 +243,8 @@ def worker(tmp_path_factory: pytest.TempPathFactory, graph: Graph) -> Iterator[W
         "IMBI_AUTH_ENCRYPTION_KEY": graph.fernet_key,
         # Short backoff so a retry test does not wait seconds.
         "IMBI_PLUGIN_TIMEOUT_SECONDS": "5",
+        # The sink is on loopback, which http#request refuses by default.
+        "IMBI_HTTP_ALLOW_PRIVATE": "true",
     }
     env.pop("IMBI_NATS_URL", None)  # the embedded default
     with log.open("wb") as out:

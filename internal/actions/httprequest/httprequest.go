@@ -1,9 +1,25 @@
 // Package httprequest is the built-in "http" webhook plugin. Its one action,
 // "request" (handler http#request), sends an HTTP request built from the
-// event: a templated URL, method, headers and body, with an optional bearer
-// token from the plugin's credentials. It is how an operator forwards a
-// webhook, or the parts of it that matter, to any HTTP endpoint without
-// writing a plugin.
+// event: a templated URL path and query, method, headers and body, with an
+// optional bearer token from the plugin's credentials. It is how an
+// operator forwards a webhook, or the parts of it that matter, to an HTTP
+// endpoint of the rule's choosing without writing a plugin.
+//
+// # Where the request goes
+//
+// Only the rule's config chooses the destination, never the event: the
+// url's scheme://host[:port] must be literal text ending in '/' or '?'
+// before the first {{ }} (or the whole url is literal), and the output of
+// every {{ }} in the url is escaped for where it lands: as a path segment
+// (pathescape) before the first literal '?', as a query value (urlquery)
+// after it. An action already ending in that escaper is left as it is.
+// allowed_hosts, when set, lists the hosts the url may name ("*.example.com"
+// matches subdomains). After DNS resolution the connection is refused to
+// loopback, private, link-local, CGNAT, unspecified, multicast, reserved
+// and cloud metadata addresses unless the operator runs the worker with
+// --http-allow-private (Plugin.AllowPrivate); proxies from the environment
+// are not used. Redirects are not followed (a 3xx is a permanent failure)
+// unless follow_redirects is true, and then only to the same origin.
 //
 // # Templates
 //
@@ -16,8 +32,12 @@
 //	.event                the event (.event.type, .event.third_party_service,
 //	                      .event.metadata.headers, .event.payload.<field>…)
 //
+// context.identity (the user's access and refresh tokens) is never in the
+// data: templates cannot read it and the default body does not carry it.
 // A key that is not there is an error (the action fails permanently), not
-// an empty string. Extra functions:
+// an empty string. Rendering is bounded (url and each header 8 KiB, body
+// 1 MiB, 100,000 range iterations and template calls, 1 s). Extra
+// functions:
 //
 //	pointer "/payload/repository/full_name"   value at a JSON Pointer (RFC 6901) in .event; error if absent
 //	lookup "/payload/sender/login" "nobody"   same, with a default when absent
@@ -41,10 +61,13 @@
 // failure. 502 and 504 and network errors are unavailable (retryable), other
 // 5xx are retryable failures. 401 and 403 are permanent authentication
 // failures, every other status is permanent. The response body is read up
-// to 64 KiB and discarded, apart from a short excerpt in error texts.
+// to 64 KiB and discarded, apart from an excerpt of at most 512 bytes in
+// error texts, control characters removed and Bearer/Basic credentials
+// and the plugin's credential values replaced by [redacted].
 //
 // The bearer token (credential "token", optional) goes only into the
-// Authorization header; error texts never contain it.
+// Authorization header, and only to the configured origin; error texts
+// never contain it.
 package httprequest
 
 import (
@@ -77,26 +100,36 @@ const (
 // or leaking much of itself into dead-letter texts.
 const (
 	maxResponseRead = 64 << 10
-	maxErrorExcerpt = 200
+	maxErrorExcerpt = 512
 )
 
 func init() { plugins.Register(Slug, New()) }
 
-// Plugin is the "http" webhook plugin. Client sends every request; the
-// same client (and its connection pool) is reused for all of them.
+// Plugin is the "http" webhook plugin. The zero value is what the worker
+// binary registers: private addresses refused, its own transport.
+// imbi-worker run --http-allow-private loads WithAllowPrivate(true)
+// instead.
 type Plugin struct {
-	Client *http.Client
+	// AllowPrivate lets requests connect to loopback, private, link-local,
+	// CGNAT and metadata addresses (demos, tests, an operator whose
+	// endpoints are internal).
+	AllowPrivate bool
+	// Transport sends every request; the actions of one registry load
+	// share it (and its connection pool). Nil: a transport of the plugin's
+	// own, without proxy, whose dialer refuses the addresses above unless
+	// AllowPrivate. A non-nil Transport is used as it is (tests): it must
+	// enforce any address policy itself.
+	Transport http.RoundTripper
 }
 
-// New returns the plugin with its own client. The client has no timeout of
-// its own: each request is bounded by the action's context deadline.
-func New() Plugin {
-	return Plugin{Client: &http.Client{
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
-		// Redirects are followed (up to 10) as browsers do, but the
-		// Authorization header is dropped on a redirect to another host by
-		// net/http itself.
-	}}
+// New returns the plugin as the worker binary registers it.
+func New() Plugin { return Plugin{} }
+
+// WithAllowPrivate returns p with AllowPrivate set to allow: the hook
+// imbi-worker run's --http-allow-private uses.
+func (p Plugin) WithAllowPrivate(allow bool) plugins.Plugin {
+	p.AllowPrivate = allow
+	return p
 }
 
 // Manifest describes the plugin: a webhook plugin with one optional
@@ -113,10 +146,17 @@ func (p Plugin) Manifest() plugins.PluginManifest {
 	return m
 }
 
-// Actions is the catalogue: the one "request" action.
+// Actions is the catalogue: the one "request" action. The client built
+// here (no timeout of its own: each request is bounded by the action's
+// context deadline) serves every request of this registry load.
 func (p Plugin) Actions() ([]plugins.ActionDescriptor, error) {
-	a, err := plugins.NewAction(ActionName, "Send an HTTP request", p.request,
-		plugins.WithDescription("Templated URL, method, headers and body; bearer token from the plugin credentials."))
+	rt := p.Transport
+	if rt == nil {
+		rt = newTransport(p.AllowPrivate)
+	}
+	s := &sender{client: &http.Client{Transport: rt}}
+	a, err := plugins.NewAction(ActionName, "Send an HTTP request", s.request,
+		plugins.WithDescription("Templated URL path and query, method, headers and body to the rule's fixed origin; bearer token from the plugin credentials."))
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +165,13 @@ func (p Plugin) Actions() ([]plugins.ActionDescriptor, error) {
 
 // Config is the action's handler_config.
 type Config struct {
-	// URL template; must render to an absolute http or https URL.
-	URL string `json:"url" jsonschema:"minLength=1,description=URL template (Go text/template over .context .event .external_identifier)"`
+	// URL template: literal scheme://host[:port]/ then a templated path and
+	// query.
+	URL string `json:"url" jsonschema:"minLength=1" jsonschema_description:"URL template (Go text/template over .context, .event, .external_identifier). The scheme://host[:port] must be literal text ending in '/' or '?' before the first {{ }}; event data fills only the path and the query, and each {{ }} output is escaped (pathescape in the path, urlquery in the query)."`
+	// AllowedHosts, when set, are the only hosts url may name.
+	AllowedHosts []string `json:"allowed_hosts,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Hosts the url may name (exact, case-insensitive; '*.example.com' matches its subdomains). Absent: any host the url names literally."`
+	// FollowRedirects follows same-origin redirects.
+	FollowRedirects bool `json:"follow_redirects,omitempty" jsonschema_description:"Follow redirects to the same origin (scheme, host and port) only, at most 5. Default false: a 3xx answer is a permanent failure."`
 	// Method, default POST.
 	Method string `json:"method,omitempty" jsonschema:"enum=GET,enum=POST,enum=PUT,enum=PATCH,enum=DELETE,enum=HEAD,enum=OPTIONS,description=HTTP method (default POST)"`
 	// Headers; each value is a template.
@@ -140,7 +185,7 @@ type Config struct {
 }
 
 type parsedConfig struct {
-	url     *template.Template
+	url     *urlTemplate
 	body    *template.Template
 	headers map[string]*template.Template
 }
@@ -158,11 +203,14 @@ func (c *Config) Validate() error {
 	}
 	p := &parsedConfig{headers: map[string]*template.Template{}}
 	var err error
-	if p.url, err = parseTemplate("url", c.URL); err != nil {
+	if p.url, err = parseURLTemplate(c.URL); err != nil {
+		return err
+	}
+	if err := checkAllowedHosts(c.AllowedHosts, p.url.origin.host); err != nil {
 		return err
 	}
 	if c.Body != nil {
-		if p.body, err = parseTemplate("body", *c.Body); err != nil {
+		if p.body, err = parseBounded("body", *c.Body); err != nil {
 			return err
 		}
 	}
@@ -170,7 +218,7 @@ func (c *Config) Validate() error {
 		if !validHeaderName(name) {
 			return fmt.Errorf("header name %q is not a valid HTTP header name", name)
 		}
-		if p.headers[name], err = parseTemplate("header "+name, v); err != nil {
+		if p.headers[name], err = parseBounded("header "+name, v); err != nil {
 			return err
 		}
 	}
@@ -186,6 +234,38 @@ func parseTemplate(name, text string) (*template.Template, error) {
 	return t, nil
 }
 
+// parseBounded is parseTemplate with the work bound's ticks added.
+func parseBounded(name, text string) (*template.Template, error) {
+	t, err := parseTemplate(name, text)
+	if err != nil {
+		return nil, err
+	}
+	addTicks(t)
+	return t, nil
+}
+
+// checkAllowedHosts validates allowed_hosts and that host is one of them
+// (when any are given).
+func checkAllowedHosts(allowed []string, host string) error {
+	if len(allowed) == 0 {
+		return nil
+	}
+	for _, a := range allowed {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a == "" || strings.ContainsAny(a, "/:@?# ") {
+			return fmt.Errorf("allowed_hosts: %q is not a host name", a)
+		}
+		if suffix, ok := strings.CutPrefix(a, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return nil
+			}
+		} else if host == a {
+			return nil
+		}
+	}
+	return &URLError{Reason: fmt.Sprintf("host %q is not in allowed_hosts", host)}
+}
+
 // templateFuncs are the functions every template may call; it never
 // changes after init. pointer and lookup read the event of the call being
 // rendered, so these parse-time versions only fix their names and arity;
@@ -193,13 +273,16 @@ func parseTemplate(name, text string) (*template.Template, error) {
 var templateFuncs = template.FuncMap{
 	"pointer":    func(string) (any, error) { return nil, errors.New("pointer: no event bound") },
 	"lookup":     func(string, any) (any, error) { return nil, errors.New("lookup: no event bound") },
+	tickFunc:     func() (string, error) { return "", errors.New("tick: not bound") },
 	"json":       toJSON,
 	"pathescape": func(v any) string { return url.PathEscape(fmt.Sprint(v)) },
 }
 
-// eventFuncs binds pointer and lookup to one event document.
-func eventFuncs(event any) template.FuncMap {
+// eventFuncs binds pointer and lookup to one event document, and the
+// work bound to k.
+func eventFuncs(event any, k *ticker) template.FuncMap {
 	return template.FuncMap{
+		tickFunc: k.tick,
 		"pointer": func(ptr string) (any, error) {
 			v, ok, err := resolvePointer(event, ptr)
 			if err != nil {
@@ -240,8 +323,11 @@ func validHeaderName(name string) bool {
 	return true
 }
 
+// sender is the state the action shares across calls: the client.
+type sender struct{ client *http.Client }
+
 // request is the action.
-func (p Plugin) request(ctx context.Context, in plugins.ActionInput[Config]) error {
+func (s *sender) request(ctx context.Context, in plugins.ActionInput[Config]) error {
 	cfg := in.Config
 	if cfg.parsed == nil {
 		// Built without DecodeConfig (a direct call): parse now.
@@ -262,30 +348,37 @@ func (p Plugin) request(ctx context.Context, in plugins.ActionInput[Config]) err
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := *s.client // per call: the redirect policy is the rule's
+	client.CheckRedirect = checkRedirect(cfg.FollowRedirects)
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			// The worker classifies a deadline as a timeout.
 			return fmt.Errorf("%s %s: %w", req.Method, redactURL(req.URL), ctxErr)
 		}
+		var addrErr *AddressError
+		var redirErr *RedirectError
+		if errors.As(err, &addrErr) || errors.As(err, &redirErr) {
+			// The policy will refuse the same destination next time.
+			return plugins.Permanent(fmt.Errorf("%s %s: %w", req.Method, redactURL(req.URL), unwrapURLError(err)))
+		}
 		return &plugins.PluginUnavailableError{
-			Message: fmt.Sprintf("%s %s: %s", req.Method, redactURL(req.URL), scrub(unwrapURLError(err).Error(), token)),
+			Message: fmt.Sprintf("%s %s: %s", req.Method, redactURL(req.URL), excerpt([]byte(unwrapURLError(err).Error()), in.Credentials)),
 			Err:     err,
 		}
 	}
 	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
-	return classify(req, resp, scrub(shorten(string(excerpt)), token))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
+	return classify(req, resp, excerpt(body, in.Credentials))
 }
 
-// templateData is the input as JSON with the wire-contract names.
+// templateData is the input as JSON with the wire-contract names, without
+// context.identity: the user's tokens are never forwarded.
 func templateData(in plugins.ActionInput[Config]) (map[string]any, error) {
+	pctx := in.Context
+	pctx.Identity = nil
 	raw, err := json.Marshal(map[string]any{
-		"context":             in.Context,
+		"context":             pctx,
 		"external_identifier": in.ExternalIdentifier,
 		"event":               in.Event.Document(),
 	})
@@ -298,12 +391,19 @@ func templateData(in plugins.ActionInput[Config]) (map[string]any, error) {
 	if err := d.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("decode template data: %w", err)
 	}
+	if c, ok := doc["context"].(map[string]any); ok {
+		delete(c, "identity")
+	}
 	return doc, nil
 }
 
 func buildRequest(ctx context.Context, cfg Config, data map[string]any) (*http.Request, error) {
-	funcs := eventFuncs(data["event"])
-	render := func(t *template.Template) (string, error) {
+	k := &ticker{deadline: time.Now().Add(maxTemplateTime)}
+	if d, ok := ctx.Deadline(); ok && d.Before(k.deadline) {
+		k.deadline = d
+	}
+	funcs := eventFuncs(data["event"], k)
+	render := func(t *template.Template, limit int) (string, error) {
 		// Clone so concurrent messages sharing nothing but the parsed tree
 		// bind their own event.
 		bound, err := t.Clone()
@@ -311,25 +411,25 @@ func buildRequest(ctx context.Context, cfg Config, data map[string]any) (*http.R
 			return "", err
 		}
 		bound.Funcs(funcs)
-		var b strings.Builder
-		if err := bound.Execute(&b, data); err != nil {
+		w := &limitWriter{max: limit}
+		if err := bound.Execute(w, data); err != nil {
 			return "", err
 		}
-		return b.String(), nil
+		return w.b.String(), nil
 	}
 
-	rawURL, err := render(cfg.parsed.url)
+	rawURL, err := render(cfg.parsed.url.tmpl, maxURLOutput)
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(strings.TrimSpace(rawURL))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("url template rendered %q: not an absolute http(s) URL", redactRawURL(rawURL))
+	u, err := cfg.parsed.url.check(rawURL)
+	if err != nil {
+		return nil, err
 	}
 
 	var body []byte
 	if cfg.parsed.body != nil {
-		s, err := render(cfg.parsed.body)
+		s, err := render(cfg.parsed.body, maxBodyOutput)
 		if err != nil {
 			return nil, err
 		}
@@ -356,7 +456,7 @@ func buildRequest(ctx context.Context, cfg Config, data map[string]any) (*http.R
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		v, err := render(cfg.parsed.headers[name])
+		v, err := render(cfg.parsed.headers[name], maxHeaderOutput)
 		if err != nil {
 			return nil, err
 		}
@@ -368,8 +468,9 @@ func buildRequest(ctx context.Context, cfg Config, data map[string]any) (*http.R
 	return req, nil
 }
 
-// StatusError is a non-2xx response. Body is a short excerpt of the
-// response, scrubbed of the bearer token.
+// StatusError is a non-2xx response. Body is an excerpt of the response
+// (excerpt: at most 512 bytes, no control characters, credentials
+// redacted).
 type StatusError struct {
 	Method, URL string
 	StatusCode  int
@@ -451,13 +552,6 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
-func redactRawURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return redactURL(u)
-	}
-	return "[unparseable]"
-}
-
 // unwrapURLError returns the cause of a *url.Error, whose own text repeats
 // the full URL (query included).
 func unwrapURLError(err error) error {
@@ -467,26 +561,3 @@ func unwrapURLError(err error) error {
 	}
 	return err
 }
-
-// scrub removes the token from text that came from elsewhere (an endpoint
-// that echoes request headers, an error that quotes them).
-func scrub(s, token string) string {
-	if token == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, token, "[redacted]")
-}
-
-func shorten(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= maxErrorExcerpt {
-		return s
-	}
-	cut := maxErrorExcerpt
-	for cut > 0 && !utf8Start(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

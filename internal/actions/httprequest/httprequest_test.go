@@ -56,9 +56,12 @@ func (r *recorder) requests() []captured {
 	return append([]captured(nil), r.seen...)
 }
 
-func action(t *testing.T, client *http.Client) plugins.ActionDescriptor {
+// loopback is the plugin as tests against local httptest servers need it.
+var loopback = httprequest.Plugin{AllowPrivate: true}
+
+func action(t *testing.T, p httprequest.Plugin) plugins.ActionDescriptor {
 	t.Helper()
-	acts, err := httprequest.Plugin{Client: client}.Actions()
+	acts, err := p.Actions()
 	require.NoError(t, err)
 	require.Len(t, acts, 1)
 	return acts[0]
@@ -100,7 +103,7 @@ func run(t *testing.T, desc plugins.ActionDescriptor, rawConfig string, inv plug
 func TestRequestShape(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusCreated) })
-	desc := action(t, rec.srv.Client())
+	desc := action(t, loopback)
 	cfg := `{
 	  "url": "` + rec.srv.URL + `/deploys/{{ .context.project_slug | pathescape }}?env={{ .context.environment | urlquery }}",
 	  "method": "PUT",
@@ -126,7 +129,7 @@ func TestRequestShape(t *testing.T) {
 func TestDefaultBodyForwardsTheEventWithoutBearerWhenNoToken(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) {})
-	desc := action(t, rec.srv.Client())
+	desc := action(t, loopback)
 	inv := sampleInvocation(nil)
 	inv.Credentials = nil
 	require.NoError(t, run(t, desc, `{"url": "`+rec.srv.URL+`/hook"}`, inv))
@@ -193,7 +196,7 @@ func TestStatusClasses(t *testing.T) {
 				// A careless endpoint that echoes the request headers.
 				_, _ = io.WriteString(w, "you sent: "+r.Header.Get("Authorization"))
 			})
-			err := run(t, action(t, rec.srv.Client()), `{"url": "`+rec.srv.URL+`/x?api_key=abc"}`, sampleInvocation(nil))
+			err := run(t, action(t, loopback), `{"url": "`+rec.srv.URL+`/x?api_key=abc"}`, sampleInvocation(nil))
 			if tc.want == success {
 				require.NoError(t, err)
 				return
@@ -223,7 +226,7 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 		w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
-	err := run(t, action(t, rec.srv.Client()), `{"url": "`+rec.srv.URL+`"}`, sampleInvocation(nil))
+	err := run(t, action(t, loopback), `{"url": "`+rec.srv.URL+`"}`, sampleInvocation(nil))
 	var rl *plugins.RateLimitedError
 	require.ErrorAs(t, err, &rl)
 	require.InDelta(t, 90, rl.RetryAfter.Seconds(), 2)
@@ -234,7 +237,7 @@ func TestNetworkErrorIsUnavailableAndSecretFree(t *testing.T) {
 	rec := newRecorder(t, func(http.ResponseWriter, *http.Request) {})
 	url := rec.srv.URL
 	rec.srv.Close() // nothing listens there any more
-	err := run(t, action(t, nil), `{"url": "`+url+`/x?token={{ .context.project_id }}"}`, sampleInvocation(nil))
+	err := run(t, action(t, loopback), `{"url": "`+url+`/x?token={{ .context.project_id }}"}`, sampleInvocation(nil))
 	require.ErrorIs(t, err, plugins.ErrPluginUnavailable)
 	var pe *plugins.PermanentError
 	require.False(t, errors.As(err, &pe))
@@ -247,7 +250,7 @@ func TestDeadlineFromContext(t *testing.T) {
 	release := make(chan struct{})
 	rec := newRecorder(t, func(http.ResponseWriter, *http.Request) { <-release })
 	defer close(release)
-	desc := action(t, rec.srv.Client())
+	desc := action(t, loopback)
 	cfg, err := desc.DecodeConfig(json.RawMessage(`{"url": "` + rec.srv.URL + `"}`))
 	require.NoError(t, err)
 	inv := sampleInvocation(cfg)
@@ -266,8 +269,6 @@ func TestTemplateFailuresArePermanent(t *testing.T) {
 		"missing key":        `{"url": "` + rec.srv.URL + `/{{ .event.payload.nope }}"}`,
 		"missing pointer":    `{"url": "` + rec.srv.URL + `/{{ pointer \"/payload/nope\" }}"}`,
 		"bad pointer":        `{"url": "` + rec.srv.URL + `/{{ pointer \"payload\" }}"}`,
-		"not http":           `{"url": "file:///etc/passwd"}`,
-		"relative":           `{"url": "/just/a/path"}`,
 		"header line break":  `{"url": "` + rec.srv.URL + `", "headers": {"X-A": "a\r\nX-B: b"}}`,
 		"missing in body":    `{"url": "` + rec.srv.URL + `", "body": "{{ .context.nope }}"}`,
 		"missing in headers": `{"url": "` + rec.srv.URL + `", "headers": {"X-A": "{{ .nope }}"}}`,
@@ -275,7 +276,7 @@ func TestTemplateFailuresArePermanent(t *testing.T) {
 	for name, cfg := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			err := run(t, action(t, rec.srv.Client()), cfg, sampleInvocation(nil))
+			err := run(t, action(t, loopback), cfg, sampleInvocation(nil))
 			var pe *plugins.PermanentError
 			require.ErrorAs(t, err, &pe, "%v", err)
 			require.NotContains(t, err.Error(), secretToken)
@@ -286,7 +287,7 @@ func TestTemplateFailuresArePermanent(t *testing.T) {
 
 func TestInvalidConfigIsConfigError(t *testing.T) {
 	t.Parallel()
-	desc := action(t, nil)
+	desc := action(t, httprequest.Plugin{})
 	tests := map[string]string{
 		"no url":           `{}`,
 		"empty url":        `{"url": ""}`,
@@ -296,6 +297,8 @@ func TestInvalidConfigIsConfigError(t *testing.T) {
 		"bad header name":  `{"url": "http://127.0.0.1/", "headers": {"Bad Header": "x"}}`,
 		"headers not map":  `{"url": "http://127.0.0.1/", "headers": ["x"]}`,
 		"body template":    `{"url": "http://127.0.0.1/", "body": "{{ if }}"}`,
+		"not http":         `{"url": "file:///etc/passwd"}`,
+		"relative":         `{"url": "/just/a/path"}`,
 	}
 	for name, cfg := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -328,5 +331,5 @@ func TestRegisteredAsWebhookPlugin(t *testing.T) {
 	require.True(t, ok)
 	require.Empty(t, entry.Manifest.RequiredCredentials(), "the token is optional")
 	require.NoError(t, httprequest.New().Manifest().Validate())
-	require.True(t, strings.Contains(string(action(t, nil).ConfigSchema()), `"url"`))
+	require.True(t, strings.Contains(string(action(t, httprequest.Plugin{}).ConfigSchema()), `"url"`))
 }
