@@ -91,6 +91,7 @@ func NewRootCmd() *cobra.Command {
 		newStreamsCmd(),
 		newPublishCmd(),
 		newDLQCmd(),
+		newLanesCmd(),
 		newCredsCmd(),
 		newDocsCmd(),
 	)
