@@ -1,10 +1,6 @@
 package dispatch
 
-import (
-	"context"
-
-	"github.com/aweber-imbi/imbi-worker/internal/envelope"
-)
+import "context"
 
 type messageKey struct{}
 type attemptKey struct{}
@@ -22,14 +18,14 @@ func AttemptFrom(ctx context.Context) int {
 	return n
 }
 
-// MessageFrom returns the message whose action ctx runs: the context an
+// MessageFrom returns the request whose action ctx runs: the context an
 // action's code receives carries it, so an action forwarded to a remote
 // host can send the CloudEvent data and id as they arrived.
-func MessageFrom(ctx context.Context) *envelope.Message {
-	m, _ := ctx.Value(messageKey{}).(*envelope.Message)
+func MessageFrom(ctx context.Context) *Request {
+	m, _ := ctx.Value(messageKey{}).(*Request)
 	return m
 }
 
-func withMessage(ctx context.Context, msg *envelope.Message) context.Context {
+func withMessage(ctx context.Context, msg *Request) context.Context {
 	return context.WithValue(ctx, messageKey{}, msg)
 }

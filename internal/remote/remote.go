@@ -423,8 +423,8 @@ func (s *Source) runner(h wire.Handler) plugins.ActionFunc[json.RawMessage] {
 		if !ok {
 			return plugins.Permanent(errors.New("remote action without a deadline"))
 		}
-		req := RunRequest{ActionID: msg.ID(), Attempt: dispatch.AttemptFrom(ctx),
-			Deadline: deadline.UTC().Format(time.RFC3339Nano), Data: msg.Event.Data()}
+		req := RunRequest{ActionID: msg.ActionID, Attempt: dispatch.AttemptFrom(ctx),
+			Deadline: deadline.UTC().Format(time.RFC3339Nano), Data: msg.Data}
 		if len(in.Credentials) > 0 {
 			if s.cfg.Keys == nil {
 				return &plugins.PluginCredentialsMissing{Message: "worker has no encryption key to send credentials to the plugin host"}

@@ -37,19 +37,9 @@ func (w *Worker) lanePause(d *delivery, now time.Time) (lanes.State, bool) {
 	return w.laneCache.Paused(d.lane.Plugin, d.lane.PluginID, now)
 }
 
-// deferIfPaused defers d when its lane is paused.
-func (w *Worker) deferIfPaused(ctx context.Context, d *delivery) bool {
-	now := time.Now()
-	st, ok := w.lanePause(d, now)
-	if ok {
-		w.deferPaused(ctx, d, st, now)
-	}
-	return ok
-}
-
-// deferPaused sends d back for the pause's remaining time (at most
-// LaneRecheck): its action does not run and no attempt is used.
-func (w *Worker) deferPaused(ctx context.Context, d *delivery, st lanes.State, now time.Time) {
+// pausedDecision defers d for its lane's pause: the remaining time (at
+// most LaneRecheck); its action does not run and no attempt is used.
+func (w *Worker) pausedDecision(ctx context.Context, d *delivery, st lanes.State, now time.Time) Decision {
 	wait := w.cfg.LaneRecheck
 	until := "resumed"
 	if !st.PausedUntil.IsZero() {
@@ -61,8 +51,8 @@ func (w *Worker) deferPaused(ctx context.Context, d *delivery, st lanes.State, n
 		reason = wire.ReasonRateLimited // a rate limit's pause; an operator's has none
 	}
 	w.metrics.laneDeferred(ctx, d.lane.Plugin)
-	w.settler.Settle(ctx, d, Decision{Kind: KindDefer, Reason: reason, Delay: w.settler.deferDelay(wait),
-		ErrorText: dispatch.RedactText("lane "+st.String()+" paused until "+until+" by "+st.SetBy+": "+st.Reason, nil)})
+	return Decision{Kind: KindDefer, Reason: reason, Delay: w.settler.deferDelay(wait),
+		ErrorText: dispatch.RedactText("lane "+st.String()+" paused until "+until+" by "+st.SetBy+": "+st.Reason, nil)}
 }
 
 // deferDelay is a deferral's nak delay for a wait: at most LaneRecheck,
