@@ -45,6 +45,11 @@ func counter(t *testing.T, reader *sdkmetric.ManualReader, name, label string) m
 					v, _ := dp.Attributes.Value(attribute.Key(label))
 					got[v.AsString()] += dp.Value
 				}
+			case metricdata.Gauge[float64]: // whole units are enough here
+				for _, dp := range data.DataPoints {
+					v, _ := dp.Attributes.Value(attribute.Key(label))
+					got[v.AsString()] += int64(dp.Value)
+				}
 			}
 		}
 	}
@@ -170,6 +175,9 @@ func TestManualPause(t *testing.T) {
 		return counter(t, reader, "imbi_worker.lanes.deferred", "plugin")["test"] >= 6
 	}, 10*time.Second, 20*time.Millisecond, "deferred again and again")
 	require.Equal(t, map[string]int64{"test": 1}, counter(t, reader, "imbi_worker.lanes.paused", "plugin"))
+	require.Eventually(t, func() bool {
+		return counter(t, reader, "imbi_worker.lanes.paused_time", "plugin")["test"] >= 1
+	}, 5*time.Second, 50*time.Millisecond, "the pause has lasted a second")
 	require.NoError(t, stop())
 
 	_, _ = e.start(cfg) // the pause survives a restart: it lives in the bucket

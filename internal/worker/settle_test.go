@@ -180,18 +180,20 @@ func TestSettlerSettlesOnce(t *testing.T) {
 		attempt  int
 		draining bool
 		// one of dec or res: res goes through decide
-		dec        *Decision
-		res        dispatch.Result
-		letterErr  error
-		markers    *fakeMarkers
-		lanes      *fakeLanes
-		age        time.Duration // how long ago the stream stored the message
-		deferred   int           // earlier deliveries that were deferrals
-		failHook   string        // "settle" | "ack"
-		wantKind   Kind
-		wantCalls  []string // settle calls on the message ("" prefix match for NakWithDelay)
-		wantLetter wire.Reason
-		wantLast   wire.Reason
+		dec       *Decision
+		res       dispatch.Result
+		letterErr error
+		markers   *fakeMarkers
+		lanes     *fakeLanes
+		age       time.Duration // how long ago the stream stored the message
+		deferred  int           // earlier deliveries that were deferrals
+		failHook  string        // "settle" | "ack"
+		// wantMaxDelay bounds the decision's delay (0: not checked).
+		wantMaxDelay time.Duration
+		wantKind     Kind
+		wantCalls    []string // settle calls on the message ("" prefix match for NakWithDelay)
+		wantLetter   wire.Reason
+		wantLast     wire.Reason
 	}
 	dl := func(reason, last wire.Reason) *Decision {
 		return &Decision{Kind: KindDeadLetter, Reason: reason, LastReason: last, ErrorText: "x"}
@@ -209,6 +211,7 @@ func TestSettlerSettlesOnce(t *testing.T) {
 		{name: "timeout last attempt", attempt: maxAttempts, res: result(dispatch.Retryable, wire.ReasonTimeout, context.DeadlineExceeded), wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonMaxAttempts, wantLast: wire.ReasonTimeout},
 		{name: "unavailable retried", attempt: 2, res: result(dispatch.Retryable, wire.ReasonUnavailable, plugins.ErrPluginUnavailable), wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
 		{name: "rate_limited deferred on the last attempt, lane paused", attempt: maxAttempts, res: rateLimited, lanes: &fakeLanes{}, deferred: 4, wantKind: KindDefer, wantCalls: []string{"NakWithDelay(7."}},
+		{name: "rate_limited without a delay waits the backoff", attempt: 1, res: result(dispatch.Retryable, wire.ReasonRateLimited, &plugins.RateLimitedError{}), lanes: &fakeLanes{}, wantKind: KindDefer, wantCalls: []string{"NakWithDelay"}, wantMaxDelay: 10*time.Millisecond + 51*time.Millisecond},
 		{name: "rate_limited past the max wait", attempt: 1, res: rateLimited, lanes: &fakeLanes{}, age: 25 * time.Hour, wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonRateLimited},
 		{name: "rate_limited deferral count not stored", attempt: 1, res: rateLimited, lanes: &fakeLanes{err: errors.New("kv down")}, wantKind: KindDefer, wantCalls: []string{"NakWithDelay(7."}},
 		{name: "paused lane deferred and counted", attempt: 2, deferred: 1, lanes: &fakeLanes{}, dec: &Decision{Kind: KindDefer, Delay: time.Second}, wantKind: KindDefer, wantCalls: []string{"NakWithDelay(1s)"}},
@@ -280,6 +283,9 @@ func TestSettlerSettlesOnce(t *testing.T) {
 			s.Settle(context.Background(), d, Decision{Kind: KindAck})
 
 			require.Equal(t, tc.wantKind, d.st.Decision.Kind, "decision %s", d.st.Decision)
+			if tc.wantMaxDelay > 0 {
+				require.LessOrEqual(t, d.st.Decision.Delay, tc.wantMaxDelay)
+			}
 			calls := fm.settleCalls()
 			require.Len(t, calls, len(tc.wantCalls), "settle calls %v", calls)
 			for i, want := range tc.wantCalls {
@@ -309,7 +315,10 @@ func TestSettlerSettlesOnce(t *testing.T) {
 					require.Len(t, tc.lanes.pauses, 1, "a rate limit pauses its lane")
 					p := tc.lanes.pauses[0]
 					require.Equal(t, lanes.Key{Plugin: "test", PluginID: "pl-1"}, p.Lane)
-					require.WithinDuration(t, time.Now().Add(7*time.Second), p.Until, time.Second)
+					require.Equal(t, dec.PauseUntil, p.Until)
+					if tc.res.RetryAfter > 0 {
+						require.WithinDuration(t, time.Now().Add(tc.res.RetryAfter), p.Until, time.Second, "paused until the retry-after")
+					}
 					require.Equal(t, "worker w-1", p.By)
 				}
 			}
