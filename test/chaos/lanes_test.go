@@ -121,7 +121,7 @@ func TestLaneSharedAcrossProcesses(t *testing.T) {
 
 	for _, id := range []string{"lane-2", "lane-3", "lane-4"} {
 		require.Eventually(t, func() bool { return len(hitTimes("/ok/"+id)) == 1 }, 30*time.Second, 20*time.Millisecond)
-		require.False(t, hitTimes("/ok/"+id)[0].Before(st.PausedUntil), "%s ran before the pause ended", id)
+		require.False(t, hitTimes("/ok/" + id)[0].Before(st.PausedUntil), "%s ran before the pause ended", id)
 	}
 	require.Eventually(t, func() bool { return len(hitTimes("/limited/1")) == 2 }, 30*time.Second, 20*time.Millisecond)
 
