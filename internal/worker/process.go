@@ -258,7 +258,7 @@ func (w *Worker) precheck(ctx context.Context, d *delivery, decodeErr error, slo
 	// reached the limit without the message being settled.
 	if d.attempt > w.cfg.MaxAttempts {
 		return Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
-			ErrorText: "delivered " + strconv.Itoa(d.attempt) + " times without being settled (worker crashed or lost the message)"}, true
+			ErrorText: "delivered for attempt " + strconv.Itoa(d.attempt) + " (deferrals not counted) without being settled (worker crashed or lost the message)"}, true
 	}
 
 	if w.checker != nil {
