@@ -187,7 +187,11 @@ func newLanesPauseCmd(o *lanesOptions) *cobra.Command {
 				return err
 			}
 			if o.jsonOut {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"paused": k, "until": req.Until, "by": req.By})
+				return writeJSON(cmd.OutOrStdout(), struct {
+					Paused lanes.Key `json:"paused"`
+					Until  time.Time `json:"until,omitzero"` // absent: until resumed
+					By     string    `json:"by"`
+				}{k, req.Until, req.By})
 			}
 			when := "until resumed"
 			if !req.Until.IsZero() {

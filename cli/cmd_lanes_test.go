@@ -69,3 +69,14 @@ func TestLanesCommands(t *testing.T) {
 		require.Error(t, err, "%v", bad)
 	}
 }
+
+func TestLanesPauseJSON(t *testing.T) {
+	t.Parallel()
+	e := newToolEnv(t)
+	out, errOut, err := e.runTool(t, "", "lanes", "pause", "--plugin", "github", "--json")
+	require.NoError(t, err, errOut)
+	got := decodeJSON[map[string]any](t, out)
+	require.Equal(t, map[string]any{"plugin": "github"}, got["paused"])
+	require.NotContains(t, got, "until", "a pause until resumed has no end")
+	require.Contains(t, got["by"], "cli")
+}
