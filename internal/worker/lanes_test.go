@@ -194,3 +194,26 @@ func TestManualPause(t *testing.T) {
 	}
 	require.Zero(t, e.dlq.count(), "many deliveries, one attempt each")
 }
+
+// TestLanePausedWhileWaitingForSlot: a message taken in before its lane
+// was paused, still waiting for an action slot, is deferred once it gets
+// the slot instead of running.
+func TestLanePausedWhileWaitingForSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{maxDeliver: -1})
+	cfg := e.config()
+	cfg.Concurrency = 1
+	_, _ = e.start(cfg)
+	busy := e.publish("slot-busy", "other#sleep", map[string]any{"sleep_ms": 450}) // under the 500 ms deadline
+	require.Eventually(t, func() bool { return e.rec.Calls("slot-busy") == 1 }, 5*time.Second, 5*time.Millisecond)
+	waiting := e.publish("slot-waiting", "test#ok", nil)
+	require.Eventually(t, func() bool { return e.consumerAckPending() == 2 }, 5*time.Second, 5*time.Millisecond, "taken in")
+	time.Sleep(50 * time.Millisecond) // past its pre-check, waiting for the slot
+	until := time.Now().Add(time.Second)
+	require.NoError(t, e.laneStore().Pause(context.Background(), lanes.PauseRequest{Lane: lanes.Key{Plugin: "test"}, Until: until, By: "ops"}))
+	require.Eventually(t, func() bool { return e.gone(busy) && e.gone(waiting) }, 15*time.Second, 10*time.Millisecond)
+	times := e.rec.Times("slot-waiting")
+	require.Len(t, times, 1)
+	require.False(t, times[0].Before(until), "ran while its lane was paused")
+	require.Zero(t, e.dlq.count())
+}
