@@ -132,6 +132,7 @@ func TestStreamsApplyIdempotent(t *testing.T) {
 		cmd.SetArgs([]string{"streams", "apply", "--nats-url", srv.URL()})
 		require.NoError(t, cmd.ExecuteContext(context.Background()))
 		require.Contains(t, out.String(), "IMBI_ACTIONS")
+		require.Contains(t, out.String(), "lanes        imbi_lanes")
 	}
 	nc, err := nats.Connect(srv.URL())
 	require.NoError(t, err)

@@ -80,6 +80,9 @@ func printApplied(ctx context.Context, cmd *cobra.Command, p *streams.Provisione
 		}
 		out["done_bucket"] = map[string]any{"bucket": st.Bucket(), "ttl": st.TTL().String()}
 	}
+	if p.Lanes != nil {
+		out["lanes_bucket"] = map[string]any{"bucket": p.Lanes.Bucket()}
+	}
 	w := cmd.OutOrStdout()
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -94,6 +97,9 @@ func printApplied(ctx context.Context, cmd *cobra.Command, p *streams.Provisione
 		append([]string{ci.Config.FilterSubject}, ci.Config.FilterSubjects...))
 	if p.Done != nil {
 		fmt.Fprintf(w, "done-markers %v\n", out["done_bucket"])
+	}
+	if p.Lanes != nil {
+		fmt.Fprintf(w, "lanes        %s  rate-limit lanes and deferral counts (per-key TTL)\n", p.Lanes.Bucket())
 	}
 	return nil
 }
