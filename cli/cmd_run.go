@@ -41,6 +41,7 @@ func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cfg.DLQPrefix, "dlq-prefix", d.DLQPrefix, "dead-letter subject prefix")
 	fs.StringVar(&f.cfg.Consumer, "consumer", d.Consumer, "durable pull consumer shared by every replica")
 	fs.StringVar(&f.cfg.DoneBucket, "done-bucket", d.DoneBucket, "KV bucket of done-markers (idempotency)")
+	fs.StringVar(&f.cfg.LanesBucket, "lanes-bucket", d.LanesBucket, "KV bucket of rate-limit lanes and deferral counts")
 	fs.StringSliceVar(&f.filterSubjects, "filter-subject", nil, "serve only these work subjects, e.g. imbi.actions.github.> (repeatable; pools with different filters need different --consumer names)")
 	fs.IntVar(&f.cfg.Replicas, "replicas", d.Replicas, "stream and bucket replicas (3 on a cluster)")
 	fs.DurationVar(&f.cfg.DuplicateWindow, "duplicate-window", d.DuplicateWindow, "work stream Nats-Msg-Id dedup window")
@@ -48,7 +49,7 @@ func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.cfg.DoneTTL, "done-ttl", d.DoneTTL, "how long a done-marker lives")
 	fs.DurationVar(&f.cfg.AckWait, "ack-wait", d.AckWait, "consumer ack wait (kept alive with InProgress while an action runs)")
 	fs.IntVar(&f.cfg.MaxAckPending, "max-ack-pending", d.MaxAckPending, "consumer max unacked messages (≥ --pool-size × concurrency)")
-	fs.IntVar(&f.cfg.MaxDeliver, "max-deliver", d.MaxDeliver, "consumer max deliveries (must exceed --max-attempts)")
+	fs.IntVar(&f.cfg.MaxDeliver, "max-deliver", d.MaxDeliver, "consumer max deliveries: -1 for no cap (rate-limit deferrals are deliveries too), else more than --max-attempts")
 	fs.BoolVar(&f.noIdempotency, "no-idempotency", false, "do not check or write done-markers")
 	fs.StringVar(&f.cfg.OutcomesStream, "outcomes-stream", d.OutcomesStream, "outcome event stream name (v1.1 §C)")
 	fs.StringVar(&f.cfg.OutcomesPrefix, "outcomes-prefix", d.OutcomesPrefix, "outcome subject prefix (<prefix>.<plugin>.<action>)")
@@ -75,6 +76,8 @@ type runFlags struct {
 	backoffMax    time.Duration
 	pluginTimeout time.Duration
 	shutdownGrace time.Duration
+	rateLimitWait time.Duration
+	laneRecheck   time.Duration
 	noProvision   bool
 	poolSize      int
 	workerID      string
@@ -112,6 +115,8 @@ and exits 0.`,
 	fs.DurationVar(&f.backoffMax, "backoff-max", worker.DefaultBackoffMax, "retry delay cap")
 	fs.DurationVar(&f.pluginTimeout, "plugin-timeout", dispatch.DefaultTimeout, "action deadline when the action sets none (also IMBI_PLUGIN_TIMEOUT_SECONDS)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", worker.DefaultShutdownGrace, "how long in-flight actions may finish after SIGTERM")
+	fs.DurationVar(&f.rateLimitWait, "rate-limit-max-wait", worker.DefaultRateLimitMaxWait, "how long a rate-limited message may wait from its first receipt before it is dead-lettered rate_limited")
+	fs.DurationVar(&f.laneRecheck, "lane-recheck", worker.DefaultLaneRecheck, "longest single deferral: a paused lane's messages come back this often to see whether it was resumed")
 	fs.BoolVar(&f.noProvision, "no-provision", false, "do not create or update streams, bucket and consumer (they must exist)")
 	fs.IntVar(&f.poolSize, "pool-size", 1, "worker processes sharing the consumer (checks --max-ack-pending ≥ pool size × concurrency)")
 	fs.StringVar(&f.workerID, "worker-id", "", "instance id in dead letters (default hostname-pid)")
@@ -264,19 +269,21 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 		hooks = outcomes.NewHook(js, outcomes.Config{Prefix: sc.OutcomesPrefix, WorkerID: workerID, Logger: log}).Hooks(hooks)
 	}
 	w, err := worker.New(sess.NC, disp, worker.Config{
-		Hooks:          hooks,
-		Streams:        sc,
-		Concurrency:    f.concurrency,
-		Prefetch:       f.prefetch,
-		MaxAttempts:    f.maxAttempts,
-		BackoffBase:    f.backoffBase,
-		BackoffMax:     f.backoffMax,
-		ShutdownGrace:  f.shutdownGrace,
-		Idempotency:    sc.Idempotency,
-		WorkerID:       workerID,
-		Logger:         log,
-		MeterProvider:  deps.MeterProvider,
-		TracerProvider: deps.TracerProvider,
+		Hooks:            hooks,
+		Streams:          sc,
+		Concurrency:      f.concurrency,
+		Prefetch:         f.prefetch,
+		MaxAttempts:      f.maxAttempts,
+		BackoffBase:      f.backoffBase,
+		BackoffMax:       f.backoffMax,
+		ShutdownGrace:    f.shutdownGrace,
+		RateLimitMaxWait: f.rateLimitWait,
+		LaneRecheck:      f.laneRecheck,
+		Idempotency:      sc.Idempotency,
+		WorkerID:         workerID,
+		Logger:           log,
+		MeterProvider:    deps.MeterProvider,
+		TracerProvider:   deps.TracerProvider,
 	})
 	if err != nil {
 		return err

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/console"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -126,4 +128,26 @@ func TestRunServesTheConsole(t *testing.T) {
 	require.Contains(t, handlers, "gateway-actions#add_deployment_event", "the built-in catalog, with schemas")
 	code, _ = call("GET", "/healthz", "", false)
 	require.Equal(t, http.StatusOK, code)
+
+	// Lanes are wired to the imbi_lanes bucket (read-only here: no changes).
+	lstore, err := lanes.Open(context.Background(), mustJS(t, nc), wire.DefaultLanesBucket)
+	require.NoError(t, err)
+	require.NoError(t, lstore.Pause(context.Background(), lanes.PauseRequest{Lane: lanes.Key{Plugin: "github"}, Reason: "outage", By: "ops"}))
+	code, body = call("GET", "/api/v1/lanes", "", true)
+	require.Equal(t, http.StatusOK, code, body)
+	var ls struct{ Lanes []console.Lane }
+	require.NoError(t, json.Unmarshal([]byte(body), &ls))
+	require.Len(t, ls.Lanes, 1)
+	require.Equal(t, "github", ls.Lanes[0].Plugin)
+	require.Equal(t, "ops", ls.Lanes[0].SetBy)
+	require.True(t, ls.Lanes[0].Paused)
+	code, _ = call("POST", "/api/v1/lanes/resume", `{"plugin":"github"}`, true)
+	require.Equal(t, http.StatusForbidden, code, "read-only console")
+}
+
+func mustJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return js
 }

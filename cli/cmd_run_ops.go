@@ -16,6 +16,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
 	"github.com/aweber-imbi/imbi-worker/internal/console"
 	"github.com/aweber-imbi/imbi-worker/internal/dlq"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
@@ -134,6 +135,11 @@ func setupOps(ctx context.Context, f *runFlags, deps *runDeps) error {
 			if sc.Outcomes {
 				opc.SetOutcomes(outcomes.ConsoleReader{R: outcomes.NewReader(js, sc.OutcomesStream, sc.OutcomesPrefix)})
 			}
+			lstore, err := lanes.Open(ctx, js, sc.LanesBucket)
+			if err != nil {
+				return fmt.Errorf("operator console: %w", err)
+			}
+			opc.SetLanes(consoleLanes{lstore})
 		}
 		current.Store(w)
 		return nil

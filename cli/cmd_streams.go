@@ -87,6 +87,9 @@ func printApplied(ctx context.Context, cmd *cobra.Command, p *streams.Provisione
 		}
 		out["outcomes"] = oi.Config
 	}
+	if p.Lanes != nil {
+		out["lanes_bucket"] = map[string]any{"bucket": p.Lanes.Bucket()}
+	}
 	w := cmd.OutOrStdout()
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -104,6 +107,9 @@ func printApplied(ctx context.Context, cmd *cobra.Command, p *streams.Provisione
 	}
 	if p.Done != nil {
 		fmt.Fprintf(w, "done-markers %v\n", out["done_bucket"])
+	}
+	if p.Lanes != nil {
+		fmt.Fprintf(w, "lanes        %s  rate-limit lanes and deferral counts (per-key TTL)\n", p.Lanes.Bucket())
 	}
 	return nil
 }

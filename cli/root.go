@@ -92,6 +92,7 @@ func NewRootCmd() *cobra.Command {
 		newPublishCmd(),
 		newDLQCmd(),
 		newOutcomesCmd(),
+		newLanesCmd(),
 		newCredsCmd(),
 		newDocsCmd(),
 	)

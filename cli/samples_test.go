@@ -48,13 +48,14 @@ func newDemoListener(t *testing.T) *demoListener {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/ok/"):
 		case strings.HasPrefix(r.URL.Path, "/flaky/"):
-			if n == 1 {
-				w.Header().Set("Retry-After", "1")
+			if n == 1 { // no Retry-After: unavailable, an ordinary retry
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
 		case strings.HasPrefix(r.URL.Path, "/limited/"):
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
+			if n <= 4 { // rate-limited four times (more than --max-attempts), then fine
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+			}
 		case strings.HasPrefix(r.URL.Path, "/fail/"):
 			w.WriteHeader(http.StatusInternalServerError)
 		case strings.HasPrefix(r.URL.Path, "/reject/"):
@@ -184,7 +185,7 @@ func TestSampleEvents(t *testing.T) {
 			}
 		}
 		switch exp.Outcome {
-		case "success", "retried_then_success":
+		case "success", "retried_then_success", "paused_then_success":
 			require.False(t, dead, "%s must not be dead-lettered", exp.File)
 		case "dead_letter":
 			require.True(t, dead, "%s must be dead-lettered", exp.File)
@@ -202,6 +203,9 @@ func TestSampleEvents(t *testing.T) {
 	require.Equal(t, 1, listener.count("/ok/checkout"), "01 ran once; its duplicate 04 did not run")
 	require.Equal(t, 1, listener.count("/ok/binary"))
 	require.Equal(t, 2, listener.count("/flaky/02"), "one retry, then success")
+	// Rate-limited four times with --max-attempts 3: deferrals use no
+	// attempt (v1.1 §B), so the fifth request succeeds.
+	require.Eventually(t, func() bool { return listener.count("/limited/15") == 5 }, 30*time.Second, 50*time.Millisecond)
 	require.Equal(t, 1, listener.count("/reject/16"), "a permanent failure is not retried")
 	require.Equal(t, 3, listener.count("/fail/17"), "retried up to --max-attempts")
 

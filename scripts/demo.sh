@@ -100,11 +100,13 @@ def observe():
         key = rec.get("msg_id") or rec.get("ce_id")
         if not key:
             continue
-        o = seen.setdefault(key, {"retries": [], "final": None, "attempts": 0})
+        o = seen.setdefault(key, {"retries": [], "deferrals": 0, "final": None, "attempts": 0})
         o["attempts"] = max(o["attempts"], rec.get("attempt", 0))
         msg = rec.get("msg")
         if msg == "action failed; retrying":
             o["retries"].append(rec.get("reason"))
+        elif msg == "rate limited; deferred without using an attempt, lane paused":
+            o["deferrals"] += 1
         elif msg == "settled":
             o["final"] = ("success" if rec.get("outcome") == "ack" else rec.get("outcome"), None, None)
         elif msg == "dead-lettered":
@@ -124,9 +126,13 @@ def verdict(exp, summ, obs):
         got = f"dead letter {reason}" + (f" (last {last})" if last else "")
     if obs["retries"]:
         got += f" after {len(obs['retries'])} retr{'y' if len(obs['retries']) == 1 else 'ies'} ({', '.join(obs['retries'])})"
+    if obs["deferrals"]:
+        got += f" after {obs['deferrals']} rate-limit deferral{'s' if obs['deferrals'] != 1 else ''} (lane paused)"
     got += f", {obs['attempts']} attempt{'s' if obs['attempts'] != 1 else ''}"
     if want in ("success", "retried_then_success"):
         ok = kind == "success" and (want == "success" or obs["retries"])
+    elif want == "paused_then_success":
+        ok = kind == "success" and obs["deferrals"] == exp.get("deferrals", obs["deferrals"]) and obs["deferrals"] > 0
     else:
         ok = kind == "dead_letter" and reason == exp.get("reason") and last == exp.get("last_reason")
     if ok and exp.get("attempts"):

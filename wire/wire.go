@@ -28,7 +28,9 @@ const (
 	DefaultDLQPrefix     = "imbi.dlq.actions"
 	DefaultConsumer      = "imbi-worker"
 	DefaultDoneBucket    = "imbi_actions_done"
-	InvalidToken         = "_invalid"
+	// DefaultLanesBucket holds rate-limit lane pauses (v1.1 §B).
+	DefaultLanesBucket = "imbi_lanes"
+	InvalidToken       = "_invalid"
 )
 
 // Outcome events (wire-contract v1.1 §C): one CloudEvent per settle

@@ -35,6 +35,9 @@ type Config struct {
 	FilterSubjects []string
 	// DoneBucket is the idempotency KV bucket (imbi_actions_done).
 	DoneBucket string
+	// LanesBucket is the rate-limit lanes KV bucket (imbi_lanes, v1.1 §B):
+	// lane pauses and the deferral counts of messages (per-key TTL).
+	LanesBucket string
 	// Replicas of every stream and the bucket (1).
 	Replicas int
 	// DuplicateWindow is the work stream's Nats-Msg-Id dedup window (2 min).
@@ -50,9 +53,11 @@ type Config struct {
 	// (default 2048; must be ≥ replicas × concurrency; with idempotency on a
 	// replica holds up to 4 × concurrency: intake plus prefetch).
 	MaxAckPending int
-	// MaxDeliver is the server's delivery cap; it must exceed the
-	// worker's max attempts so the worker, not the server, decides when
-	// a message is dead (default 10).
+	// MaxDeliver is the server's delivery cap: -1 (the default) for
+	// none, else it must exceed the worker's max attempts so the worker,
+	// not the server, decides when a message is dead. Rate-limit and lane
+	// deferrals are deliveries too (v1.1 §B, decision 0010), so a finite
+	// cap also bounds how often a message can be deferred.
 	MaxDeliver int
 	// Idempotency: create the done-marker bucket (true unless
 	// --no-idempotency).
@@ -75,8 +80,13 @@ const (
 	DefaultDoneTTL         = 24 * time.Hour
 	DefaultAckWait         = 30 * time.Second
 	DefaultMaxAckPending   = 2048
-	DefaultMaxDeliver      = 10
 	DefaultOutcomesMaxAge  = 7 * 24 * time.Hour
+	// DefaultMaxDeliver: no server cap (decision 0010); the worker's own
+	// attempt count (deliveries − deferrals) is the crash-loop guard.
+	DefaultMaxDeliver = -1
+	// LaneMarkerTTL is how long the lanes bucket keeps the marker of a
+	// deferral count that expired.
+	LaneMarkerTTL = time.Minute
 )
 
 // DefaultConfig returns the wire-contract defaults.
@@ -104,6 +114,7 @@ func (c *Config) SetDefaults() {
 	if c.OutcomesMaxAge <= 0 {
 		c.OutcomesMaxAge = DefaultOutcomesMaxAge
 	}
+	def(&c.LanesBucket, wire.DefaultLanesBucket)
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -122,7 +133,7 @@ func (c *Config) SetDefaults() {
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = DefaultMaxAckPending
 	}
-	if c.MaxDeliver <= 0 {
+	if c.MaxDeliver == 0 || c.MaxDeliver < -1 {
 		c.MaxDeliver = DefaultMaxDeliver
 	}
 }
@@ -130,7 +141,7 @@ func (c *Config) SetDefaults() {
 // Validate checks the limits against each other; workers is the number
 // of worker processes sharing the consumer (not stream replicas).
 func (c Config) Validate(maxAttempts, concurrency, workers int) error {
-	if c.MaxDeliver <= maxAttempts {
+	if c.MaxDeliver > 0 && c.MaxDeliver <= maxAttempts {
 		return fmt.Errorf("consumer MaxDeliver (%d) must be greater than max attempts (%d) so the worker dead-letters a crash-looping message itself", c.MaxDeliver, maxAttempts)
 	}
 	if need := max(workers, 1) * concurrency; c.MaxAckPending < need {
@@ -154,10 +165,11 @@ type Provisioned struct {
 	Outcomes    jetstream.Stream // nil when Outcomes is off
 	Consumer    jetstream.Consumer
 	Done        jetstream.KeyValue // nil when Idempotency is off
+	Lanes       jetstream.KeyValue
 }
 
 // Apply creates or updates the work stream, the dead-letter stream, the
-// outcome stream, the done-marker bucket and the durable consumer. Running it again with the
+// outcome stream, the done-marker and lanes buckets and the durable consumer. Running it again with the
 // same config changes nothing.
 func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned, error) {
 	c.SetDefaults()
@@ -221,6 +233,17 @@ func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned,
 		if err != nil {
 			return nil, fmt.Errorf("done-marker bucket %s: %w", c.DoneBucket, err)
 		}
+	}
+	p.Lanes, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         c.LanesBucket,
+		Description:    "imbi-worker rate-limit lanes and deferral counts (wire-contract v1.1 §B)",
+		Storage:        jetstream.FileStorage,
+		Replicas:       c.Replicas,
+		History:        1,
+		LimitMarkerTTL: LaneMarkerTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lanes bucket %s: %w", c.LanesBucket, err)
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable:       c.Consumer,

@@ -78,7 +78,11 @@ func TestValidate(t *testing.T) {
 	t.Parallel()
 	c := DefaultConfig()
 	require.NoError(t, c.Validate(5, 16, 3))
+	require.NoError(t, c.Validate(1000, 16, 1), "MaxDeliver -1: no server cap")
+	c.MaxDeliver = 10
 	require.ErrorContains(t, c.Validate(10, 16, 1), "MaxDeliver")
+	require.NoError(t, c.Validate(9, 16, 1))
+	c.MaxDeliver = -1
 	require.NoError(t, c.Validate(5, 512, 4))
 	require.ErrorContains(t, c.Validate(5, 512, 5), "MaxAckPending")
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/creds"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch/dispatchtest"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
@@ -322,6 +323,11 @@ func TestMetricsEndpointAfterRun(t *testing.T) {
 	s.publish(ctx, "m-perm.0", "test#permanent", map[string]any{})                  // dead letter at once
 	s.publish(ctx, "m-slow.0", "test#sleep", map[string]any{"sleep_ms": 2000})      // timeout
 	s.publish(ctx, "m-stuck.0", "test#ignore_ctx", map[string]any{"sleep_ms": 600}) // abandoned
+	// A paused lane (the test plugin's credential set of m-paused.0) defers its message.
+	lstore, err := lanes.Open(ctx, s.js, wire.DefaultLanesBucket)
+	require.NoError(t, err)
+	require.NoError(t, lstore.Pause(ctx, lanes.PauseRequest{Lane: lanes.Key{Plugin: "test", PluginID: "missing-m-paused.0"}, By: "ops"}))
+	s.publish(ctx, "m-paused.0", "test#ok", map[string]any{})
 	if s.neo4j {
 		s.publish(ctx, "m-creds.0", "withcreds#ok", map[string]any{}) // cache miss, Neo4j query
 	}
@@ -348,6 +354,9 @@ func TestMetricsEndpointAfterRun(t *testing.T) {
 		{"imbi_worker_chain_steps_total", nil},
 		{"imbi_worker_chain_finished_total", nil},
 		{"imbi_worker_chain_stopped_total", nil},
+		{"imbi_worker_lanes_paused", []string{`plugin="test"`}},
+		{"imbi_worker_lanes_paused_time_seconds", []string{`plugin="test"`}},
+		{"imbi_worker_lanes_deferred_total", []string{`plugin="test"`}},
 		{"imbi_worker_consumer_pending", []string{`stream="IMBI_ACTIONS"`, `consumer="imbi-worker"`}},
 		{"imbi_worker_consumer_ack_pending", []string{`consumer="imbi-worker"`}},
 		{"imbi_worker_consumer_redelivered", []string{`consumer="imbi-worker"`}},

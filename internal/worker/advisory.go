@@ -93,7 +93,7 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 	// Decoded only so a leaked secret in the body is redacted as on the
 	// settle path; bytes that are not a CloudEvent stay as they are.
 	ce, _ := w.dec.Decode(raw.Header, raw.Data)
-	d := &delivery{msg: sm, handler: unknownHandler, ev: ce, attempt: int(ev.Deliveries), letterSubject: subject, base: w.log,
+	d := &delivery{msg: sm, handler: unknownHandler, ev: ce, attempt: int(ev.Deliveries), deliveries: int(ev.Deliveries), letterSubject: subject, base: w.log,
 		meta: &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: raw.Sequence}, NumDelivered: ev.Deliveries,
 			Timestamp: raw.Time, Stream: w.cfg.Streams.Stream, Consumer: w.cfg.Streams.Consumer}}
 	if ce != nil {

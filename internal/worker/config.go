@@ -23,6 +23,13 @@ const (
 	DefaultBackoffBase   = time.Second
 	DefaultBackoffMax    = 5 * time.Minute
 	DefaultShutdownGrace = 30 * time.Second
+	// DefaultRateLimitMaxWait is how long a rate-limited message may wait,
+	// from its first receipt, before it is dead-lettered (v1.1 §B).
+	DefaultRateLimitMaxWait = 24 * time.Hour
+	// DefaultLaneRecheck is the longest a deferred message stays away: a
+	// message of a lane paused for longer comes back this often to see
+	// whether the lane was resumed (decision 0010).
+	DefaultLaneRecheck = 30 * time.Second
 
 	DefaultShutdownCancelWait  = 5 * time.Second
 	DefaultShutdownMarkerFlush = donemarker.WriteTimeout + time.Second
@@ -70,6 +77,13 @@ type Config struct {
 	InProgressInterval time.Duration
 	// Idempotency: check and write done-markers (wire-contract §6).
 	Idempotency bool
+	// RateLimitMaxWait: a rate-limited message is deferred (no attempt
+	// used) until it has waited this long since its first receipt, then
+	// dead-lettered rate_limited (24 h; v1.1 §B, decision 0010).
+	RateLimitMaxWait time.Duration
+	// LaneRecheck caps one deferral (30 s): a message of a paused lane
+	// comes back at least this often, so a resume takes effect within it.
+	LaneRecheck time.Duration
 	// WorkerID names this instance in dead letters (hostname-pid).
 	WorkerID string
 	// Logger receives every log line (slog.Default()).
@@ -110,6 +124,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.RateLimitMaxWait <= 0 {
+		c.RateLimitMaxWait = DefaultRateLimitMaxWait
+	}
+	if c.LaneRecheck <= 0 {
+		c.LaneRecheck = DefaultLaneRecheck
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	rec := dispatchtest.NewRecorder()
 	reg, err := dispatchtest.Registry(
 		&dispatchtest.Plugin{Slug: "test", Rec: rec},
+		&dispatchtest.Plugin{Slug: "other", Rec: rec},
 		&dispatchtest.Plugin{Slug: "withcreds", Rec: rec, Credentials: []plugins.CredentialField{{Name: "token", Label: "Token", Required: true}}},
 	)
 	require.NoError(t, err)
@@ -95,7 +97,7 @@ func (e *env) config() Config {
 		ShutdownGrace: 5 * time.Second,
 		Idempotency:   e.sc.Idempotency,
 		WorkerID:      "test-worker",
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:        testLogger(),
 	}
 }
 
@@ -260,4 +262,11 @@ func (e *env) consumerAckPending() int {
 	info, err := c.Info(context.Background())
 	require.NoError(e.t, err)
 	return info.NumAckPending
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("WORKER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

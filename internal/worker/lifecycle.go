@@ -85,14 +85,19 @@ func (w *Worker) start(ctx context.Context) error {
 	if err := w.bind(ctx); err != nil {
 		return err
 	}
+	if err := w.startLanes(ctx); err != nil { // lanes.go
+		return err
+	}
 	adv, err := w.subscribeAdvisories()
 	if err != nil {
+		w.laneCache.Stop()
 		return err
 	}
 	if w.done != nil {
 		w.checker = donemarker.NewChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
 		if err := w.checker.Start(); err != nil {
 			adv.stop()
+			w.laneCache.Stop()
 			return err
 		}
 	}
@@ -101,6 +106,7 @@ func (w *Worker) start(ctx context.Context) error {
 		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
 	if err != nil {
 		adv.stop()
+		w.laneCache.Stop()
 		if w.checker != nil {
 			w.checker.Close()
 			w.checker.Wait()
@@ -240,6 +246,7 @@ func (w *Worker) shutdown(r *run, requeued int) {
 	w.breaker.stop()
 	w.breaker.wait()
 	r.adv.stop()
+	w.laneCache.Stop()
 	// Acks and naks are published without waiting: get them to the server
 	// before Stop returns (the caller may close the connection next).
 	if err := w.nc.FlushTimeout(w.cfg.ShutdownCancelWait); err != nil {

@@ -42,6 +42,9 @@ type metrics struct {
 	inflight  metric.Int64UpDownCounter
 	timeouts  metric.Int64Counter
 	abandoned metric.Int64Counter
+	// Lanes (v1.1 §B).
+	laneDeferrals metric.Int64Counter
+	meter         metric.Meter
 }
 
 // attrKey is up to two key/value pairs of metric labels.
@@ -50,7 +53,7 @@ type attrKey [4]string
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m := mp.Meter("github.com/aweber-imbi/imbi-worker/internal/worker")
 	var (
-		out metrics
+		out = metrics{meter: m}
 		err error
 	)
 	if out.settled, err = m.Int64Counter("imbi_worker.messages.settled", metric.WithUnit("{message}"),
@@ -81,6 +84,10 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Actions that ignored their deadline and were left running, by handler.")); err != nil {
 		return nil, err
 	}
+	if out.laneDeferrals, err = m.Int64Counter("imbi_worker.lanes.deferred", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages deferred by a paused lane without running, by plugin.")); err != nil {
+		return nil, err
+	}
 	return &out, nil
 }
 
@@ -108,6 +115,10 @@ func (m *metrics) with(kv ...string) metric.MeasurementOption {
 	}
 	m.attrs[key] = o
 	return o
+}
+
+func (m *metrics) laneDeferred(ctx context.Context, plugin string) {
+	m.laneDeferrals.Add(ctx, 1, m.with("plugin", plugin))
 }
 
 func (m *metrics) settle(ctx context.Context, handler, outcome string) {

@@ -21,6 +21,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -30,9 +31,15 @@ const attrDeliveryCount = attribute.Key("messaging.message.delivery_count")
 
 // delivery is what the worker knows about one message while settling it.
 type delivery struct {
-	msg      jetstream.Msg
-	meta     *jetstream.MsgMetadata
-	attempt  int
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	// attempt is this delivery's attempt number: deliveries minus the
+	// earlier deliveries that were deferrals (v1.1 §B, decision 0010).
+	attempt    int
+	deliveries int // meta.NumDelivered
+	deferred   int // earlier deliveries that were deferrals
+	// lane is the message's rate-limit lane (zero Plugin: none known).
+	lane     lanes.Key
 	ev       *envelope.Message // nil when the bytes are not a CloudEvent
 	ceID     string
 	doneKey  string // the done-marker key of ceID (idempotency on)
@@ -105,7 +112,8 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		w.log.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
 		return true
 	}
-	d.meta, d.attempt = meta, int(meta.NumDelivered)
+	d.meta, d.deliveries = meta, int(meta.NumDelivered)
+	d.attempt = d.deliveries
 	d.base = w.log
 
 	// A panic anywhere on the path (decode, dispatch, settle) dead-letters
@@ -136,12 +144,16 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		}
 		if h, ok := w.disp.KnownHandler(d.rawHndlr); ok {
 			d.handler = h
+			d.lane.Plugin, _, _ = strings.Cut(h, "#")
+			if p := ev.Data.Plugin; p != nil {
+				d.lane.PluginID = p.ID
+			}
 		}
 	}
 
 	ctx = w.startSpans(ctx, d, received, decoded, decodeErr)
 
-	if dec, ok := w.precheck(d, decodeErr, slot); ok {
+	if dec, ok := w.precheck(ctx, d, decodeErr, slot); ok {
 		w.settler.Settle(ctx, d, dec)
 		return true
 	}
@@ -159,6 +171,14 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	}
 	freeSlot := sync.OnceFunc(func() { <-w.actionSlots })
 	release = func() { freeSlot(); stopBeat() }
+	// The lane may have been paused while this message waited for a slot.
+	if now := time.Now(); true {
+		if st, paused := w.lanePause(d, now); paused {
+			release()
+			w.settler.Settle(ctx, d, w.pausedDecision(ctx, d, st, now))
+			return true
+		}
+	}
 	finish := func(res dispatch.Result) {
 		w.recordAction(ctx, d, res)
 		freeSlot()
@@ -199,7 +219,7 @@ func (w *Worker) startSpans(ctx context.Context, d *delivery, received, decoded 
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingDestinationName(d.msg.Subject()),
 			semconv.MessagingMessageID(d.ceID),
-			attrDeliveryCount.Int(d.attempt),
+			attrDeliveryCount.Int(d.deliveries),
 			attribute.String("handler", d.handler),
 		)
 	}
@@ -212,18 +232,33 @@ func (w *Worker) startSpans(ctx context.Context, d *delivery, received, decoded 
 }
 
 // precheck decides a message before its action: a decode failure, a
-// crash loop, a done-marker found (or a failed lookup). ok false: run it.
-func (w *Worker) precheck(d *delivery, decodeErr error, slot *slotState) (Decision, bool) {
+// failed deferral-count lookup, a crash loop, a done-marker found (or a
+// failed lookup), a paused lane. ok false: run it.
+func (w *Worker) precheck(ctx context.Context, d *delivery, decodeErr error, slot *slotState) (Decision, bool) {
 	if decodeErr != nil {
 		return Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
 			ErrorText: dispatch.RedactText(decodeErr.Error(), nil)}, true
+	}
+
+	// Deliveries that were deferrals (rate limits, paused lanes) are not
+	// attempts. A first delivery has none; later ones read the count.
+	if d.deliveries > 1 && w.lanes != nil {
+		n, err := w.lanes.Deferrals(ctx, d.meta.Stream, d.meta.Sequence.Stream, d.meta.Timestamp)
+		if err != nil {
+			d.logger().Warn("deferral count lookup failed; retrying later", "error", err)
+			return Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
+				ErrorText: dispatch.RedactText(err.Error(), nil),
+				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)}, true
+		}
+		d.deferred = min(n, d.deliveries-1)
+		d.attempt = d.deliveries - d.deferred
 	}
 
 	// Crash loop: attempts already made (deliveries before this one)
 	// reached the limit without the message being settled.
 	if d.attempt > w.cfg.MaxAttempts {
 		return Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
-			ErrorText: "delivered " + strconv.Itoa(d.attempt) + " times without being settled (worker crashed or lost the message)"}, true
+			ErrorText: "delivered for attempt " + strconv.Itoa(d.attempt) + " (deferrals not counted) without being settled (worker crashed or lost the message)"}, true
 	}
 
 	if w.checker != nil {
@@ -237,6 +272,11 @@ func (w *Worker) precheck(d *delivery, decodeErr error, slot *slotState) (Decisi
 			return Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
 				ErrorText: dispatch.RedactText(err.Error(), nil),
 				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)}, true
+		}
+	}
+	if now := time.Now(); true {
+		if st, paused := w.lanePause(d, now); paused {
+			return w.pausedDecision(ctx, d, st, now), true
 		}
 	}
 	return Decision{}, false

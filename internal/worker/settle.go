@@ -38,8 +38,9 @@ import (
 //	  4. the message call    Ack | Nak | NakWithDelay | nothing (Abandon)
 //	  5. metrics, span, log, span.End
 //
-// A rate-limit lane pause (v1.1 §B) is a Defer decision: NakWithDelay that
-// the lanes code does not count as an attempt.
+// A rate limit or a paused lane (v1.1 §B) is a Defer decision: its durable
+// step records the deferral (and a rate limit's lane pause) in the lanes
+// bucket, so the NakWithDelay is not counted as an attempt (lanes.go).
 
 // Kind is what a decision does with the message.
 type Kind uint8
@@ -53,8 +54,8 @@ const (
 	KindDuplicate
 	// KindRetry: a failed attempt; NakWithDelay(Delay).
 	KindRetry
-	// KindDefer: NakWithDelay(Delay) that is not a failure (reserved for
-	// rate-limit lane pauses, v1.1 §B; nothing decides it yet).
+	// KindDefer: NakWithDelay(Delay) that is not a failure and uses no
+	// attempt: a rate-limited result or a paused lane (v1.1 §B, lanes.go).
 	KindDefer
 	// KindRequeue: Nak at once, not a failure: shutdown gave the message
 	// back before it started, or cut its action off.
@@ -117,6 +118,9 @@ type Decision struct {
 	ErrorText string
 	// Delay before redelivery (Retry, Defer).
 	Delay time.Duration
+	// PauseUntil (Defer of a rate-limited result): pause the message's
+	// lane until then.
+	PauseUntil time.Time
 	// Result is the action's result when dispatch ran (zero otherwise):
 	// its duration, whether it ran, timed out or was abandoned.
 	Result dispatch.Result
@@ -142,6 +146,9 @@ type Settlement struct {
 	Handler string
 	// Attempt is the delivery count of this delivery.
 	Attempt int
+	// Deferred is how many earlier deliveries were deferrals (v1.1 §B):
+	// the attempt number is Attempt − Deferred.
+	Deferred int
 	// Letter (DeadLetter) is the dead letter: BeforeSettle hooks may add
 	// headers; LetterAck is the DLQ stream's acknowledgement, set for the
 	// BeforeAck hooks.
@@ -193,6 +200,7 @@ type settler struct {
 	metrics *metrics
 	letters letterPublisher
 	markers markerStore // nil: idempotency off
+	lanes   laneStore   // nil: no lanes bucket (rate limits are plain retries)
 	hooks   Hooks
 }
 
@@ -208,6 +216,8 @@ func (s *settler) decide(d *delivery, res dispatch.Result, draining bool) Decisi
 		dec.Kind = KindAck
 	case dispatch.Retryable:
 		switch {
+		case res.Reason == wire.ReasonRateLimited && s.lanes != nil && d.meta != nil:
+			dec = s.decideRateLimited(d, dec, res) // lanes.go
 		case draining && errors.Is(res.Err, context.Canceled):
 			dec.Kind = KindRequeue // cut off by shutdown: another replica, at once
 		case d.attempt >= s.cfg.MaxAttempts:
@@ -255,7 +265,8 @@ func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
 	if dec.At.IsZero() {
 		dec.At = time.Now()
 	}
-	d.st = Settlement{Decision: dec, Msg: d.msg, Meta: d.meta, Event: d.ev, Handler: d.handler, Attempt: d.attempt}
+	d.st = Settlement{Decision: dec, Msg: d.msg, Meta: d.meta, Event: d.ev, Handler: d.handler,
+		Attempt: d.deliveries, Deferred: d.deferred}
 	st := &d.st
 	if dec.Kind == KindDeadLetter {
 		st.Letter = s.letter(d, dec)
@@ -282,6 +293,8 @@ func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
 		}
 	case KindDeadLetter:
 		s.publishLetter(ctx, d, st)
+	case KindDefer:
+		s.recordDeferral(ctx, d, st.Decision) // lanes.go
 	}
 	s.finish(ctx, d, st)
 }
@@ -390,11 +403,19 @@ func (s *settler) record(ctx context.Context, d *delivery, st *Settlement, dec D
 		if d.base.Enabled(ctx, slog.LevelDebug) {
 			d.logger().Debug("settled", "outcome", outcome)
 		}
-	case KindRetry, KindDefer:
+	case KindRetry:
 		s.metrics.retry(ctx, d.handler, dec.Reason)
 		d.span.SetAttributes(attribute.String("outcome", outcome), attribute.String("imbi.reason", string(dec.Reason)))
 		d.span.SetStatus(codes.Error, string(dec.Reason))
 		d.logger().Warn("action failed; retrying", "reason", dec.Reason, "delay", dec.Delay, "error", dec.ErrorText)
+	case KindDefer:
+		d.span.SetAttributes(attribute.String("outcome", outcome), attribute.String("imbi.reason", string(dec.Reason)))
+		if !dec.PauseUntil.IsZero() {
+			d.logger().Info("rate limited; deferred without using an attempt, lane paused",
+				"lane", d.lane.String(), "paused_until", dec.PauseUntil, "delay", dec.Delay, "error", dec.ErrorText)
+		} else if d.base.Enabled(ctx, slog.LevelDebug) {
+			d.logger().Debug("lane paused; deferred", "lane", d.lane.String(), "delay", dec.Delay, "error", dec.ErrorText)
+		}
 	case KindRequeue:
 		if dec.Result.Ran {
 			d.logger().Info("action cancelled by shutdown; requeued")

@@ -21,6 +21,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
@@ -65,6 +66,23 @@ func (m *fakeMsg) settleCalls() []string {
 		}
 	}
 	return out
+}
+
+// fakeLanes records deferral counts and lane pauses; err fails both.
+type fakeLanes struct {
+	err    error
+	counts []string
+	pauses []lanes.PauseRequest
+}
+
+func (f *fakeLanes) SetDeferrals(_ context.Context, stream string, seq uint64, stored time.Time, n int, _ time.Duration) error {
+	f.counts = append(f.counts, fmt.Sprintf("%s/%d@%d=%d", stream, seq, stored.UnixNano(), n))
+	return f.err
+}
+
+func (f *fakeLanes) Pause(_ context.Context, p lanes.PauseRequest) error {
+	f.pauses = append(f.pauses, p)
+	return f.err
 }
 
 // fakeLetters records dead-letter publishes; err fails them.
@@ -162,15 +180,20 @@ func TestSettlerSettlesOnce(t *testing.T) {
 		attempt  int
 		draining bool
 		// one of dec or res: res goes through decide
-		dec        *Decision
-		res        dispatch.Result
-		letterErr  error
-		markers    *fakeMarkers
-		failHook   string // "settle" | "ack"
-		wantKind   Kind
-		wantCalls  []string // settle calls on the message ("" prefix match for NakWithDelay)
-		wantLetter wire.Reason
-		wantLast   wire.Reason
+		dec       *Decision
+		res       dispatch.Result
+		letterErr error
+		markers   *fakeMarkers
+		lanes     *fakeLanes
+		age       time.Duration // how long ago the stream stored the message
+		deferred  int           // earlier deliveries that were deferrals
+		failHook  string        // "settle" | "ack"
+		// wantMaxDelay bounds the decision's delay (0: not checked).
+		wantMaxDelay time.Duration
+		wantKind     Kind
+		wantCalls    []string // settle calls on the message ("" prefix match for NakWithDelay)
+		wantLetter   wire.Reason
+		wantLast     wire.Reason
 	}
 	dl := func(reason, last wire.Reason) *Decision {
 		return &Decision{Kind: KindDeadLetter, Reason: reason, LastReason: last, ErrorText: "x"}
@@ -187,7 +210,12 @@ func TestSettlerSettlesOnce(t *testing.T) {
 		{name: "timeout retried", attempt: 1, res: result(dispatch.Retryable, wire.ReasonTimeout, context.DeadlineExceeded), wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
 		{name: "timeout last attempt", attempt: maxAttempts, res: result(dispatch.Retryable, wire.ReasonTimeout, context.DeadlineExceeded), wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonMaxAttempts, wantLast: wire.ReasonTimeout},
 		{name: "unavailable retried", attempt: 2, res: result(dispatch.Retryable, wire.ReasonUnavailable, plugins.ErrPluginUnavailable), wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
-		{name: "rate_limited waits retry-after", attempt: 1, res: rateLimited, wantKind: KindRetry, wantCalls: []string{"NakWithDelay(7s)"}},
+		{name: "rate_limited deferred on the last attempt, lane paused", attempt: maxAttempts, res: rateLimited, lanes: &fakeLanes{}, deferred: 4, wantKind: KindDefer, wantCalls: []string{"NakWithDelay(7."}},
+		{name: "rate_limited without a delay waits the backoff", attempt: 1, res: result(dispatch.Retryable, wire.ReasonRateLimited, &plugins.RateLimitedError{}), lanes: &fakeLanes{}, wantKind: KindDefer, wantCalls: []string{"NakWithDelay"}, wantMaxDelay: 10*time.Millisecond + 51*time.Millisecond},
+		{name: "rate_limited past the max wait", attempt: 1, res: rateLimited, lanes: &fakeLanes{}, age: 25 * time.Hour, wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonRateLimited},
+		{name: "rate_limited deferral count not stored", attempt: 1, res: rateLimited, lanes: &fakeLanes{err: errors.New("kv down")}, wantKind: KindDefer, wantCalls: []string{"NakWithDelay(7."}},
+		{name: "paused lane deferred and counted", attempt: 2, deferred: 1, lanes: &fakeLanes{}, dec: &Decision{Kind: KindDefer, Delay: time.Second}, wantKind: KindDefer, wantCalls: []string{"NakWithDelay(1s)"}},
+		{name: "rate_limited waits retry-after (no lanes bucket)", attempt: 1, res: rateLimited, wantKind: KindRetry, wantCalls: []string{"NakWithDelay(7s)"}},
 		{name: "rate_limited last attempt", attempt: maxAttempts, res: rateLimited, wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonMaxAttempts, wantLast: wire.ReasonRateLimited},
 		{name: "action_failed retried", attempt: 1, res: result(dispatch.Retryable, wire.ReasonActionFailed, errors.New("x")), wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
 		{name: "attempts exhausted", attempt: maxAttempts, res: result(dispatch.Retryable, wire.ReasonActionFailed, errors.New("x")), wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonMaxAttempts, wantLast: wire.ReasonActionFailed},
@@ -215,7 +243,8 @@ func TestSettlerSettlesOnce(t *testing.T) {
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{MaxAttempts: maxAttempts, BackoffBase: base, BackoffMax: 4 * base, WorkerID: "w-1"}
+			cfg := Config{MaxAttempts: maxAttempts, BackoffBase: base, BackoffMax: 4 * base, WorkerID: "w-1",
+				RateLimitMaxWait: DefaultRateLimitMaxWait, LaneRecheck: DefaultLaneRecheck}
 			cfg.Streams.SetDefaults()
 			m, err := newMetrics(metricnoop.NewMeterProvider())
 			require.NoError(t, err)
@@ -233,10 +262,16 @@ func TestSettlerSettlesOnce(t *testing.T) {
 			if tc.markers != nil {
 				s.markers = tc.markers
 			}
+			if tc.lanes != nil {
+				s.lanes = tc.lanes
+			}
 			fm := &fakeMsg{subj: "imbi.actions.test.ok", hdr: nats.Header{wire.HeaderMsgID: []string{"id-1"}}, data: []byte("{}")}
 			span := &countingSpan{Span: tracenoop.Span{}}
+			stored := time.Now().Add(-tc.age)
 			d := &delivery{msg: fm, attempt: tc.attempt, handler: "test#ok", ceID: "id-1", doneKey: "id-1", span: span, base: log,
-				meta: &jetstream.MsgMetadata{NumDelivered: uint64(tc.attempt), Sequence: jetstream.SequencePair{Stream: 42}}}
+				deliveries: tc.attempt + tc.deferred, deferred: tc.deferred, lane: lanes.Key{Plugin: "test", PluginID: "pl-1"},
+				meta: &jetstream.MsgMetadata{NumDelivered: uint64(tc.attempt + tc.deferred), Stream: "IMBI_ACTIONS",
+					Sequence: jetstream.SequencePair{Stream: 42}, Timestamp: stored}}
 			dec := Decision{}
 			if tc.dec != nil {
 				dec = *tc.dec
@@ -248,6 +283,9 @@ func TestSettlerSettlesOnce(t *testing.T) {
 			s.Settle(context.Background(), d, Decision{Kind: KindAck})
 
 			require.Equal(t, tc.wantKind, d.st.Decision.Kind, "decision %s", d.st.Decision)
+			if tc.wantMaxDelay > 0 {
+				require.LessOrEqual(t, d.st.Decision.Delay, tc.wantMaxDelay)
+			}
 			calls := fm.settleCalls()
 			require.Len(t, calls, len(tc.wantCalls), "settle calls %v", calls)
 			for i, want := range tc.wantCalls {
@@ -263,6 +301,26 @@ func TestSettlerSettlesOnce(t *testing.T) {
 				require.Equal(t, string(tc.wantLetter), got.Header.Get(wire.DLQReason))
 				require.Equal(t, string(tc.wantLast), got.Header.Get(wire.DLQLastReason))
 				require.NotNil(t, d.st.LetterAck)
+			}
+			if tc.lanes != nil {
+				if tc.wantKind == KindDefer {
+					// The deferral is counted (this delivery is no attempt) before the nak.
+					require.Equal(t, []string{fmt.Sprintf("IMBI_ACTIONS/42@%d=%d", stored.UnixNano(), tc.deferred+1)}, tc.lanes.counts)
+				} else {
+					require.Empty(t, tc.lanes.counts)
+				}
+				if dec.PauseUntil.IsZero() {
+					require.Empty(t, tc.lanes.pauses)
+				} else {
+					require.Len(t, tc.lanes.pauses, 1, "a rate limit pauses its lane")
+					p := tc.lanes.pauses[0]
+					require.Equal(t, lanes.Key{Plugin: "test", PluginID: "pl-1"}, p.Lane)
+					require.Equal(t, dec.PauseUntil, p.Until)
+					if tc.res.RetryAfter > 0 {
+						require.WithinDuration(t, time.Now().Add(tc.res.RetryAfter), p.Until, time.Second, "paused until the retry-after")
+					}
+					require.Equal(t, "worker w-1", p.By)
+				}
 			}
 			if tc.markers != nil && tc.failHook == "" {
 				require.Equal(t, []string{"id-1"}, tc.markers.keys, "marker written before the ack")

@@ -39,6 +39,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/envelope"
+	"github.com/aweber-imbi/imbi-worker/internal/lanes"
 )
 
 // Errors Ready returns.
@@ -95,6 +96,10 @@ type Worker struct {
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
+	// lanes is the imbi_lanes bucket and laneCache its watched copy
+	// (lanes.go, v1.1 §B).
+	lanes     *lanes.Store
+	laneCache *lanes.Cache
 }
 
 // The pull subscription's request expiry and idle heartbeat. nats.go's
@@ -203,6 +208,9 @@ func (w *Worker) bind(ctx context.Context) error {
 		if w.done, err = w.js.KeyValue(ctx, sc.DoneBucket); err != nil {
 			return fmt.Errorf("done-marker bucket %s: %w", sc.DoneBucket, err)
 		}
+	}
+	if w.lanes, err = lanes.Open(ctx, w.js, sc.LanesBucket); err != nil {
+		return err
 	}
 	return nil
 }

@@ -15,7 +15,9 @@ import (
 // subject and headers, attempts made and the action's run count.
 func TestSettleOutcomes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
+	// No MaxDeliver: the rate-limited row pauses lane test/pl-1, which
+	// every row shares, so the others are deferred (not attempts) too.
+	e := newEnv(t, envOpts{maxDeliver: -1})
 	cfg := e.config()
 	_, _ = e.start(cfg)
 
@@ -43,7 +45,8 @@ func TestSettleOutcomes(t *testing.T) {
 		{name: "timeout exhausted", handler: "test#sleep", config: map[string]any{"sleep_ms": 60000}, reason: wire.ReasonMaxAttempts, lastReason: wire.ReasonTimeout, dlqSubject: "imbi.dlq.actions.test.sleep", attempts: 3, runs: 3},
 		{name: "abandoned exhausted", handler: "test#ignore_ctx", config: map[string]any{"sleep_ms": 2000}, reason: wire.ReasonMaxAttempts, lastReason: wire.ReasonTimeout, dlqSubject: "imbi.dlq.actions.test.ignore_ctx", attempts: 3, runs: 3},
 		{name: "unavailable exhausted", handler: "test#unavailable", reason: wire.ReasonMaxAttempts, lastReason: wire.ReasonUnavailable, dlqSubject: "imbi.dlq.actions.test.unavailable", attempts: 3, runs: 3},
-		{name: "rate limited exhausted", handler: "test#rate_limited", config: map[string]any{"retry_after_ms": 300}, reason: wire.ReasonMaxAttempts, lastReason: wire.ReasonRateLimited, dlqSubject: "imbi.dlq.actions.test.rate_limited", attempts: 3, runs: 3},
+		// Rate limits use no attempt (v1.1 §B): more of them than MaxAttempts, then success.
+		{name: "rate limited then success", handler: "test#rate_limited", config: map[string]any{"fail_times": 4, "retry_after_ms": 300}, runs: 5},
 	}
 	for i, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
@@ -54,6 +57,12 @@ func TestSettleOutcomes(t *testing.T) {
 				require.Eventually(t, func() bool { return e.gone(seq) }, 20*time.Second, 20*time.Millisecond)
 				require.Equal(t, r.runs, e.rec.Calls(id))
 				require.Empty(t, e.dlq.get(id))
+				if r.handler == "test#rate_limited" {
+					times := e.rec.Times(id)
+					for j := 1; j < len(times); j++ {
+						require.GreaterOrEqual(t, times[j].Sub(times[j-1]), 300*time.Millisecond, "retry-after honoured")
+					}
+				}
 				return
 			}
 			dl := e.waitDLQ(id, 30*time.Second)
@@ -76,12 +85,6 @@ func TestSettleOutcomes(t *testing.T) {
 			// Acked only after the dead letter: gone from the work stream.
 			require.Eventually(t, func() bool { return e.gone(seq) }, 5*time.Second, 20*time.Millisecond)
 			require.Equal(t, r.runs, e.rec.Calls(id))
-			if r.lastReason == wire.ReasonRateLimited {
-				times := e.rec.Times(id)
-				for j := 1; j < len(times); j++ {
-					require.GreaterOrEqual(t, times[j].Sub(times[j-1]), 300*time.Millisecond, "retry-after honoured")
-				}
-			}
 		})
 	}
 }

@@ -31,13 +31,14 @@ func main() {
 		switch p := r.URL.Path; {
 		case strings.HasPrefix(p, "/ok/"):
 		case strings.HasPrefix(p, "/flaky/"):
-			if n == 1 {
-				w.Header().Set("Retry-After", "1")
+			if n == 1 { // no Retry-After: unavailable, an ordinary retry
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
 		case strings.HasPrefix(p, "/limited/"):
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
+			if n <= 4 { // rate-limited four times (more than --max-attempts), then fine
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+			}
 		case strings.HasPrefix(p, "/fail/"):
 			w.WriteHeader(http.StatusInternalServerError)
 		case strings.HasPrefix(p, "/reject/"):

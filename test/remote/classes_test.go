@@ -17,7 +17,9 @@ import (
 // once; attempts = --max-attempts = nak'd and retried) and its reason.
 func TestRemoteClasses(t *testing.T) {
 	e := newEnv(t)
-	w := startWorker(t, e.url, workerOpts{args: []string{"--remote-timeout-cap", "1s"}})
+	// A rate limit uses no attempt (v1.1 §B): it is dead-lettered
+	// rate_limited once the message has waited --rate-limit-max-wait.
+	w := startWorker(t, e.url, workerOpts{args: []string{"--remote-timeout-cap", "1s", "--rate-limit-max-wait", "2s"}})
 	startHost(t, e.nc, e.url, "host")
 	// The host's announce made the worker load the catalog.
 	w.waitLog(t, "remote plugin catalog loaded", 10*time.Second)
@@ -73,7 +75,7 @@ func TestRemoteClasses(t *testing.T) {
 		{name: "timeout", handler: "example-py#slow", cfg: map[string]any{"seconds": 5},
 			reason: "max_attempts", last: "timeout", attempts: 3},
 		{name: "rate-limited", handler: "example-py#rate_limited", cfg: map[string]any{"seconds": 0.3},
-			reason: "max_attempts", last: "rate_limited", attempts: 3},
+			reason: "rate_limited", attempts: 1},
 	}
 	start := time.Now()
 	for i, c := range cases {
@@ -101,8 +103,8 @@ func TestRemoteClasses(t *testing.T) {
 	require.Equal(t, "checkout", calls[0]["project_slug"])
 	require.Equal(t, "acme/checkout", calls[0]["external_identifier"])
 	require.Equal(t, "push", calls[0]["event_type"])
-	// The rate limit's retry_at was honoured: two waits of ≥ 0.3 s.
-	require.Greater(t, time.Since(start), 600*time.Millisecond)
+	// The rate limit was deferred (retry_at honoured) until the 2 s max wait.
+	require.Greater(t, time.Since(start), 2*time.Second)
 	// The worker's cap cut the 5 s sleep: 3 attempts took far less than 15 s.
 	require.Less(t, time.Since(start), 14*time.Second)
 }

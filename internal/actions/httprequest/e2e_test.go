@@ -47,9 +47,22 @@ type e2e struct {
 	dead map[string]*nats.Msg // by Nats-Msg-Id
 }
 
-func startWorker(t *testing.T, p httprequest.Plugin) *e2e {
+// workerOpt adjusts the streams and worker configuration of startWorker.
+type workerOpt func(*streams.Config, *worker.Config)
+
+func startWorker(t *testing.T, p httprequest.Plugin, opts ...workerOpt) *e2e {
 	t.Helper()
-	ne := streamstest.Start(t, streams.Config{MaxDeliver: 8, Idempotency: true})
+	sc := streams.Config{MaxDeliver: 8, Idempotency: true}
+	wc := worker.Config{
+		Concurrency: 2, MaxAttempts: 3,
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ShutdownGrace: 5 * time.Second,
+		Idempotency: true, WorkerID: "httprequest-e2e", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, o := range opts {
+		o(&sc, &wc)
+	}
+	ne := streamstest.Start(t, sc)
+	wc.Streams = ne.Config
 	reg := registry.New(func() []pluginreg.Registration {
 		return []pluginreg.Registration{{Name: httprequest.Slug, Load: func() (any, error) { return p, nil }}}
 	})
@@ -60,11 +73,7 @@ func startWorker(t *testing.T, p httprequest.Plugin) *e2e {
 	wnc, err := nats.Connect(ne.URL())
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, &dispatch.Dispatcher{Registry: reg, Credentials: tokenSource{}, DefaultTimeout: 5 * time.Second}, worker.Config{
-		Streams: ne.Config, Concurrency: 2, MaxAttempts: 3,
-		BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ShutdownGrace: 5 * time.Second,
-		Idempotency: true, WorkerID: "httprequest-e2e", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	w, err := worker.New(wnc, &dispatch.Dispatcher{Registry: reg, Credentials: tokenSource{}, DefaultTimeout: 5 * time.Second}, wc)
 	require.NoError(t, err)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

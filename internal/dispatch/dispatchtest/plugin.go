@@ -19,7 +19,8 @@ import (
 type Config struct {
 	// SleepMS: how long "sleep" and "ignore_ctx" take.
 	SleepMS int `json:"sleep_ms,omitempty" jsonschema:"minimum=0"`
-	// FailTimes: "flaky" fails this many calls per key, then succeeds.
+	// FailTimes: "flaky" fails this many calls per key, then succeeds;
+	// "rate_limited" (when > 0) is rate-limited this many calls, then succeeds.
 	FailTimes int `json:"fail_times,omitempty" jsonschema:"minimum=0"`
 	// RetryAfterMS: the delay "rate_limited" asks for.
 	RetryAfterMS int `json:"retry_after_ms,omitempty" jsonschema:"minimum=0"`
@@ -162,7 +163,10 @@ func (p *Plugin) Actions() ([]plugins.ActionDescriptor, error) {
 		act("ok", func(context.Context, in, int) error { return nil }),
 		act("fail", func(context.Context, in, int) error { return errors.New("upstream said no") }),
 		act("permanent", func(context.Context, in, int) error { return plugins.Permanent(errors.New("will never work")) }),
-		act("rate_limited", func(_ context.Context, i in, _ int) error {
+		act("rate_limited", func(_ context.Context, i in, n int) error {
+			if i.Config.FailTimes > 0 && n > i.Config.FailTimes {
+				return nil // rate-limited fail_times calls, then fine
+			}
 			return plugins.RetryAfter(errors.New("slow down"), time.Duration(i.Config.RetryAfterMS)*time.Millisecond)
 		}),
 		act("timeout_error", func(context.Context, in, int) error {
