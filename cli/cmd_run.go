@@ -47,6 +47,7 @@ func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&f.cfg.MaxAckPending, "max-ack-pending", d.MaxAckPending, "consumer max unacked messages (≥ --pool-size × concurrency)")
 	fs.IntVar(&f.cfg.MaxDeliver, "max-deliver", d.MaxDeliver, "consumer max deliveries (must exceed --max-attempts)")
 	fs.BoolVar(&f.noIdempotency, "no-idempotency", false, "do not check or write done-markers")
+	fs.Int32Var(&f.cfg.MaxMsgSize, "max-msg-size", d.MaxMsgSize, "largest message (headers and body, bytes) the work stream stores; larger publishes are refused (-1: the server's max_payload)")
 }
 
 func (f *streamFlags) config() streams.Config {
@@ -62,6 +63,8 @@ type runFlags struct {
 	streams       streamFlags
 	concurrency   int
 	prefetch      int
+	maxEventBytes int
+	maxInflight   int64
 	maxAttempts   int
 	backoffBase   time.Duration
 	backoffMax    time.Duration
@@ -98,6 +101,8 @@ and exits 0.`,
 	f.streams.addFlags(fs)
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "actions run at once by this process")
 	fs.IntVar(&f.prefetch, "prefetch", 0, "messages buffered by the pull subscription (0: 2 × concurrency)")
+	fs.IntVar(&f.maxEventBytes, "max-event-bytes", worker.DefaultMaxEventBytes, "an event body above this many bytes is dead-lettered invalid_event (too large) unread, without its body")
+	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", worker.DefaultMaxInflightBytes, "event body bytes decoded, waiting or running at once; a message waits for room before it is decoded")
 	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of a retryable failure before it is dead-lettered")
 	fs.DurationVar(&f.backoffBase, "backoff-base", worker.DefaultBackoffBase, "first retry delay (exponential, full jitter)")
 	fs.DurationVar(&f.backoffMax, "backoff-max", worker.DefaultBackoffMax, "retry delay cap")
@@ -239,18 +244,20 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 
 	disp := &dispatch.Dispatcher{Registry: deps.Registry, Credentials: deps.Credentials, DefaultTimeout: timeout}
 	w, err := worker.New(sess.NC, disp, worker.Config{
-		Streams:        sc,
-		Concurrency:    f.concurrency,
-		Prefetch:       f.prefetch,
-		MaxAttempts:    f.maxAttempts,
-		BackoffBase:    f.backoffBase,
-		BackoffMax:     f.backoffMax,
-		ShutdownGrace:  f.shutdownGrace,
-		Idempotency:    sc.Idempotency,
-		WorkerID:       f.workerID,
-		Logger:         log,
-		MeterProvider:  deps.MeterProvider,
-		TracerProvider: deps.TracerProvider,
+		Streams:          sc,
+		Concurrency:      f.concurrency,
+		Prefetch:         f.prefetch,
+		MaxEventBytes:    f.maxEventBytes,
+		MaxInflightBytes: f.maxInflight,
+		MaxAttempts:      f.maxAttempts,
+		BackoffBase:      f.backoffBase,
+		BackoffMax:       f.backoffMax,
+		ShutdownGrace:    f.shutdownGrace,
+		Idempotency:      sc.Idempotency,
+		WorkerID:         f.workerID,
+		Logger:           log,
+		MeterProvider:    deps.MeterProvider,
+		TracerProvider:   deps.TracerProvider,
 	})
 	if err != nil {
 		return err

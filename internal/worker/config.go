@@ -22,6 +22,15 @@ const (
 	DefaultBackoffBase   = time.Second
 	DefaultBackoffMax    = 5 * time.Minute
 	DefaultShutdownGrace = 30 * time.Second
+	// DefaultMaxEventBytes is the largest event body decoded
+	// (streams.DefaultMaxEventBytes, where the reason is).
+	DefaultMaxEventBytes = streams.DefaultMaxEventBytes
+	// DefaultMaxInflightBytes bounds the event bytes the intake holds
+	// decoded or decoding at once (64 MiB). Decoding and running an event
+	// costs a few times its size in heap; with the shipped GOMEMLIMIT of
+	// 220 MiB this keeps a backlog of large events inside a 256 Mi pod
+	// (TestMemoryBoundedLargeEvents) while 1 KiB events never wait for it.
+	DefaultMaxInflightBytes = 64 << 20
 )
 
 // Config configures a Worker. Zero fields take the defaults in their
@@ -51,6 +60,15 @@ type Config struct {
 	InProgressInterval time.Duration
 	// Idempotency: check and write done-markers (wire-contract §6).
 	Idempotency bool
+	// MaxEventBytes: an event body above it is dead-lettered
+	// invalid_event ("too large") without being decoded, and without its
+	// body (wire.DLQBodyOmitted) (DefaultMaxEventBytes).
+	MaxEventBytes int
+	// MaxInflightBytes bounds the body bytes of the messages being
+	// decoded, waiting for an action slot or running; a message waits for
+	// room before it is decoded. One event larger than the whole budget
+	// runs alone (DefaultMaxInflightBytes).
+	MaxInflightBytes int64
 	// WorkerID names this instance in dead letters (hostname-pid).
 	WorkerID string
 	// Logger receives every log line (slog.Default()).
@@ -91,6 +109,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	if c.InProgressInterval <= 0 {
 		c.InProgressInterval = c.Streams.AckWait / 3

@@ -42,6 +42,9 @@ type delivery struct {
 	// letterSubject overrides the dead-letter subject (the max-deliveries
 	// advisory keeps the work subject's tail).
 	letterSubject string
+	// omitted is the body's size when it was above MaxEventBytes: not
+	// decoded, and left out of the dead letter.
+	omitted int
 	// settled is set by the settler's first decision; a second is refused.
 	settled atomic.Bool
 	// st is the settlement in progress (the settler's; held here so a
@@ -67,6 +70,14 @@ type slotState struct {
 	check *donemarker.Query
 }
 
+// EventTooLargeError is why an event above Config.MaxEventBytes is
+// dead-lettered invalid_event without being decoded.
+type EventTooLargeError struct{ Size, Limit int }
+
+func (e *EventTooLargeError) Error() string {
+	return "event too large: " + strconv.Itoa(e.Size) + " bytes, above --max-event-bytes " + strconv.Itoa(e.Limit)
+}
+
 // process runs one message end to end; the settler settles it exactly
 // once. It returns false when the message's action was abandoned while
 // running on this goroutine: the message was settled elsewhere and the
@@ -82,7 +93,15 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	}
 	d.meta, d.attempt = meta, int(meta.NumDelivered)
 
-	ev, decodeErr := w.dec.Decode(msg.Headers(), msg.Data())
+	var ev *envelope.Message
+	var decodeErr error
+	if n := len(msg.Data()); n > w.cfg.MaxEventBytes {
+		// Not decoded, and not kept: the letter omits the body (deadletter.go).
+		d.omitted = n
+		decodeErr = &envelope.Error{Reason: wire.ReasonInvalidEvent, Err: &EventTooLargeError{Size: n, Limit: w.cfg.MaxEventBytes}}
+	} else {
+		ev, decodeErr = w.dec.Decode(msg.Headers(), msg.Data())
+	}
 	decoded := time.Now()
 	d.ev = ev
 	if ev != nil {

@@ -65,6 +65,8 @@ type Worker struct {
 	inflight  sync.WaitGroup
 	// markers writes done-markers before the ack.
 	markers *donemarker.Writer
+	// budget bounds the body bytes in the intake (budget.go).
+	budget *byteBudget
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
@@ -90,11 +92,36 @@ const (
 func (w *Worker) runIntake() {
 	slot := &slotState{check: donemarker.NewQuery()}
 	for msg := range w.work {
-		if !w.process(w.actionCtx, msg, slot) {
+		cost, ok := w.takeBytes(msg)
+		if !ok {
+			w.settler.giveBack(msg) // shutdown while waiting: not started
+			continue
+		}
+		stay := w.process(w.actionCtx, msg, slot)
+		w.budget.release(cost)
+		if !stay {
 			return // detached: replaceIntake did this goroutine's Done
 		}
 	}
 	w.inflight.Done()
+}
+
+// takeBytes takes msg's body size from the intake's byte budget
+// (budget.go) before it is decoded; false when shutdown starts first. An
+// event above MaxEventBytes is not decoded and costs nothing. While it
+// waits, the message is kept in progress like one waiting for a slot.
+func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
+	n := len(msg.Data())
+	if n > w.cfg.MaxEventBytes {
+		return 0, true
+	}
+	cost := w.budget.cost(n)
+	if w.budget.tryAcquire(cost) {
+		return cost, true
+	}
+	stopBeat := w.heartbeat(&delivery{msg: msg})
+	defer stopBeat()
+	return cost, w.budget.acquire(cost, w.stopping)
 }
 
 // replaceIntake starts an intake goroutine in place of one held by an
@@ -256,6 +283,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		intake *= intakePerSlot
 	}
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
+	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
 	w.stopping = ctx.Done()
 	if w.done != nil {
 		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
