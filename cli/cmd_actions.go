@@ -37,6 +37,9 @@ type pluginReport struct {
 	APIVersion   int            `json:"api_version"`
 	Credentials  []string       `json:"credentials"`
 	Actions      []actionReport `json:"actions"`
+	// Host is the plugin host (service id) that served a remote plugin's
+	// catalog; absent for plugins compiled into this binary.
+	Host string `json:"host,omitempty"`
 }
 
 type actionReport struct {
@@ -50,6 +53,7 @@ type actionReport struct {
 
 func newActionsCmd() *cobra.Command {
 	var asJSON bool
+	var natsURL string
 	cmd := &cobra.Command{
 		Use:   "actions",
 		Short: "List registered plugins and their webhook actions",
@@ -57,7 +61,16 @@ func newActionsCmd() *cobra.Command {
 			"and the webhook actions it offers, with each action's handler_config JSON Schema.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep := buildActionsReport(registry.Default())
+			reg := registry.Default()
+			if natsURL != "" {
+				r, closeFn, err := remoteRegistry(cmd.Context(), natsURL)
+				if err != nil {
+					return err
+				}
+				defer closeFn()
+				reg = r
+			}
+			rep := buildActionsReport(reg)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -67,6 +80,7 @@ func newActionsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print machine-readable JSON (stable shape)")
+	cmd.Flags().StringVar(&natsURL, "nats-url", "", "also list the remote actions of the Python plugin hosts on this NATS server")
 	markCommandLineOnly(cmd.Flags(), "json")
 	return cmd
 }
@@ -87,6 +101,9 @@ func buildActionsReport(r *registry.Registry) actionsReport {
 			Slug: e.Manifest.Slug, Name: e.Manifest.Name, Kind: string(e.Manifest.PluginType),
 			Registration: e.Name, Package: e.PackageName, Version: e.PackageVersion,
 			APIVersion: e.Manifest.APIVersion, Credentials: []string{}, Actions: []actionReport{},
+		}
+		if h, ok := e.Plugin.(interface{ Host() string }); ok {
+			p.Host = h.Host()
 		}
 		for _, c := range e.Manifest.Credentials {
 			p.Credentials = append(p.Credentials, c.Name)

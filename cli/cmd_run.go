@@ -18,6 +18,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/admin"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
+	"github.com/aweber-imbi/imbi-worker/internal/remote"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/telemetry"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
@@ -75,9 +76,10 @@ type runFlags struct {
 	workerID      string
 	logLevel      string
 	logFormat     string
-	ops           opsFlags      // admin server (cmd_run_ops.go)
-	creds         credsRunFlags // Neo4j credential store (cmd_run_creds.go)
-	http          httpFlags     // http#request (cmd_run_http.go)
+	ops           opsFlags       // admin server (cmd_run_ops.go)
+	creds         credsRunFlags  // Neo4j credential store (cmd_run_creds.go)
+	http          httpFlags      // http#request (cmd_run_http.go)
+	remote        remoteRunFlags // Python plugin hosts (cmd_run_remote.go)
 }
 
 func newRunCmd() *cobra.Command {
@@ -116,6 +118,7 @@ and exits 0.`,
 	f.ops.addFlags(fs)
 	f.creds.addFlags(fs)
 	f.http.addFlags(fs)
+	f.remote.addFlags(fs)
 	return cmd
 }
 
@@ -126,6 +129,7 @@ and exits 0.`,
 type runDeps struct {
 	Logger         *slog.Logger
 	Registry       *registry.Registry
+	Remote         *remote.Source            // remote actions (Python plugin hosts)
 	Credentials    dispatch.CredentialSource // nil: no store configured
 	MeterProvider  metric.MeterProvider      // nil: no-op
 	TracerProvider trace.TracerProvider      // nil: no-op
@@ -152,7 +156,11 @@ func newRunDeps(ctx context.Context, f *runFlags, stderr io.Writer) (*runDeps, e
 	if err != nil {
 		return nil, err
 	}
-	reg := registry.New(f.http.registrations(nil))
+	src, err := newRemoteSource(&f.remote, log)
+	if err != nil {
+		return nil, err
+	}
+	reg := registry.New(f.http.registrations(src.Registrations))
 	res, err := reg.Load()
 	if err != nil {
 		return nil, fmt.Errorf("load plugins: %w", err)
@@ -161,7 +169,7 @@ func newRunDeps(ctx context.Context, f *runFlags, stderr io.Writer) (*runDeps, e
 		log.Error("plugin failed to load", "registration", name, "error", msg)
 	}
 	log.Info("plugins loaded", "plugins", res.Loaded)
-	deps := &runDeps{Logger: log, Registry: reg}
+	deps := &runDeps{Logger: log, Registry: reg, Remote: src}
 	if err := setupOps(ctx, f, deps); err != nil {
 		deps.close(context.WithoutCancel(ctx))
 		return nil, err
@@ -242,7 +250,10 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 		}
 	}
 
-	disp := &dispatch.Dispatcher{Registry: deps.Registry, Credentials: deps.Credentials, DefaultTimeout: timeout}
+	if err := startRemote(ctx, deps.Remote, sess.NC, deps.Registry); err != nil {
+		return err
+	}
+	disp := &dispatch.Dispatcher{Registry: deps.Remote.Registry(deps.Registry), Credentials: deps.Credentials, DefaultTimeout: timeout}
 	w, err := worker.New(sess.NC, disp, worker.Config{
 		Streams:          sc,
 		Concurrency:      f.concurrency,

@@ -16,8 +16,9 @@ TIMEOUT=${DEMO_TIMEOUT:-90}
 [ -x "$BIN" ] || make build >/dev/null
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/imbi-demo.XXXXXX")
 data="$tmp/data"
-worker_pid= listener_pid=
+worker_pid= listener_pid= host_pid=
 cleanup() {
+  [ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null || true
   [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
   [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null && wait "$listener_pid" 2>/dev/null || true
   if [ -z "${DEMO_KEEP:-}" ]; then rm -rf "$tmp"; else echo "kept $tmp"; fi
@@ -48,14 +49,29 @@ for _ in $(seq 200); do
 done
 sed -n 1p "$tmp/worker.out"
 
+# 2b. A Python plugin host (imbi-plugin-host) with examples/python-plugin
+#     on the same NATS: the worker loads its catalog when it announces.
+nats_url=$(grep -o 'nats://[0-9.:]*' "$tmp/worker.out" | head -1)
+PY=$(scripts/pyenv.sh)
+echo "== starting imbi-plugin-host (examples/python-plugin) on $nats_url"
+"$PY" -m imbi_worker_client.host --nats-url "$nats_url" --shutdown-grace 5 2>"$tmp/host.log" &
+host_pid=$!
+for _ in $(seq 400); do
+  grep -q 'remote plugin catalog loaded' "$tmp/worker.log" 2>/dev/null && break
+  kill -0 "$host_pid" 2>/dev/null || { cat "$tmp/host.log"; exit 1; }
+  sleep 0.05
+done
+"$BIN" actions --nats-url "$nats_url" | grep -E '^PLUGIN|example-py' || true
+
 # 3. Publish every sample; remember which CloudEvent / Nats-Msg-Id it got.
 echo "== publishing testdata/events/ (listener $http_url)"
 : >"$tmp/published.tsv"
-for expect in testdata/events/*.expect.json; do
+for expect in testdata/events/*.expect.json testdata/events/remote/*.expect.json; do
   name=$(basename "$expect" .expect.json)
+  dir=$(dirname "$expect")
   file=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["file"])' "$expect")
   mapfile -t args < <(python3 -c 'import json,sys; [print(a) for a in json.load(open(sys.argv[1])).get("publish_args", [])]' "$expect")
-  sed "s#@DEMO_HTTP_URL@#$http_url#g" "testdata/events/$file" >"$tmp/$file"
+  sed -e "s#@DEMO_HTTP_URL@#$http_url#g" -e "s#@DEMO_TMP@#$tmp#g" "$dir/$file" >"$tmp/$file"
   summary=$("$BIN" publish --data-dir "$data" --json "${args[@]}" "$tmp/$file" |
     python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))')
   printf '%s\t%s\t%s\n' "$name" "$expect" "$summary" >>"$tmp/published.tsv"
@@ -137,10 +153,17 @@ print(f"\n{len(rows) - failed}/{len(rows)} samples ended as expected")
 sys.exit(1 if failed else 0)
 PY
 
+echo "== what the Python action recorded ($tmp/remote-calls.jsonl)"
+cat "$tmp/remote-calls.jsonl" 2>/dev/null || echo "(nothing)"
+
 echo "== dead-letter stats"
 "$BIN" dlq stats --data-dir "$data" || true
 
 # 5. Graceful stop: SIGTERM, in-flight work finishes, exit 0.
+echo "== stopping the plugin host"
+kill -TERM "$host_pid"
+if wait "$host_pid"; then echo "plugin host exited 0"; else echo "plugin host exited $?"; status=1; fi
+host_pid=
 echo "== stopping the worker"
 kill -TERM "$worker_pid"
 if wait "$worker_pid"; then echo "worker exited 0"; else echo "worker exited $?"; status=1; fi

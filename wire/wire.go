@@ -124,11 +124,9 @@ type PluginRef struct {
 	Slug string `json:"slug,omitempty"`
 }
 
-// IsSensitiveHeader reports whether a header's value must be redacted.
-func IsSensitiveHeader(name string) bool {
-	_, ok := sensitive[strings.ToLower(name)]
-	return ok
-}
+// IsSensitiveHeader reports whether a header's value must be redacted
+// (IsSensitiveName: one list for headers and body keys).
+func IsSensitiveHeader(name string) bool { return IsSensitiveName(name) }
 
 // Redacted is the value that replaces a sensitive header's.
 const Redacted = "[redacted]"

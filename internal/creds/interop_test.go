@@ -94,7 +94,7 @@ func TestInteropPythonWritesGoReads(t *testing.T) {
 		"scopes": []any{"read", "write"}, "nested": map[string]any{"k": "v"}, "gone": nil, "ключ": "значение",
 	}
 	res := python(t, "write", map[string]any{
-		"neo4j": e.neo4jParams(), "key": key, "plugin_id": id, "config": config,
+		"neo4j": e.neo4jParams(), "key": key, "plugin_id": id, "plugin_slug": "test-plugin", "config": config,
 		"client_id": "py-client", "client_secret": "py-sëcret",
 	})
 	want := plugins.Credentials{}

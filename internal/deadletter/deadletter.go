@@ -6,7 +6,7 @@
 //
 // Redaction is not done here: the caller passes the body it redacted and
 // the JSON paths it replaced (decision 0006), and Build redacts sensitive
-// NATS header values by name (wire.IsSensitiveHeader).
+// NATS header values by name (redact.Header, ce-<name> included).
 package deadletter
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aweber-imbi/imbi-worker/internal/redact"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -62,8 +63,8 @@ func Build(l Letter) *nats.Msg {
 			// with "expected stream does not match" forever.
 			continue
 		}
-		if wire.IsSensitiveHeader(k) {
-			out.Header[k] = []string{wire.Redacted}
+		if redact.Header(k) { // also binary-mode ce-<name>
+			out.Header[k] = []string{redact.Replacement}
 			continue
 		}
 		out.Header[k] = append([]string(nil), vals...)

@@ -7,6 +7,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -15,9 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -89,6 +88,30 @@ type Result struct {
 	CredentialStoreUnavailable bool
 }
 
+// Request is what dispatch needs of one action message: the envelope's
+// data (wire-contract §3) and the CloudEvent subject. The worker builds it
+// from the decoded envelope; dispatch does not know the envelope.
+type Request struct {
+	// Handler is rule.handler as sent.
+	Handler string
+	// Subject is the CloudEvent subject ("" when unset); it must name the
+	// same handler.
+	Subject string
+	// HandlerConfig is rule.handler_config.
+	HandlerConfig json.RawMessage
+	// PluginID is plugin.id ("" when absent: found by the service).
+	PluginID           string
+	Context            plugins.PluginContext
+	ExternalIdentifier string
+	Event              plugins.Event
+	// ActionID is the CloudEvent id, Data its data as it arrived and
+	// Traceparent the publisher's trace context: what an action forwarded
+	// to a plugin host (internal/remote) sends on.
+	ActionID    string
+	Data        json.RawMessage
+	Traceparent string
+}
+
 // Registry is the part of the plugin registry dispatch reads.
 type Registry interface {
 	Get(slug string) (*registry.Entry, error)
@@ -108,7 +131,8 @@ type Dispatcher struct {
 	// return before the dispatcher gives up on it (default 100 ms).
 	AbandonGrace time.Duration
 	// Tracer makes the resolve, validate_config, load_credentials and
-	// action spans (default no-op).
+	// action spans. Nil: a tracer of the caller's span's provider (the
+	// worker's TracerProvider; no-op without a span).
 	Tracer trace.Tracer
 
 	// known caches raw handler strings that resolved to a registered
@@ -118,9 +142,12 @@ type Dispatcher struct {
 	known sync.Map
 }
 
-func (d *Dispatcher) tracer() trace.Tracer {
+// tracerName names dispatch's spans' instrumentation scope.
+const tracerName = "github.com/aweber-imbi/imbi-worker/internal/dispatch"
+
+func (d *Dispatcher) tracer(ctx context.Context) trace.Tracer {
 	if d.Tracer == nil {
-		return noop.NewTracerProvider().Tracer("")
+		return trace.SpanFromContext(ctx).TracerProvider().Tracer(tracerName)
 	}
 	return d.Tracer
 }
@@ -131,7 +158,7 @@ func (d *Dispatcher) tracer() trace.Tracer {
 // that ignores its deadline holds the caller no longer than deadline +
 // AbandonGrace: the caller gets the abandoned Result then. (The worker
 // calls DispatchInline itself and saves the goroutine.)
-func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result {
+func (d *Dispatcher) Dispatch(ctx context.Context, msg *Request) Result {
 	out := make(chan Result, 1) // exactly one of the two sends: runInline
 	go func() {
 		if res := d.DispatchInline(ctx, msg, func(res Result) { out <- res }); !res.Detached {
@@ -153,11 +180,24 @@ func (d *Dispatcher) Dispatch(ctx context.Context, msg *envelope.Message) Result
 // had already returned (onAbandon took over; typically the caller's
 // goroutine exits and onAbandon started a replacement). onAbandon runs
 // at most once, and never after a non-detached return.
-func (d *Dispatcher) DispatchInline(ctx context.Context, msg *envelope.Message, onAbandon func(Result)) Result {
+//
+// A panic on the way to the action (resolving, a config's Validate,
+// loading credentials) is recovered as a permanent panic Result, as a
+// panicking action is (security issue 12 §5).
+func (d *Dispatcher) DispatchInline(ctx context.Context, msg *Request, onAbandon func(Result)) (res Result) {
 	if onAbandon == nil {
 		panic("dispatch: DispatchInline needs onAbandon")
 	}
-	tr := d.tracer()
+	defer func() {
+		if p := recover(); p != nil {
+			res = permanent(wire.ReasonPanic, "", fmt.Errorf("dispatch panicked: %v", p), nil)
+		}
+	}()
+	return d.dispatchInline(ctx, msg, onAbandon)
+}
+
+func (d *Dispatcher) dispatchInline(ctx context.Context, msg *Request, onAbandon func(Result)) Result {
+	tr := d.tracer(ctx)
 
 	_, span := tr.Start(ctx, "resolve")
 	h, action, entry, res, ok := d.resolve(msg)
@@ -168,7 +208,7 @@ func (d *Dispatcher) DispatchInline(ctx context.Context, msg *envelope.Message, 
 	handler := h.String()
 
 	_, span = tr.Start(ctx, "validate_config")
-	cfg, err := action.DecodeConfig(msg.Data.Rule.HandlerConfig)
+	cfg, err := action.DecodeConfig(msg.HandlerConfig)
 	if err != nil {
 		res = d.classify(handler, err, nil)
 		endSpan(span, res, false)
@@ -193,12 +233,12 @@ func (d *Dispatcher) DispatchInline(ctx context.Context, msg *envelope.Message, 
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("handler", handler))
 	}
-	res = d.run(actx, handler, action, onAbandon, plugins.Invocation{
-		Context:            msg.Data.Context,
+	res = d.run(withMessage(actx, msg), handler, action, onAbandon, plugins.Invocation{
+		Context:            msg.Context,
 		Credentials:        creds,
-		ExternalIdentifier: msg.Data.ExternalIdentifier,
+		ExternalIdentifier: msg.ExternalIdentifier,
 		Config:             cfg,
-		Event:              msg.Data.Event,
+		Event:              msg.Event,
 	})
 	endSpan(span, res, res.Class == Success)
 	return res
@@ -213,15 +253,15 @@ func endSpan(span trace.Span, res Result, ok bool) {
 }
 
 // resolve parses the handler and finds its action (§4 steps 2).
-func (d *Dispatcher) resolve(msg *envelope.Message) (wire.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
+func (d *Dispatcher) resolve(msg *Request) (wire.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
 	fail := func(reason wire.Reason, handler string, err error) (wire.Handler, plugins.ActionDescriptor, *registry.Entry, Result, bool) {
 		return wire.Handler{}, plugins.ActionDescriptor{}, nil, permanent(reason, handler, err, nil), false
 	}
-	h, err := d.parse(msg.Data.Rule.Handler)
+	h, err := d.parse(msg.Handler)
 	if err != nil {
 		return fail(wire.ReasonInvalidHandler, "", err)
 	}
-	if subj := msg.Event.Subject(); subj != "" && subj != msg.Data.Rule.Handler {
+	if subj := msg.Subject; subj != "" && subj != msg.Handler {
 		hs, err := wire.ParseHandler(subj)
 		if err != nil {
 			return fail(wire.ReasonInvalidHandler, "", fmt.Errorf("CloudEvent subject: %w", err))
@@ -232,6 +272,11 @@ func (d *Dispatcher) resolve(msg *envelope.Message) (wire.Handler, plugins.Actio
 	}
 	handler := h.String()
 	entry, err := d.Registry.Get(h.Plugin)
+	if errors.Is(err, plugins.ErrPluginUnavailable) {
+		// Known to exist but not loaded yet (Python's PluginUnavailableError:
+		// e.g. no remote plugin host has answered yet): retry.
+		return wire.Handler{}, plugins.ActionDescriptor{}, nil, retryable(wire.ReasonUnavailable, handler, err, nil), false
+	}
 	if err != nil {
 		return fail(wire.ReasonUnknownHandler, handler, fmt.Errorf("plugin %q is not registered", h.Plugin))
 	}
@@ -245,7 +290,7 @@ func (d *Dispatcher) resolve(msg *envelope.Message) (wire.Handler, plugins.Actio
 	return h, action, entry, Result{}, true
 }
 
-func (d *Dispatcher) loadCredentials(ctx context.Context, msg *envelope.Message, entry *registry.Entry) (plugins.Credentials, error) {
+func (d *Dispatcher) loadCredentials(ctx context.Context, msg *Request, entry *registry.Entry) (plugins.Credentials, error) {
 	if d.Credentials == nil {
 		if req := entry.Manifest.RequiredCredentials(); len(req) > 0 {
 			return nil, &plugins.PluginCredentialsMissing{Message: fmt.Sprintf(
@@ -254,11 +299,7 @@ func (d *Dispatcher) loadCredentials(ctx context.Context, msg *envelope.Message,
 		}
 		return plugins.Credentials{}, nil
 	}
-	pluginID := ""
-	if msg.Data.Plugin != nil {
-		pluginID = msg.Data.Plugin.ID
-	}
-	return d.Credentials.Credentials(ctx, entry.Manifest, pluginID, msg.Data.Event.ThirdPartyService)
+	return d.Credentials.Credentials(ctx, entry.Manifest, msg.PluginID, msg.Event.ThirdPartyService)
 }
 
 type runOutcome struct {

@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch/dispatchtest"
-	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
@@ -56,22 +54,13 @@ func newSetup(t testing.TB, creds dispatch.CredentialSource) setup {
 	return setup{rec: rec, disp: d}
 }
 
-func message(handler, subject, config string) *envelope.Message {
-	ev := event.New()
-	ev.SetID("d-1.0")
-	ev.SetType(wire.EventType)
-	ev.SetSource("/imbi-gateway/webhooks/wh-1")
-	if subject != "" {
-		ev.SetSubject(subject)
-	}
-	m := &envelope.Message{Mode: envelope.Structured, Event: ev}
-	m.Data.Rule.Handler = handler
+func message(handler, subject, config string) *dispatch.Request {
+	m := &dispatch.Request{Handler: handler, Subject: subject, PluginID: "pl-1"}
 	if config != "" {
-		m.Data.Rule.HandlerConfig = json.RawMessage(config)
+		m.HandlerConfig = json.RawMessage(config)
 	}
-	m.Data.Plugin = &wire.PluginRef{ID: "pl-1", Slug: strings.Split(handler, "#")[0]}
-	m.Data.Event.ThirdPartyService = "github"
-	m.Data.Event.Payload = map[string]any{"id": "evt-1"}
+	m.Event.ThirdPartyService = "github"
+	m.Event.Payload = map[string]any{"id": "evt-1"}
 	return m
 }
 
@@ -113,6 +102,7 @@ func TestDispatchOutcomes(t *testing.T) {
 		{name: "PluginUnavailableError", handler: "test#unavailable", class: dispatch.Retryable, reason: wire.ReasonUnavailable, ran: true},
 		{name: "rate limited", handler: "test#rate_limited", config: `{"retry_after_ms": 1500}`, class: dispatch.Retryable, reason: wire.ReasonRateLimited, ran: true, retryAfter: 1500 * time.Millisecond},
 		{name: "panic", handler: "test#panic", class: dispatch.Permanent, reason: wire.ReasonPanic, ran: true},
+		{name: "config Validate panics", handler: "test#validate_panic", class: dispatch.Permanent, reason: wire.ReasonPanic},
 		{name: "permanent error", handler: "test#permanent", class: dispatch.Permanent, reason: wire.ReasonActionFailed, ran: true},
 		{name: "other error", handler: "test#fail", class: dispatch.Retryable, reason: wire.ReasonActionFailed, ran: true},
 	}

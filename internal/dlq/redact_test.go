@@ -39,6 +39,14 @@ func TestRedactedShowsNoSecret(t *testing.T) {
 			require.NotContains(t, string(v.Body), "data_base64")
 			require.Contains(t, string(v.Body), `"set-cookie": "[redacted]"`)
 		}},
+		// Issue 12 §3: keys that are not header names, Bearer in a string,
+		// identity tokens, and a body that is not JSON.
+		"body keys": {nil, `{"payload":{"access_token":"` + planted + `","password":"` + planted + `","api_key":"` + planted +
+			`","secret":"` + planted + `","note":"Bearer ` + planted + `"},"context":{"identity":{"refresh_token":"` + planted + `"}}}`,
+			func(t *testing.T, v dlq.View) { require.Contains(t, string(v.Body), `"password": "[redacted]"`) }},
+		"not json with a secret": {nil, `{"password":"` + planted + `"} trailing`, func(t *testing.T, v dlq.View) {
+			require.Equal(t, `{"password":"[redacted]"} trailing`, v.BodyText)
+		}},
 		"not json text": {nil, "hello\nworld", func(t *testing.T, v dlq.View) {
 			require.Equal(t, "hello\nworld", v.BodyText)
 		}},

@@ -42,35 +42,6 @@ func BenchmarkValidateSchema(b *testing.B) {
 	}
 }
 
-// BenchmarkEnvelopeGeneric and BenchmarkEnvelopeFast compare the two
-// envelope paths on the same data (docs/performance.md).
-func BenchmarkEnvelopeGeneric(b *testing.B) {
-	v, err := newValidator()
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := []byte(validData)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := v.validateSchema(data); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := referenceDecode(data); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkEnvelopeFast(b *testing.B) {
-	data := []byte(validData)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := decodeFast(data); !ok {
-			b.Fatal("not taken by the fast path")
-		}
-	}
-}
-
 // benchBody is the structured CloudEvent internal/bench publishes: 1.2 KiB
 // (-size 1229), the payload padded with a ~700-byte string.
 func benchBody(t testing.TB) []byte {

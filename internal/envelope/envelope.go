@@ -1,15 +1,8 @@
 // Package envelope decodes a NATS message into an imbi action CloudEvent
 // (wire-contract §3): either binding mode, the CloudEvents 1.0 attributes
-// checked by sdk-go, the type checked, and data validated against the
-// versioned envelope JSON Schema before it is decoded into wiredata.ActionData.
-// Ordinary envelopes are validated and decoded in one hand-written pass
-// (fastpath.go); whatever it is not sure of goes through the generic
-// schema validator and the reference decoder (validate.go). In structured
-// mode sdk-go reads the attributes from the body without its data member
-// when a cheap scan is certain that is equivalent (structured.go), so data
-// is not walked twice.
-//
-// It knows nothing about JetStream: the worker hands it headers and bytes.
+// checked by sdk-go, the type checked, data decoded into wiredata.ActionData as
+// the envelope JSON Schema allows, JSON read strictly by encoding/json/v2
+// and jsontext (decision 0008). It knows nothing about JetStream.
 package envelope
 
 import (
@@ -86,13 +79,9 @@ func invalid(format string, args ...any) *Error {
 	return &Error{Reason: wire.ReasonInvalidEvent, Err: fmt.Errorf(format, args...)}
 }
 
-// Decoder decodes and validates messages. Build it once with NewDecoder;
-// it is safe for concurrent use.
+// Decoder decodes and validates messages; safe for concurrent use.
 type Decoder struct {
 	validator *validator
-	// noStructuredFast turns the structured fast path off (structured.go);
-	// the tests compare Decode with and without it.
-	noStructuredFast bool
 }
 
 // NewDecoder compiles the embedded envelope schema.
@@ -144,34 +133,22 @@ func viewHeaders(h map[string][]string) headerView {
 // headers is a nats.Header (or any map of header values).
 func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, error) {
 	hv := viewHeaders(headers)
-	m, fast, err := d.decode(hv, body, !d.noStructuredFast)
-	if err != nil && fast {
-		// A fast decode is only kept when it succeeds; the full path words
-		// every failure (and returns its partial Message), see structured.go.
-		m, _, err = d.decode(hv, body, false)
-	}
-	return m, err
-}
-
-// decode is Decode; fast allows the structured fast path, usedFast
-// reports whether it was taken.
-func (d *Decoder) decode(hv headerView, body []byte, fast bool) (_ *Message, usedFast bool, _ error) {
 	m := &Message{}
 	var err error
 	var data wiredata.ActionData
-	decoded := false // data is the envelope, decoded by the structured fast path
+	decoded := false // data decoded while the structured body was scanned
 	switch {
 	case hv.ce["specversion"] != "":
 		m.Mode = Binary
 		err = decodeBinary(&m.Event, hv, body)
 	case isStructured(hv.contentType, body):
 		m.Mode = Structured
-		usedFast, decoded, err = decodeStructured(&m.Event, body, fast, &data)
+		decoded, err = decodeStructured(&m.Event, body, &data)
 	default:
-		return nil, false, invalid("not a CloudEvent: no ce-specversion header and content type %q is not %s", truncate(hv.contentType, 64), wire.ContentTypeCE)
+		return nil, invalid("not a CloudEvent: no ce-specversion header and content type %q is not %s", truncate(hv.contentType, 64), wire.ContentTypeCE)
 	}
 	if err != nil {
-		return nil, usedFast, err
+		return nil, err
 	}
 	m.Traceparent, m.Tracestate = hv.traceparent, hv.tracestate
 	if tp, ok := stringExtension(m.Event, "traceparent"); ok {
@@ -179,54 +156,30 @@ func (d *Decoder) decode(hv headerView, body []byte, fast bool) (_ *Message, use
 		m.Tracestate, _ = stringExtension(m.Event, "tracestate")
 	}
 	if m.Event.Type() != wire.EventType {
-		return m, usedFast, &Error{Reason: wire.ReasonUnsupportedType, Err: fmt.Errorf("CloudEvent type %q is not %s", truncate(m.Event.Type(), 128), wire.EventType)}
+		return m, &Error{Reason: wire.ReasonUnsupportedType, Err: fmt.Errorf("CloudEvent type %q is not %s", truncate(m.Event.Type(), 128), wire.EventType)}
 	}
 	if ct := m.Event.DataMediaType(); ct != "" && !isJSONMediaType(ct) {
-		return m, usedFast, invalid("datacontenttype %q is not JSON", truncate(ct, 64))
+		return m, invalid("datacontenttype %q is not JSON", truncate(ct, 64))
 	}
 	if !decoded {
-		var verr error
-		if data, verr = d.validator.decode(m.Event.Data()); verr != nil {
-			return m, usedFast, verr
+		if data, err = d.validator.decode(m.Event.Data()); err != nil {
+			return m, err
 		}
 	}
 	m.Data = data
-	return m, usedFast, nil
+	return m, nil
 }
 
 // isStructured: a cloudevents content type, or no content type and a body
 // that is a JSON object naming specversion.
 func isStructured(contentType string, body []byte) bool {
 	if contentType != "" {
-		return hasPrefixFold(strings.TrimSpace(contentType), "application/cloudevents")
+		const ce = "application/cloudevents"
+		ct := strings.TrimSpace(contentType)
+		return len(ct) >= len(ce) && strings.EqualFold(ct[:len(ce)], ce)
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	return len(trimmed) > 0 && trimmed[0] == '{' && bytes.Contains(body, []byte(`"specversion"`))
-}
-
-// decodeStructured unmarshals a structured body. With fast, when
-// scanStructured is certain, sdk-go reads the body without its data member
-// (structured.go); usedFast reports it, and the caller must then discard a
-// failure and decode again without fast. decoded reports that the scan
-// also decoded the envelope into data (what validator.decode would return
-// for the event's data).
-func decodeStructured(ev *event.Event, body []byte, fast bool, data *wiredata.ActionData) (usedFast, decoded bool, _ error) {
-	if !utf8.Valid(body) {
-		// encoding/json would quietly turn bad bytes into U+FFFD.
-		return false, false, invalid("structured CloudEvent is not UTF-8")
-	}
-	if fast {
-		if span, decoded, ok := scanStructured(body, data); ok {
-			if err := unmarshalStripped(ev, body, span); err != nil {
-				return true, false, invalid("structured CloudEvent: %v", err)
-			}
-			return true, decoded, checkEvent(ev)
-		}
-	}
-	if err := ev.UnmarshalJSON(body); err != nil {
-		return false, false, invalid("structured CloudEvent: %v", err)
-	}
-	return false, false, checkEvent(ev)
 }
 
 func decodeBinary(ev *event.Event, hv headerView, body []byte) error {
@@ -289,30 +242,16 @@ func checkEvent(ev *event.Event) error {
 }
 
 func stringExtension(ev event.Event, name string) (string, bool) {
-	var v any
-	var ok bool
-	if ec, isV1 := ev.Context.(*event.EventContextV1); isV1 {
-		// Event.Extensions copies the whole map on every call.
-		v, ok = ec.Extensions[name]
-	} else {
-		v, ok = ev.Extensions()[name]
-	}
-	if !ok {
+	ec, _ := ev.Context.(*event.EventContextV1) // checkEvent: always 1.0; Extensions() copies
+	if ec == nil {
 		return "", false
 	}
-	s, err := types.ToString(v)
-	if err != nil || s == "" {
-		return "", false
-	}
-	return s, true
+	s, err := types.ToString(ec.Extensions[name])
+	return s, err == nil && s != ""
 }
 
 func isJSONMediaType(ct string) bool {
 	return ct == wire.ContentTypeJSON || strings.HasSuffix(ct, "+json") || ct == "text/json"
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // truncate bounds attacker-controlled text copied into error messages.

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -155,7 +156,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"structured data fails schema", ce, structuredBody(t, func(ev map[string]any) {
 			ev["data"].(map[string]any)["rule"].(map[string]any)["handler"] = 7
 		}), wire.ReasonInvalidEvent, true},
-		{"structured data xml", ce, structuredBody(t, func(ev map[string]any) { ev["datacontenttype"] = "application/xml" }), wire.ReasonInvalidEvent, false},
+		{"structured data xml", ce, structuredBody(t, func(ev map[string]any) { ev["datacontenttype"] = "application/xml" }), wire.ReasonInvalidEvent, true},
+		// Strict JSON (decision 0005 §8, issue 12 §3): sdk-go alone accepts these.
+		{"structured trailing bytes", ce, append(structuredBody(t, nil), []byte(` {"x":1}`)...), wire.ReasonInvalidEvent, false},
+		{"structured trailing garbage", ce, append(structuredBody(t, nil), 'x'), wire.ReasonInvalidEvent, false},
+		{"structured duplicate attribute", ce, bytes.Replace(structuredBody(t, nil), []byte(`"id":"d-1.0"`), []byte(`"id":"d-1.0","id":"d-2.0"`), 1), wire.ReasonInvalidEvent, false},
+		{"structured duplicate in data", ce, bytes.Replace(structuredBody(t, nil), []byte(`"rule":{`), []byte(`"rule":{"id":"a","id":"b",`), 1), wire.ReasonInvalidEvent, false},
+		{"structured empty member name", ce, bytes.Replace(structuredBody(t, nil), []byte(`"id":"d-1.0"`), []byte(`"":1,"id":"d-1.0"`), 1), wire.ReasonInvalidEvent, false},
+		{"structured data and data_base64", ce, bytes.Replace(structuredBody(t, nil), []byte(`"id":"d-1.0"`), []byte(`"data_base64":"e30=","id":"d-1.0"`), 1), wire.ReasonInvalidEvent, false},
+		{"structured bad UTF-8 in an attribute", ce, bytes.Replace(structuredBody(t, nil), []byte(`"id":"d-1.0"`), []byte("\"id\":\"d-1.0\xff\""), 1), wire.ReasonInvalidEvent, false},
 		{"binary missing id", with("ce-id"), []byte(validData), wire.ReasonInvalidEvent, false},
 		{"binary bad percent encoding", with("ce-source", "%zz"), []byte(validData), wire.ReasonInvalidEvent, false},
 		{"binary bad time", with("ce-time", "yesterday"), []byte(validData), wire.ReasonInvalidEvent, false},

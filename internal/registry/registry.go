@@ -300,6 +300,10 @@ func isNilValue(v any) bool {
 // build info (Python: the entry point's distribution); "unknown" when
 // the type has no package or build info is missing.
 func packageOf(p plugins.Plugin) (name, version string) {
+	// A plugin run elsewhere (internal/remote) knows its own distribution.
+	if pk, ok := p.(interface{ PackageInfo() (string, string) }); ok {
+		return pk.PackageInfo()
+	}
 	t := reflect.TypeOf(p)
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()

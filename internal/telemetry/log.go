@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/aweber-imbi/imbi-worker/internal/redact"
+	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -76,30 +78,10 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// secretKeyParts: an attribute whose key contains one of these (case
-// insensitive) is logged as "[redacted]", whatever its value. The worker
-// already avoids logging secrets; this is the net under it, so it errs
-// towards hiding too much.
-var secretKeyParts = [...]string{
-	"authorization", "cookie", "token", "password", "passwd", "secret",
-	"credential", "api_key", "apikey", "private_key", "signature",
-}
-
 // IsSecretKey reports whether an attribute or map key names something whose
-// value must never be logged: a sensitive header (wire.IsSensitiveHeader) or
-// a key that looks like a secret.
-func IsSecretKey(key string) bool {
-	k := strings.ToLower(key)
-	if wire.IsSensitiveHeader(k) {
-		return true
-	}
-	for _, part := range secretKeyParts {
-		if strings.Contains(k, part) {
-			return true
-		}
-	}
-	return false
-}
+// value must never be logged (redact.Key: a sensitive name of the shared
+// list, or a key that looks like a secret, identity included).
+func IsSecretKey(key string) bool { return redact.Key(key) }
 
 // NewRedactingHandler wraps inner so that attributes with a secret-looking
 // key (IsSecretKey), and such keys inside logged maps (headers), have their
@@ -169,6 +151,9 @@ func redactAttrDepth(a slog.Attr, depth int) slog.Attr {
 		return slog.String(a.Key, wire.Redacted)
 	}
 	v := a.Value.Resolve() // LogValuer first: it may produce a group
+	if v.Kind() == slog.KindAny && isIdentity(v.Any()) {
+		return slog.String(a.Key, wire.Redacted)
+	}
 	switch v.Kind() {
 	case slog.KindGroup:
 		if depth >= maxRedactDepth {
@@ -186,6 +171,22 @@ func redactAttrDepth(a slog.Attr, depth int) slog.Attr {
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// isIdentity: a user's identity credentials (context.identity: access and
+// refresh tokens), or a context carrying them, under whatever key. Their
+// JSON is not redacted (plugins.IdentityCredentials), so a JSON handler
+// would print the tokens.
+func isIdentity(x any) bool {
+	switch c := x.(type) {
+	case plugins.IdentityCredentials, *plugins.IdentityCredentials:
+		return true
+	case plugins.PluginContext:
+		return c.Identity != nil
+	case *plugins.PluginContext:
+		return c != nil && c.Identity != nil
+	}
+	return false
 }
 
 // redactMap copies a map with string keys (headers: map[string]string,
@@ -207,6 +208,10 @@ func redactMap(x any, depth int) (map[string]any, bool) {
 			continue
 		}
 		val := rv.MapIndex(k).Interface()
+		if isIdentity(val) {
+			out[name] = wire.Redacted
+			continue
+		}
 		if nested, ok := redactMap(val, depth+1); ok {
 			out[name] = nested
 		} else {

@@ -46,6 +46,17 @@ func TestRedactingHandlerHidesSecrets(t *testing.T) {
 		{"password", func(l *slog.Logger) { l.Info("m", "neo4j_password", canary) }, []string{"neo4j_password"}},
 		{"secret", func(l *slog.Logger) { l.Info("m", "client_secret", canary) }, []string{"client_secret"}},
 		{"credentials any value", func(l *slog.Logger) { l.Info("m", "credentials", map[string]string{"a": canary}) }, []string{"credentials"}},
+		// context.identity (user access/refresh tokens), under any key.
+		{"identity credentials", func(l *slog.Logger) {
+			l.Info("m", "user", &plugins.IdentityCredentials{AccessToken: canary})
+		}, []string{"user"}},
+		{"context with identity", func(l *slog.Logger) {
+			l.Info("m", "ctx", plugins.PluginContext{ProjectID: "p", Identity: &plugins.IdentityCredentials{AccessToken: canary}})
+		}, []string{"ctx"}},
+		{"identity in a map", func(l *slog.Logger) {
+			l.Info("m", "m", map[string]any{"who": plugins.IdentityCredentials{AccessToken: canary}})
+		}, []string{"m", "who"}},
+		{"ce authorization header", func(l *slog.Logger) { l.Info("m", "ce-authorization", canary) }, []string{"ce-authorization"}},
 		{"header map", func(l *slog.Logger) {
 			l.Info("m", "headers", map[string]string{"Authorization": "Bearer " + canary, "x-github-event": "push"})
 		}, []string{"headers", "Authorization"}},
@@ -162,6 +173,7 @@ func TestIsSecretKey(t *testing.T) {
 	for key, want := range map[string]bool{
 		"authorization": true, "X-Hub-Signature": true, "set-cookie": true,
 		"IMBI_AUTH_ENCRYPTION_KEY": false, "encryption_key_secret": true,
+		"identity": true, "ce-authorization": true, "x_api_key": true,
 		"ce_id": false, "handler": false, "attempt": false, "trace_id": false, "reason": false,
 	} {
 		require.Equal(t, want, IsSecretKey(key), key)

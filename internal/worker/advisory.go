@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
+	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -30,10 +31,20 @@ type maxDeliveriesEvent struct {
 	Deliveries uint64 `json:"deliveries"`
 }
 
-func (w *Worker) subscribeAdvisories() (*nats.Subscription, error) {
+func (w *Worker) subscribeAdvisories() (*advisories, error) {
 	subj := maxDeliveriesAdvisory(w.cfg.Streams.Stream, w.cfg.Streams.Consumer)
+	a := &advisories{handler: make(chan struct{}, 1)}
 	sub, err := w.nc.QueueSubscribe(subj, advisoryQueue, func(m *nats.Msg) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if !a.enter() {
+			return // stopping
+		}
+		defer a.leave()
+		defer func() {
+			if p := recover(); p != nil { // the worker goes on (security issue 12 §5)
+				w.log.Error("panic while handling a max-deliveries advisory", "panic", dispatch.RedactText(fmt.Sprint(p), nil))
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), advisoryTimeout)
 		defer cancel()
 		if err := w.handleMaxDeliveries(ctx, m.Data); err != nil {
 			w.log.Error("max-deliveries advisory not handled", "error", err)
@@ -42,8 +53,12 @@ func (w *Worker) subscribeAdvisories() (*nats.Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", subj, err)
 	}
-	return sub, nil
+	a.sub = sub
+	return a, nil
 }
+
+// advisoryTimeout bounds the handling of one advisory.
+const advisoryTimeout = 30 * time.Second
 
 // handleMaxDeliveries is the last net for a message the server gave up
 // on: it is still in the work stream but will never be delivered again.
@@ -55,6 +70,16 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 	}
 	if ev.StreamSeq == 0 {
 		return errors.New("advisory without stream_seq")
+	}
+	if why, err := w.checkMaxDeliveries(ctx, ev); err != nil {
+		return err
+	} else if why != "" {
+		// Anyone allowed to publish on the advisory subject could forge
+		// one and have a pending message dead-lettered and deleted
+		// (security issue 12 §6): act only on what the consumer confirms.
+		w.log.Warn("max-deliveries advisory ignored: not confirmed by the consumer", "stream_seq", ev.StreamSeq,
+			"deliveries", ev.Deliveries, "why", why)
+		return nil
 	}
 	raw, err := w.stream.GetMsg(ctx, ev.StreamSeq)
 	if err != nil {
@@ -86,6 +111,33 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 	w.log.Error("dead-lettered from max-deliveries advisory", "stream_seq", ev.StreamSeq,
 		"deliveries", ev.Deliveries, "dlq_subject", subject)
 	return nil
+}
+
+// checkMaxDeliveries confirms an advisory with the consumer's own state
+// before anything is touched; it returns why not when the advisory cannot
+// be true. The server removes a message that reached MaxDeliver from the
+// consumer's pending set and publishes the advisory with deliveries =
+// MaxDeliver; so the advisory must name this stream and consumer, claim
+// at least MaxDeliver deliveries, and point at a sequence the consumer
+// has delivered already (a message still waiting for its first delivery,
+// above Delivered.Stream, cannot have reached it).
+func (w *Worker) checkMaxDeliveries(ctx context.Context, ev maxDeliveriesEvent) (string, error) {
+	if ev.Stream != w.cfg.Streams.Stream || ev.Consumer != w.cfg.Streams.Consumer {
+		return fmt.Sprintf("names stream %q consumer %q", ev.Stream, ev.Consumer), nil
+	}
+	info, err := w.consumer.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("consumer info to confirm seq %d: %w", ev.StreamSeq, err)
+	}
+	switch maxDeliver := info.Config.MaxDeliver; {
+	case maxDeliver <= 0:
+		return "the consumer has no MaxDeliver", nil
+	case ev.Deliveries < uint64(maxDeliver):
+		return fmt.Sprintf("claims %d deliveries, MaxDeliver is %d", ev.Deliveries, maxDeliver), nil
+	case ev.StreamSeq > info.Delivered.Stream:
+		return fmt.Sprintf("seq %d was never delivered (consumer delivered up to %d)", ev.StreamSeq, info.Delivered.Stream), nil
+	}
+	return "", nil
 }
 
 // storedMsg is a work-stream message the server gave up on, as the

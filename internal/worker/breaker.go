@@ -57,6 +57,7 @@ type credsBreaker struct {
 	onTrip   func()        // interrupts the pull (pausingIter)
 	ctx      context.Context
 	cancel   context.CancelFunc
+	probes   sync.WaitGroup // the probe goroutine (wait)
 }
 
 func newCredsBreaker(log *slog.Logger, source any) *credsBreaker {
@@ -78,12 +79,16 @@ func (b *credsBreaker) trip(cause string) {
 	b.openedAt = time.Now()
 	b.closed = make(chan struct{})
 	onTrip := b.onTrip
+	b.probes.Add(1) // under mu, after the ctx check: stop cannot have waited yet
 	b.mu.Unlock()
 	b.log.Warn("credential store unavailable: pausing message intake until it answers", "error", cause)
 	if onTrip != nil {
 		onTrip()
 	}
-	go b.probe()
+	go func() {
+		defer b.probes.Done()
+		b.probe()
+	}()
 }
 
 // open reports whether the breaker is open.
@@ -138,7 +143,14 @@ func (b *credsBreaker) probe() {
 }
 
 // stop ends probing; an open breaker stays open.
-func (b *credsBreaker) stop() { b.cancel() }
+func (b *credsBreaker) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cancel()
+}
+
+// wait returns once the probe goroutine (if any) has ended; after stop.
+func (b *credsBreaker) wait() { b.probes.Wait() }
 
 // pausingIter is the worker's pull subscription with the breaker in
 // front: while the breaker is open it pulls nothing, and messages already

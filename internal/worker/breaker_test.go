@@ -20,6 +20,8 @@ type flakyStore struct {
 	down  atomic.Bool
 	loads atomic.Int64
 	pings atomic.Int64
+	// pingDelay makes every Ping take this long, ignoring its context.
+	pingDelay time.Duration
 }
 
 func (s *flakyStore) Credentials(context.Context, plugins.PluginManifest, string, string) (plugins.Credentials, error) {
@@ -32,6 +34,7 @@ func (s *flakyStore) Credentials(context.Context, plugins.PluginManifest, string
 
 func (s *flakyStore) Ping(context.Context) error {
 	s.pings.Add(1)
+	time.Sleep(s.pingDelay)
 	if s.down.Load() {
 		return errors.New("connection refused")
 	}

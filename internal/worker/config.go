@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 )
 
@@ -31,6 +32,10 @@ const (
 	// 220 MiB this keeps a backlog of large events inside a 256 Mi pod
 	// (TestMemoryBoundedLargeEvents) while 1 KiB events never wait for it.
 	DefaultMaxInflightBytes = 64 << 20
+
+	DefaultShutdownCancelWait  = 5 * time.Second
+	DefaultShutdownMarkerFlush = donemarker.WriteTimeout + time.Second
+	DefaultShutdownMarkerRetry = 10 * time.Second
 )
 
 // Config configures a Worker. Zero fields take the defaults in their
@@ -52,9 +57,23 @@ type Config struct {
 	// jitter between retries (1 s, 5 min).
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// Shutdown stages (Stop; docs/operations.md "Shutdown"), each bounded:
+	//
 	// ShutdownGrace is how long in-flight actions may run after shutdown
-	// starts (30 s).
+	// starts (30 s); what was pulled and not started is nak'ed at once.
 	ShutdownGrace time.Duration
+	// ShutdownCancelWait is how long actions cancelled at the end of the
+	// grace may take to return (5 s); an action that ignores its context
+	// is abandoned by dispatch meanwhile. Past it the worker stops anyway.
+	ShutdownCancelWait time.Duration
+	// ShutdownMarkerFlush is how long the done-marker writer may take to
+	// hand back the markers queued when the actions ended (the marker
+	// write timeout + 1 s = 11 s); unacked messages are redelivered.
+	ShutdownMarkerFlush time.Duration
+	// ShutdownMarkerRetry is how long done-markers still being retried get
+	// before their messages are left unacked for redelivery (10 s, and
+	// never more than ShutdownGrace).
+	ShutdownMarkerRetry time.Duration
 	// InProgressInterval is how often a running action's message is
 	// marked in progress (AckWait / 3).
 	InProgressInterval time.Duration
@@ -85,6 +104,9 @@ type Config struct {
 }
 
 type hooks struct {
+	// beforeDecode runs before a message is decoded (a panic here is a
+	// panic on the decode path).
+	beforeDecode func(body []byte)
 	// afterDone runs after the done-marker is written and before the ack;
 	// returning true skips the ack (simulates a crash in between).
 	afterDone func(ceID string) (skipAck bool)
@@ -115,6 +137,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflightBytes <= 0 {
 		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.ShutdownCancelWait <= 0 {
+		c.ShutdownCancelWait = DefaultShutdownCancelWait
+	}
+	if c.ShutdownMarkerFlush <= 0 {
+		c.ShutdownMarkerFlush = DefaultShutdownMarkerFlush
+	}
+	if c.ShutdownMarkerRetry <= 0 {
+		c.ShutdownMarkerRetry = DefaultShutdownMarkerRetry
 	}
 	if c.InProgressInterval <= 0 {
 		c.InProgressInterval = c.Streams.AckWait / 3

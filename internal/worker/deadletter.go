@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aweber-imbi/imbi-worker/internal/deadletter"
+	"github.com/aweber-imbi/imbi-worker/internal/redact"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -20,10 +21,10 @@ func (s *settler) letter(d *delivery, dec Decision) *nats.Msg {
 	var body []byte
 	var redacted []string
 	if d.omitted == 0 {
-		body, redacted = redactDeadLetterBody(d.ev, d.msg.Data()) // deadletter_redact.go
+		body, redacted = redact.Body(d.msg.Data()) // fails closed: a token scan when not JSON
 	}
-	// else: too large to decode, so too large to redact; the letter says
-	// how big it was instead (wire.DLQBodyOmitted, docs/dead-letters.md).
+	// else: above --max-event-bytes, so neither decoded nor redacted nor
+	// kept: the letter gives its size instead (wire.DLQBodyOmitted).
 	out := deadletter.Build(deadletter.Letter{
 		Subject: subject, Header: d.msg.Headers(), Body: body, Redacted: redacted,
 		Reason: dec.Reason, LastReason: dec.LastReason, Error: dec.ErrorText, Attempts: uint64(d.attempt),

@@ -143,7 +143,7 @@ func TestMaxDeliveriesAdvisoryNet(t *testing.T) {
 	require.NoError(t, w.bind(context.Background()))
 	sub, err := w.subscribeAdvisories()
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(sub.stop)
 	require.NoError(t, w.nc.Flush())
 
 	seq := e.publish("adv-1", "test#ok", nil)
@@ -176,6 +176,49 @@ func TestMaxDeliveriesAdvisoryNet(t *testing.T) {
 	require.NoError(t, w.handleMaxDeliveries(context.Background(), payload))
 }
 
+// TestForgedMaxDeliveriesAdvisoryIgnored: an advisory published by hand
+// for a message still waiting for its first delivery (security issue 12
+// §6) neither dead-letters nor deletes it, and the message is then
+// processed normally. The real case still dead-letters
+// (TestMaxDeliveriesAdvisoryNet).
+func TestForgedMaxDeliveriesAdvisoryIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{maxDeliver: 2})
+	cfg := e.config()
+	cfg.MaxAttempts = 1 // MaxDeliver must exceed it
+	w, err := New(connect(t, e.srv.URL()), e.disp(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, w.bind(context.Background()))
+	sub, err := w.subscribeAdvisories()
+	require.NoError(t, err)
+	t.Cleanup(sub.stop)
+	require.NoError(t, w.nc.Flush())
+
+	seq := e.publish("forged-1", "test#ok", nil)
+	cases := []maxDeliveriesEvent{
+		{Stream: e.sc.Stream, Consumer: e.sc.Consumer, StreamSeq: seq, Deliveries: 2},   // as the server words it
+		{Stream: e.sc.Stream, Consumer: e.sc.Consumer, StreamSeq: seq, Deliveries: 100}, // exaggerated
+		{Stream: e.sc.Stream, Consumer: e.sc.Consumer, StreamSeq: seq, Deliveries: 1},   // below MaxDeliver
+		{Stream: "OTHER", Consumer: e.sc.Consumer, StreamSeq: seq, Deliveries: 2},
+	}
+	for _, forged := range cases {
+		payload, err := json.Marshal(forged)
+		require.NoError(t, err)
+		// Over the wire, as an attacker would, and directly (deterministic).
+		require.NoError(t, e.nc.Publish(maxDeliveriesAdvisory(e.sc.Stream, e.sc.Consumer), payload))
+		require.NoError(t, w.handleMaxDeliveries(context.Background(), payload))
+	}
+	require.NoError(t, e.nc.Flush())
+	time.Sleep(300 * time.Millisecond) // the subscription's handler has run by now
+	require.False(t, e.gone(seq), "a forged advisory deleted the message")
+	require.Zero(t, e.dlq.count(), "a forged advisory dead-lettered the message")
+
+	_, _ = e.start(cfg)
+	require.Eventually(t, func() bool { return e.gone(seq) }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, e.rec.Calls("forged-1"))
+	require.Zero(t, e.dlq.count())
+}
+
 // TestMaxDeliveriesAdvisoryBuildsTheSameLetter: the advisory net builds its
 // dead letter like the settle path: a publisher's Nats-Expected-Stream is
 // not copied (the DLQ publish would fail on it forever), a leaked secret in
@@ -190,7 +233,7 @@ func TestMaxDeliveriesAdvisoryBuildsTheSameLetter(t *testing.T) {
 	require.NoError(t, w.bind(context.Background()))
 	sub, err := w.subscribeAdvisories()
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(sub.stop)
 	require.NoError(t, w.nc.Flush())
 
 	leaky := bytes.Replace(event("adv-leak", "test#ok", nil, "adv-leak"),

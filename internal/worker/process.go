@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,6 +80,36 @@ func (e *EventTooLargeError) Error() string {
 	return "event too large: " + strconv.Itoa(e.Size) + " bytes, above --max-event-bytes " + strconv.Itoa(e.Limit)
 }
 
+// runIntake takes messages until the work queue is closed. An intake
+// goroutine whose action was abandoned (it ignored its deadline and is
+// still running on this goroutine, dispatch.DispatchInline) leaves: a
+// replacement already took its place (replaceIntake).
+func (w *Worker) runIntake() {
+	slot := &slotState{check: donemarker.NewQuery()}
+	for msg := range w.work {
+		cost, ok := w.takeBytes(msg)
+		if !ok {
+			w.settler.giveBack(msg) // shutdown while waiting: not started
+			continue
+		}
+		stay := w.process(w.actionCtx, msg, slot)
+		w.budget.release(cost)
+		if !stay {
+			return // detached: replaceIntake did this goroutine's Done
+		}
+	}
+	w.inflight.Done()
+}
+
+// replaceIntake starts an intake goroutine in place of one held by an
+// abandoned action. Add before Done: the count never touches zero, so a
+// shutdown waiting on inflight is not released early.
+func (w *Worker) replaceIntake() {
+	w.inflight.Add(1)
+	go w.runIntake()
+	w.inflight.Done()
+}
+
 // process runs one message end to end; the settler settles it exactly
 // once. It returns false when the message's action was abandoned while
 // running on this goroutine: the message was settled elsewhere and the
@@ -92,7 +124,25 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		return true
 	}
 	d.meta, d.attempt = meta, int(meta.NumDelivered)
+	d.base = w.log
 
+	// A panic anywhere on the path (decode, dispatch, settle) dead-letters
+	// the message as panic and the goroutine goes on (security issue 12
+	// §5). release gives back what the path holds at that moment.
+	var release func()
+	defer func() {
+		if p := recover(); p != nil {
+			if release != nil {
+				release()
+			}
+			w.recoverPanic(ctx, d, "process", p)
+			stay = true
+		}
+	}()
+
+	if w.cfg.hooks.beforeDecode != nil {
+		w.cfg.hooks.beforeDecode(msg.Data())
+	}
 	var ev *envelope.Message
 	var decodeErr error
 	if n := len(msg.Data()); n > w.cfg.MaxEventBytes {
@@ -115,68 +165,29 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 		}
 	}
 
-	ctx, d.span = w.tracer.Start(w.parentContext(ctx, ev, msg), "process "+msg.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received))
-	if d.span.IsRecording() { // attributes cost allocations; skip them for no-op tracing
-		d.span.SetAttributes(
-			semconv.MessagingSystemKey.String("nats"),
-			semconv.MessagingDestinationName(msg.Subject()),
-			semconv.MessagingMessageID(d.ceID),
-			attrDeliveryCount.Int(d.attempt),
-			attribute.String("handler", d.handler),
-		)
-	}
-	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
-	if decodeErr != nil {
-		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
-	}
-	decodeSpan.End(trace.WithTimestamp(decoded))
+	ctx = w.startSpans(ctx, d, received, decoded, decodeErr)
 
-	d.base = w.log
-
-	if decodeErr != nil {
-		w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
-			ErrorText: dispatch.RedactText(decodeErr.Error(), nil)})
+	if dec, ok := w.precheck(d, decodeErr, slot); ok {
+		w.settler.Settle(ctx, d, dec)
 		return true
-	}
-
-	// Crash loop: attempts already made (deliveries before this one)
-	// reached the limit without the message being settled.
-	if d.attempt > w.cfg.MaxAttempts {
-		w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
-			ErrorText: "delivered " + strconv.Itoa(d.attempt) + " times without being settled (worker crashed or lost the message)"})
-		return true
-	}
-
-	if w.checker != nil {
-		d.doneKey = donemarker.Key(d.ceID)
-		slot.check.Key = d.doneKey
-		if found, err := w.checker.IsDone(slot.check); found {
-			w.settler.Settle(ctx, d, Decision{Kind: KindDuplicate})
-			return true
-		} else if err != nil {
-			// Cannot tell whether it ran: retry later rather than risk a double run.
-			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
-			w.settler.Settle(ctx, d, Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
-				ErrorText: dispatch.RedactText(err.Error(), nil),
-				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)})
-			return true
-		}
 	}
 
 	// The InProgress heartbeat covers the wait for an action slot as well
 	// as the action, so neither can run into AckWait (a redelivery then
 	// would run the message on two replicas at once).
 	stopBeat := w.heartbeat(d)
+	release = stopBeat
 	if !w.takeActionSlot() {
 		stopBeat()
 		// Shutdown: pulled but not started, so another replica gets it now.
 		w.settler.Settle(ctx, d, Decision{Kind: KindRequeue})
 		return true
 	}
+	freeSlot := sync.OnceFunc(func() { <-w.actionSlots })
+	release = func() { freeSlot(); stopBeat() }
 	finish := func(res dispatch.Result) {
 		w.recordAction(ctx, d, res)
-		<-w.actionSlots
+		freeSlot()
 		stopBeat()
 		if res.CredentialStoreUnavailable {
 			w.breaker.trip(res.ErrorText) // stop pulling until the store answers (breaker.go)
@@ -187,15 +198,101 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// The action runs on this goroutine (dispatch.DispatchInline). If it
 	// ignores its deadline, the message is settled from the abandonment
 	// callback and another goroutine takes this one's place in the intake.
-	res := w.disp.DispatchInline(ctx, ev, func(res dispatch.Result) {
+	res := w.disp.DispatchInline(dispatch.WithAttempt(ctx, d.attempt), request(ev), func(res dispatch.Result) {
+		defer w.replaceIntake()
+		defer func() {
+			if p := recover(); p != nil {
+				release()
+				w.recoverPanic(ctx, d, "abandonment", p)
+			}
+		}()
 		finish(res)
-		w.replaceIntake()
 	})
 	if res.Detached {
 		return false
 	}
 	finish(res)
 	return true
+}
+
+// startSpans starts d's consumer span (continuing the publisher's trace)
+// and records the decode span; it returns the span's context.
+func (w *Worker) startSpans(ctx context.Context, d *delivery, received, decoded time.Time, decodeErr error) context.Context {
+	ctx, d.span = w.tracer.Start(w.parentContext(ctx, d.ev, d.msg), "process "+d.msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(received))
+	if d.span.IsRecording() { // attributes cost allocations; skip them for no-op tracing
+		d.span.SetAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingDestinationName(d.msg.Subject()),
+			semconv.MessagingMessageID(d.ceID),
+			attrDeliveryCount.Int(d.attempt),
+			attribute.String("handler", d.handler),
+		)
+	}
+	_, decodeSpan := w.tracer.Start(ctx, "decode", trace.WithTimestamp(received))
+	if decodeErr != nil {
+		decodeSpan.SetStatus(codes.Error, string(envelope.ReasonOf(decodeErr)))
+	}
+	decodeSpan.End(trace.WithTimestamp(decoded))
+	return ctx
+}
+
+// precheck decides a message before its action: a decode failure, a
+// crash loop, a done-marker found (or a failed lookup). ok false: run it.
+func (w *Worker) precheck(d *delivery, decodeErr error, slot *slotState) (Decision, bool) {
+	if decodeErr != nil {
+		return Decision{Kind: KindDeadLetter, Reason: envelope.ReasonOf(decodeErr),
+			ErrorText: dispatch.RedactText(decodeErr.Error(), nil)}, true
+	}
+
+	// Crash loop: attempts already made (deliveries before this one)
+	// reached the limit without the message being settled.
+	if d.attempt > w.cfg.MaxAttempts {
+		return Decision{Kind: KindDeadLetter, Reason: wire.ReasonMaxAttempts, LastReason: wire.ReasonUnsettled,
+			ErrorText: "delivered " + strconv.Itoa(d.attempt) + " times without being settled (worker crashed or lost the message)"}, true
+	}
+
+	if w.checker != nil {
+		d.doneKey = donemarker.Key(d.ceID)
+		slot.check.Key = d.doneKey
+		if found, err := w.checker.IsDone(slot.check); found {
+			return Decision{Kind: KindDuplicate}, true
+		} else if err != nil {
+			// Cannot tell whether it ran: retry later rather than risk a double run.
+			d.logger().Warn("done-marker lookup failed; retrying later", "error", err)
+			return Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
+				ErrorText: dispatch.RedactText(err.Error(), nil),
+				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)}, true
+		}
+	}
+	return Decision{}, false
+}
+
+// recoverPanic dead-letters d as panic after a panic on its path (a
+// no-op when d was settled already: the settler recovers its own).
+func (w *Worker) recoverPanic(ctx context.Context, d *delivery, where string, p any) {
+	if d.meta == nil {
+		d.meta = &jetstream.MsgMetadata{}
+	}
+	if d.span == nil {
+		_, d.span = w.tracer.Start(ctx, "process "+d.msg.Subject())
+	}
+	text := dispatch.RedactText(fmt.Sprintf("%s panicked: %v", where, p), nil)
+	d.logger().Error("panic on a message's path; dead-lettering it", "where", where, "error", text)
+	w.settler.Settle(ctx, d, Decision{Kind: KindDeadLetter, Reason: wire.ReasonPanic, ErrorText: text})
+}
+
+// request is what dispatch needs of a decoded envelope.
+func request(ev *envelope.Message) *dispatch.Request {
+	r := &dispatch.Request{
+		Handler: ev.Data.Rule.Handler, Subject: ev.Event.Subject(), HandlerConfig: ev.Data.Rule.HandlerConfig,
+		Context: ev.Data.Context, ExternalIdentifier: ev.Data.ExternalIdentifier, Event: ev.Data.Event,
+		ActionID: ev.ID(), Data: ev.Event.Data(), Traceparent: ev.Traceparent,
+	}
+	if ev.Data.Plugin != nil {
+		r.PluginID = ev.Data.Plugin.ID
+	}
+	return r
 }
 
 // takeActionSlot waits for one of the Concurrency action slots; false

@@ -124,7 +124,11 @@ type Decision struct {
 	At time.Time
 }
 
-// Settlement is what hooks see of a delivery being settled.
+// Settlement is what hooks see of a delivery being settled. Hooks must
+// not call Ack, Nak, NakWithDelay or Term on Msg: the settler does, once.
+// With idempotency on, the BeforeAck hooks of an Ack run on the
+// done-marker writer's goroutine (after the marker is stored), one message
+// at a time: a hook that publishes should do so asynchronously or quickly.
 type Settlement struct {
 	// Decision is the decision as it stands; hooks read it (a hook that
 	// fails turns it into a Retry, it does not edit it).
@@ -239,6 +243,11 @@ func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
 		d.logger().Error("second settle decision ignored", "error", errSettledTwice, "decision", dec.Kind)
 		return
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.settlePanic(ctx, d, p)
+		}
+	}()
 	if dec.At.IsZero() {
 		dec.At = time.Now()
 	}
@@ -249,7 +258,12 @@ func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
 	}
 	if dec.Kind != KindAbandon {
 		for _, h := range s.hooks.BeforeSettle {
-			if err := h.BeforeSettle(ctx, st); err != nil {
+			err, p := callHook(func() error { return h.BeforeSettle(ctx, st) })
+			if p != nil {
+				s.panicked(d, st, "before-settle hook", p) // published below
+				break
+			}
+			if err != nil {
 				st.Decision, st.Letter = s.hookFailed(d, st.Decision, "before-settle", err), nil
 				break
 			}
@@ -271,6 +285,11 @@ func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
 // markerStored continues an Ack once the done-marker store is done with
 // it: stored, or given up because the worker stops (Abandon).
 func (s *settler) markerStored(d *delivery, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.settlePanic(d.settleCtx, d, p)
+		}
+	}()
 	st := &d.st
 	if !ok {
 		st.Decision = Decision{Kind: KindAbandon, Result: st.Decision.Result, At: st.Decision.At}
@@ -307,12 +326,23 @@ const deadLetterPublishTimeout = 10 * time.Second
 func (s *settler) finish(ctx context.Context, d *delivery, st *Settlement) {
 	if st.Decision.Kind != KindAbandon {
 		for _, h := range s.hooks.BeforeAck {
-			if err := h.BeforeAck(ctx, st); err != nil {
+			err, p := callHook(func() error { return h.BeforeAck(ctx, st) })
+			if p != nil {
+				s.panicked(d, st, "before-ack hook", p)
+				s.publishLetter(ctx, d, st)
+				break
+			}
+			if err != nil {
 				st.Decision = s.hookFailed(d, st.Decision, "before-ack", err)
 				break
 			}
 		}
 	}
+	s.complete(ctx, d, st)
+}
+
+// complete makes the message call and records the settle.
+func (s *settler) complete(ctx context.Context, d *delivery, st *Settlement) {
 	dec := st.Decision
 	switch dec.Kind {
 	case KindAck:
@@ -375,6 +405,45 @@ func (s *settler) record(ctx context.Context, d *delivery, st *Settlement, dec D
 		}
 		d.logger().Error("dead-lettered", attrs...)
 	}
+}
+
+// callHook runs a hook, returning its panic (if any) instead of
+// unwinding through the settler.
+func callHook(fn func() error) (err error, p any) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = r
+		}
+	}()
+	return fn(), nil
+}
+
+// panicked turns st into a panic dead letter (security issue 12 §5): the
+// message is not retried, whatever the decision was; the remaining hooks
+// are skipped.
+func (s *settler) panicked(d *delivery, st *Settlement, where string, p any) {
+	text := dispatch.RedactText(fmt.Sprintf("%s panicked: %v", where, p), nil)
+	d.logger().Error("panic while settling; dead-lettering the message", "where", where, "error", text)
+	st.Decision = Decision{Kind: KindDeadLetter, Reason: wire.ReasonPanic, ErrorText: text,
+		Result: st.Decision.Result, At: st.Decision.At}
+	st.Letter, st.LetterAck = s.letter(d, st.Decision), nil
+}
+
+// settlePanic is the last resort after a panic inside the settler itself
+// (not a hook): dead-letter the message as panic without hooks; if that
+// panics too, give it back for a retry.
+func (s *settler) settlePanic(ctx context.Context, d *delivery, p any) {
+	defer func() {
+		if p2 := recover(); p2 != nil {
+			d.base.Error("panic while dead-lettering a panic; message left for a retry",
+				"ce_id", d.ceID, "error", dispatch.RedactText(fmt.Sprint(p2), nil))
+			_ = d.msg.NakWithDelay(s.cfg.BackoffBase)
+		}
+	}()
+	st := &d.st
+	s.panicked(d, st, "settle", p)
+	s.publishLetter(ctx, d, st)
+	s.complete(ctx, d, st)
 }
 
 // giveBack naks a message pulled but never taken in (shutdown): another

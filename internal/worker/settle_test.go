@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +105,7 @@ func (s *countingSpan) End(...trace.SpanEndOption) { s.ends++ }
 type hookRec struct {
 	name  string
 	fail  bool
+	panic string // the phase that panics: "settle" | "ack"
 	log   *[]string
 	state []Settlement
 }
@@ -111,6 +113,9 @@ type hookRec struct {
 func (h *hookRec) BeforeSettle(_ context.Context, s *Settlement) error {
 	*h.log = append(*h.log, h.name+":before-settle:"+s.Decision.Kind.String())
 	h.state = append(h.state, *s)
+	if h.panic == "settle" {
+		panic("hook exploded")
+	}
 	if h.fail {
 		return errors.New("hook down")
 	}
@@ -123,6 +128,9 @@ func (h *hookRec) BeforeSettle(_ context.Context, s *Settlement) error {
 func (h *hookRec) BeforeAck(_ context.Context, s *Settlement) error {
 	*h.log = append(*h.log, h.name+":before-ack:"+s.Decision.Kind.String())
 	h.state = append(h.state, *s)
+	if h.panic == "ack" {
+		panic("hook exploded")
+	}
 	if h.fail {
 		return errors.New("hook down")
 	}
@@ -200,6 +208,8 @@ func TestSettlerSettlesOnce(t *testing.T) {
 		{name: "before-settle hook fails an ack", attempt: 1, res: dispatch.Result{Class: dispatch.Success, Ran: true}, markers: &fakeMarkers{}, failHook: "settle", wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
 		{name: "before-settle hook fails a dead letter", attempt: 1, dec: dl(wire.ReasonInvalidConfig, ""), failHook: "settle", wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
 		{name: "before-ack hook fails a dead letter", attempt: 1, dec: dl(wire.ReasonInvalidConfig, ""), failHook: "ack", wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}, wantLetter: wire.ReasonInvalidConfig},
+		{name: "before-settle hook panics on an ack", attempt: 1, res: dispatch.Result{Class: dispatch.Success, Ran: true}, markers: &fakeMarkers{}, failHook: "panic-settle", wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonPanic},
+		{name: "before-ack hook panics on a retry", attempt: 1, res: result(dispatch.Retryable, wire.ReasonActionFailed, errors.New("x")), failHook: "panic-ack", wantKind: KindDeadLetter, wantCalls: []string{"Ack"}, wantLetter: wire.ReasonPanic},
 		{name: "before-ack hook fails a retry", attempt: 1, res: result(dispatch.Retryable, wire.ReasonActionFailed, errors.New("x")), failHook: "ack", wantKind: KindRetry, wantCalls: []string{"NakWithDelay"}},
 	}
 	for _, tc := range rows {
@@ -210,14 +220,14 @@ func TestSettlerSettlesOnce(t *testing.T) {
 			m, err := newMetrics(metricnoop.NewMeterProvider())
 			require.NoError(t, err)
 			var order []string
-			first := &hookRec{name: "first", log: &order, fail: tc.failHook == "settle"}
+			first := &hookRec{name: "first", log: &order, fail: tc.failHook == "settle", panic: panicPhase(tc.failHook)}
 			second := &hookRec{name: "second", log: &order}
 			letters := &fakeLetters{err: tc.letterErr}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			s := &settler{cfg: &cfg, log: log, metrics: m, letters: letters,
 				hooks: Hooks{BeforeSettle: []BeforeSettleHook{first, second}, BeforeAck: []BeforeAckHook{first, second}}}
-			if tc.failHook == "ack" {
-				ackFail := &hookRec{name: "ackfail", log: &order, fail: true}
+			if tc.failHook == "ack" || tc.failHook == "panic-ack" {
+				ackFail := &hookRec{name: "ackfail", log: &order, fail: tc.failHook == "ack", panic: panicPhase(tc.failHook)}
 				s.hooks = Hooks{BeforeAck: []BeforeAckHook{ackFail}}
 			}
 			if tc.markers != nil {
@@ -257,7 +267,7 @@ func TestSettlerSettlesOnce(t *testing.T) {
 			if tc.markers != nil && tc.failHook == "" {
 				require.Equal(t, []string{"id-1"}, tc.markers.keys, "marker written before the ack")
 			}
-			if tc.markers != nil && tc.failHook == "settle" {
+			if tc.markers != nil && tc.failHook != "" {
 				require.Empty(t, tc.markers.keys, "no marker for a failed hook")
 			}
 			if tc.failHook == "" && tc.wantKind != KindAbandon {
@@ -275,4 +285,12 @@ func TestSettlerSettlesOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// panicPhase: "panic-settle" → "settle"; anything else → "".
+func panicPhase(failHook string) string {
+	if p, ok := strings.CutPrefix(failHook, "panic-"); ok {
+		return p
+	}
+	return ""
 }

@@ -3,6 +3,24 @@
 // bounded number of slots, and settles each message as wire-contract §4
 // says — ack, nak with backoff, or dead letter (§5) — with done-markers
 // for idempotency (§6) and a graceful shutdown.
+//
+// One message's path, in five files:
+//
+//  1. lifecycle.go  Start → pull: the pull subscription (breaker.go's
+//     pausingIter) hands the message to an intake goroutine; Stop drains.
+//  2. process.go    runIntake → process: decode (internal/envelope), span,
+//     crash-loop check, done-marker lookup (internal/donemarker), the
+//     InProgress heartbeat, an action slot, dispatch.DispatchInline.
+//  3. settle.go     decide maps the result to a Decision; settler.Settle
+//     carries it out once: hooks, done-marker or dead letter, the ack or
+//     nak, metrics, span end.
+//  4. deadletter.go the dead letter (internal/deadletter builds it; the
+//     body redaction is deadletter_redact.go's).
+//  5. internal/donemarker/writer.go  the marker is stored before the ack.
+//
+// Beside the path: advisory.go (MAX_DELIVERIES advisory, settled through
+// the settler), breaker.go (credential-store breaker), config.go,
+// metrics.go, backoff.go, gc.go (process GC tuning for `imbi-worker run`).
 package worker
 
 import (
@@ -30,7 +48,8 @@ var (
 	ErrDraining     = errors.New("worker is draining")
 )
 
-// Worker consumes and settles messages. Build it with New; Run once.
+// Worker consumes and settles messages. Build it with New; Start it once
+// (or Run), Stop it; Closed is closed when it has stopped.
 type Worker struct {
 	cfg     Config
 	nc      *nats.Conn
@@ -41,7 +60,15 @@ type Worker struct {
 	tracer  trace.Tracer
 	log     *slog.Logger
 
-	// Set by Run before the first message.
+	// Lifecycle (lifecycle.go): started by Start, stopCh closed by Stop,
+	// closed when the run is over; iter is the pull subscription.
+	started  atomic.Bool
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	closed   chan struct{}
+	iter     atomic.Pointer[pausingIter]
+
+	// Set by Start before the first message.
 	consumer jetstream.Consumer
 	stream   jetstream.Stream
 	done     jetstream.KeyValue
@@ -85,27 +112,6 @@ const (
 	pullHeartbeat = 2 * time.Second
 )
 
-// runIntake takes messages until the work queue is closed. An intake
-// goroutine whose action was abandoned (it ignored its deadline and is
-// still running on this goroutine, dispatch.DispatchInline) leaves: a
-// replacement already took its place (replaceIntake).
-func (w *Worker) runIntake() {
-	slot := &slotState{check: donemarker.NewQuery()}
-	for msg := range w.work {
-		cost, ok := w.takeBytes(msg)
-		if !ok {
-			w.settler.giveBack(msg) // shutdown while waiting: not started
-			continue
-		}
-		stay := w.process(w.actionCtx, msg, slot)
-		w.budget.release(cost)
-		if !stay {
-			return // detached: replaceIntake did this goroutine's Done
-		}
-	}
-	w.inflight.Done()
-}
-
 // takeBytes takes msg's body size from the intake's byte budget
 // (budget.go) before it is decoded; false when shutdown starts first. An
 // event above MaxEventBytes is not decoded and costs nothing. While it
@@ -122,15 +128,6 @@ func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
 	stopBeat := w.heartbeat(&delivery{msg: msg})
 	defer stopBeat()
 	return cost, w.budget.acquire(cost, w.stopping)
-}
-
-// replaceIntake starts an intake goroutine in place of one held by an
-// abandoned action. Add before Done: the count never touches zero, so a
-// shutdown waiting on inflight is not released early.
-func (w *Worker) replaceIntake() {
-	w.inflight.Add(1)
-	go w.runIntake()
-	w.inflight.Done()
 }
 
 // intakePerSlot is how many intake goroutines (decode, done-marker
@@ -174,12 +171,13 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 	if err != nil {
 		return nil, fmt.Errorf("worker: metrics: %w", err)
 	}
+	// The dispatcher's spans use the message span's provider unless the
+	// caller set its Tracer (dispatch.Dispatcher.tracer); disp is not
+	// modified.
 	tracer := cfg.TracerProvider.Tracer("github.com/aweber-imbi/imbi-worker/internal/worker")
-	if disp.Tracer == nil {
-		disp.Tracer = tracer
-	}
 	w := &Worker{cfg: cfg, nc: nc, js: js, disp: disp, dec: dec, metrics: m, tracer: tracer, log: cfg.Logger,
-		breaker: newCredsBreaker(cfg.Logger, disp.Credentials)}
+		breaker: newCredsBreaker(cfg.Logger, disp.Credentials),
+		stopCh:  make(chan struct{}), closed: make(chan struct{})}
 	w.settler = &settler{cfg: &w.cfg, log: cfg.Logger, metrics: m, letters: js, hooks: cfg.Hooks}
 	return w, nil
 }
@@ -218,152 +216,5 @@ func (w *Worker) bind(ctx context.Context) error {
 			return fmt.Errorf("done-marker bucket %s: %w", sc.DoneBucket, err)
 		}
 	}
-	return nil
-}
-
-// Run consumes until ctx is cancelled, then shuts down gracefully: stop
-// pulling, let in-flight actions finish within ShutdownGrace, nak what is
-// left so another replica gets it at once. It returns nil after a clean
-// shutdown. The caller owns (and drains) the connection.
-func (w *Worker) Run(ctx context.Context) error {
-	if err := w.bind(ctx); err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	adv, err := w.subscribeAdvisories()
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	defer func() { _ = adv.Unsubscribe() }()
-
-	if w.done != nil {
-		w.checker = donemarker.NewChecker(w.nc, w.done, w.cfg.Streams.DoneBucket, w.log)
-		if err := w.checker.Start(); err != nil {
-			return fmt.Errorf("worker: %w", err)
-		}
-	}
-
-	iter, err := w.newPausingIter(jetstream.PullMaxMessages(w.cfg.Prefetch), // breaker.go
-		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
-	if err != nil {
-		if w.checker != nil {
-			w.checker.Close() // its goroutines end
-		}
-		return fmt.Errorf("worker: pull subscription: %w", err)
-	}
-	w.bound.Store(true)
-	w.log.Info("worker started", "stream", w.cfg.Streams.Stream, "consumer", w.cfg.Streams.Consumer,
-		"concurrency", w.cfg.Concurrency, "max_attempts", w.cfg.MaxAttempts,
-		"idempotency", w.cfg.Idempotency, "worker_id", w.cfg.WorkerID)
-
-	// Actions run under actionCtx, not ctx: shutdown must not cut them off
-	// before the grace period ends.
-	actionCtx, cancelActions := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelActions()
-
-	go func() {
-		<-ctx.Done()
-		w.draining.Store(true)
-		// Drain: Next returns what is buffered, then ErrMsgIteratorClosed.
-		iter.Drain()
-	}()
-
-	// A fixed pool of intake goroutines, fed one message at a time: their
-	// stacks stay grown (decoding grows them; a goroutine per message paid
-	// for that every time). Each decodes its message and, with idempotency
-	// on, looks its done-marker up, then waits for one of the Concurrency
-	// action slots. With idempotency on there are intakePerSlot of them per
-	// slot: the lookup's round trip (≈ 0.5 ms on a busy two-core host) then
-	// holds no action slot, which had capped the throughput at Concurrency
-	// messages per round trip. Without lookups more goroutines only cost
-	// scheduling. Messages waiting for a slot are kept alive with
-	// InProgress like running ones.
-	intake := w.cfg.Concurrency
-	if w.done != nil {
-		intake *= intakePerSlot
-	}
-	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
-	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
-	w.stopping = ctx.Done()
-	if w.done != nil {
-		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
-			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
-		w.settler.markers = w.markers
-	}
-	work := make(chan jetstream.Msg)
-	w.work, w.actionCtx = work, actionCtx
-	for range intake {
-		w.inflight.Add(1)
-		go w.runIntake()
-	}
-	requeued := 0
-	requeue := func(msg jetstream.Msg) {
-		// Pulled but not started: give it back now instead of after AckWait.
-		w.settler.giveBack(msg)
-		requeued++
-	}
-	for {
-		msg, err := iter.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			w.log.Warn("pull failed", "error", err)
-			time.Sleep(50 * time.Millisecond) // a broken connection must not spin the loop
-			continue
-		}
-		if ctx.Err() != nil {
-			requeue(msg)
-			continue
-		}
-		select {
-		case work <- msg:
-		case <-ctx.Done():
-			requeue(msg)
-		}
-	}
-	close(work)
-
-	allDone := make(chan struct{})
-	go func() {
-		w.inflight.Wait()
-		if w.checker != nil {
-			w.checker.Close() // no slot can ask any more
-		}
-		close(allDone)
-	}()
-	w.log.Info("worker draining", "grace", w.cfg.ShutdownGrace, "requeued", requeued)
-	select {
-	case <-allDone:
-	case <-time.After(w.cfg.ShutdownGrace):
-		w.log.Warn("shutdown grace expired; cancelling running actions")
-		cancelActions()
-		// Cancelled actions settle as "requeued"; an action that ignores its
-		// context is abandoned by dispatch after its grace.
-		select {
-		case <-allDone:
-		case <-time.After(5 * time.Second):
-			w.log.Error("actions still running after cancellation; exiting anyway")
-		}
-	}
-	if w.markers != nil {
-		select {
-		case <-allDone:
-			// No slot can queue a marker any more: ack what is queued.
-			if !w.markers.CloseQueue(donemarker.WriteTimeout + time.Second) {
-				w.log.Error("done-marker writer still waiting; exiting anyway")
-			}
-		default:
-			// Slots still running may yet queue: leave the queue open. Its
-			// messages are redelivered and acked as duplicates (their
-			// markers are stored) or run again (not stored).
-		}
-	}
-	if w.markers != nil {
-		// Markers still being retried get a last chance; what is left
-		// stays unacked and is redelivered (donemarker.Writer).
-		w.markers.Stop(min(w.cfg.ShutdownGrace, donemarker.WriteTimeout))
-	}
-	w.log.Info("worker stopped")
 	return nil
 }

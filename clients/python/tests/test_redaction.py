@@ -4,7 +4,14 @@ from typing import Any
 
 import pytest
 
-from imbi_worker_client import REDACTED, is_sensitive_header, redact_headers, sensitive_headers
+from imbi_worker_client import (
+    REDACTED,
+    is_sensitive_header,
+    is_sensitive_name,
+    redact_headers,
+    redact_json,
+    sensitive_headers,
+)
 from imbi_worker_client.schemas import load_json, repository_schemas_dir
 
 
@@ -57,3 +64,40 @@ def test_redact_does_not_modify_input() -> None:
 def test_other_headers_are_kept(name: str) -> None:
     assert not is_sensitive_header(name)
     assert redact_headers({name: "v"}) == {name: "v"}
+
+
+# Issue 12 §3: one list for headers and body keys, as in Go.
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x-api-key",
+        "X_API_KEY",
+        "x-auth-token",
+        "Private-Token",
+        "api_key",
+        "API-Key",
+        "access_token",
+        "Access-Token",
+        "refresh_token",
+        "password",
+        "secret",
+        "client_secret",
+    ],
+)
+def test_credential_names_are_sensitive(name: str) -> None:
+    assert is_sensitive_name(name)
+    assert is_sensitive_header(name)
+
+
+def test_redact_json_any_depth() -> None:
+    doc = {
+        "payload": {"items": [{"password": "s3cr3t", "n": 1}], "api_key": {"k": "s3cr3t"}},
+        "context": {"identity": {"access_token": "a", "refresh_token": "r", "token_type": "Bearer"}},
+        "ok": "v",
+    }
+    out = redact_json(doc)
+    assert "s3cr3t" not in repr(out)
+    assert out["context"]["identity"] == {"access_token": REDACTED, "refresh_token": REDACTED, "token_type": "Bearer"}
+    assert out["payload"]["items"][0] == {"password": REDACTED, "n": 1}
+    assert out["ok"] == "v"
+    assert doc["payload"]["items"][0]["password"] == "s3cr3t"

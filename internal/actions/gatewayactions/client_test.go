@@ -18,13 +18,16 @@ import (
 // The worker's outcome class for every imbi-api answer (issue 7 item 4).
 func TestAPIOutcomeMapping(t *testing.T) {
 	t.Parallel()
-	httpDate := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name       string
 		reply      apiReply
 		wantClass  string // ok, permanent, retry, rate
 		wantAfter  time.Duration
 		afterSlack time.Duration
+		// dateIn: Retry-After is an HTTP date this far ahead, written when
+		// the subtest runs (parallel subtests may start seconds after the
+		// table is built on a loaded machine).
+		dateIn time.Duration
 	}{
 		{name: "201 created", reply: apiReply{Status: 201, Body: `{"id":"r"}`}, wantClass: "ok"},
 		{name: "409 on create is idempotent success", reply: apiReply{Status: 409, Body: `{"detail":"exists"}`}, wantClass: "ok"},
@@ -35,7 +38,7 @@ func TestAPIOutcomeMapping(t *testing.T) {
 		{name: "422", reply: apiReply{Status: 422, Body: `{"detail":[{"msg":"committish"}]}`}, wantClass: "permanent"},
 		{name: "429 with seconds", reply: apiReply{Status: 429, Header: map[string]string{"Retry-After": "7"}},
 			wantClass: "rate", wantAfter: 7 * time.Second},
-		{name: "503 with HTTP date", reply: apiReply{Status: 503, Header: map[string]string{"Retry-After": httpDate}},
+		{name: "503 with HTTP date", reply: apiReply{Status: 503}, dateIn: 90 * time.Second,
 			wantClass: "rate", wantAfter: 90 * time.Second, afterSlack: 3 * time.Second},
 		{name: "503 with absurd seconds is capped", reply: apiReply{Status: 503, Header: map[string]string{"Retry-After": "999999999"}},
 			wantClass: "rate", wantAfter: maxRetryAfter},
@@ -49,6 +52,9 @@ func TestAPIOutcomeMapping(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
+			if tc.dateIn > 0 {
+				tc.reply.Header = map[string]string{"Retry-After": time.Now().Add(tc.dateIn).UTC().Format(http.TimeFormat)}
+			}
 			b.api.on(routeCreate, tc.reply)
 			err := b.run(t, ActionCreateRelease, createReleaseConfig, deploymentBody)
 			switch tc.wantClass {

@@ -32,6 +32,15 @@ type StrictConfig struct {
 	Label string `json:"label" jsonschema:"minLength=1"`
 }
 
+// PanickyConfig's Validate panics: a plugin bug the worker must survive
+// (security issue 12 §5).
+type PanickyConfig struct {
+	X string `json:"x,omitempty"`
+}
+
+// Validate panics.
+func (PanickyConfig) Validate() error { panic("validate exploded") }
+
 // Recorder counts calls per key (event.payload.id, else the external
 // identifier). Safe for concurrent use.
 type Recorder struct {
@@ -193,6 +202,10 @@ func (p *Plugin) Actions() ([]plugins.ActionDescriptor, error) {
 			if n <= i.Config.FailTimes {
 				return fmt.Errorf("flaky failure %d of %d", n, i.Config.FailTimes)
 			}
+			return nil
+		}),
+		plugins.MustAction("validate_panic", "validate_panic", func(_ context.Context, i plugins.ActionInput[PanickyConfig]) error {
+			p.Rec.add(plugins.Invocation{Credentials: i.Credentials, ExternalIdentifier: i.ExternalIdentifier, Event: i.Event})
 			return nil
 		}),
 		plugins.MustAction("strict", "strict", func(_ context.Context, i plugins.ActionInput[StrictConfig]) error {

@@ -44,7 +44,14 @@ from .publisher import (
     PublishResult,
     RuleResult,
 )
-from .redaction import REDACTED, is_sensitive_header, redact_headers, sensitive_headers
+from .redaction import (
+    REDACTED,
+    is_sensitive_header,
+    is_sensitive_name,
+    redact_headers,
+    redact_json,
+    sensitive_headers,
+)
 
 __version__ = "1.0.0"
 
@@ -83,7 +90,9 @@ __all__ = [
     "event_id",
     "event_source",
     "is_sensitive_header",
+    "is_sensitive_name",
     "parse_handler",
     "redact_headers",
+    "redact_json",
     "sensitive_headers",
 ]

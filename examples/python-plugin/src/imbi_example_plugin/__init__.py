@@ -1,0 +1,1 @@
+"""Example Imbi webhook plugins for imbi-plugin-host (docs/python-plugins.md)."""
