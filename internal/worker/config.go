@@ -26,12 +26,16 @@ const (
 	// DefaultMaxEventBytes is the largest event body decoded
 	// (streams.DefaultMaxEventBytes, where the reason is).
 	DefaultMaxEventBytes = streams.DefaultMaxEventBytes
-	// DefaultMaxInflightBytes bounds the event bytes the intake holds
-	// decoded or decoding at once (64 MiB). Decoding and running an event
-	// costs a few times its size in heap; with the shipped GOMEMLIMIT of
-	// 220 MiB this keeps a backlog of large events inside a 256 Mi pod
-	// (TestMemoryBoundedLargeEvents) while 1 KiB events never wait for it.
-	DefaultMaxInflightBytes = 64 << 20
+	// DefaultMaxInflightBytes bounds the event body bytes the intake
+	// holds decoding, decoded or running at once (8 MiB). A decoded event
+	// costs several times its size in heap (≈ 8× for an SBOM-shaped body of
+	// many small objects), so with the shipped GOMEMLIMIT of 220 MiB a
+	// backlog of 1 MiB events peaked at 376 MiB RSS with 64 MiB, 290 MiB
+	// with 16 MiB and 239 MiB with 8 MiB
+	// (TestMemoryBoundedLargeEvents, a 256 Mi pod). 8 MiB is thousands of
+	// ordinary 1–2 KiB events, so they never wait for it, and one event
+	// above it (up to --max-event-bytes) still runs, alone.
+	DefaultMaxInflightBytes = 8 << 20
 
 	DefaultShutdownCancelWait  = 5 * time.Second
 	DefaultShutdownMarkerFlush = donemarker.WriteTimeout + time.Second
