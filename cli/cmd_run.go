@@ -55,6 +55,7 @@ func (f *streamFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cfg.OutcomesPrefix, "outcomes-prefix", d.OutcomesPrefix, "outcome subject prefix (<prefix>.<plugin>.<action>)")
 	fs.DurationVar(&f.cfg.OutcomesMaxAge, "outcomes-max-age", d.OutcomesMaxAge, "how long outcome events are kept")
 	fs.BoolVar(&f.noOutcomes, "no-outcomes", false, "do not publish an outcome event per settle decision (nor provision the outcome stream)")
+	fs.Int32Var(&f.cfg.MaxMsgSize, "max-msg-size", d.MaxMsgSize, "largest message (headers and body, bytes) the work stream stores; larger publishes are refused (-1: the server's max_payload)")
 }
 
 func (f *streamFlags) config() streams.Config {
@@ -71,6 +72,8 @@ type runFlags struct {
 	streams       streamFlags
 	concurrency   int
 	prefetch      int
+	maxEventBytes int
+	maxInflight   int64
 	maxAttempts   int
 	backoffBase   time.Duration
 	backoffMax    time.Duration
@@ -110,6 +113,8 @@ and exits 0.`,
 	f.streams.addFlags(fs)
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "actions run at once by this process")
 	fs.IntVar(&f.prefetch, "prefetch", 0, "messages buffered by the pull subscription (0: 2 × concurrency)")
+	fs.IntVar(&f.maxEventBytes, "max-event-bytes", worker.DefaultMaxEventBytes, "an event body above this many bytes is dead-lettered invalid_event (too large) unread, without its body")
+	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", worker.DefaultMaxInflightBytes, "event body bytes decoded, waiting or running at once; a message waits for room before it is decoded")
 	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of a retryable failure before it is dead-lettered")
 	fs.DurationVar(&f.backoffBase, "backoff-base", worker.DefaultBackoffBase, "first retry delay (exponential, full jitter)")
 	fs.DurationVar(&f.backoffMax, "backoff-max", worker.DefaultBackoffMax, "retry delay cap")
@@ -273,6 +278,8 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 		Streams:          sc,
 		Concurrency:      f.concurrency,
 		Prefetch:         f.prefetch,
+		MaxEventBytes:    f.maxEventBytes,
+		MaxInflightBytes: f.maxInflight,
 		MaxAttempts:      f.maxAttempts,
 		BackoffBase:      f.backoffBase,
 		BackoffMax:       f.backoffMax,

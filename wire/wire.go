@@ -104,6 +104,12 @@ const (
 // (wire-contract §5, decision 0006).
 const DLQRedacted = "Imbi-Dlq-Redacted"
 
+// DLQBodyOmitted is set on a dead letter stored without the event's body:
+// the event was larger than the worker's --max-event-bytes and was neither
+// decoded nor kept (no unredacted secret can be stored that way). Its
+// value is the body's size in bytes. Such a letter cannot be replayed.
+const DLQBodyOmitted = "Imbi-Dlq-Body-Omitted"
+
 // Reason is a dead-letter reason code (wire-contract §4).
 type Reason string
 

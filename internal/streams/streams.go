@@ -71,6 +71,10 @@ type Config struct {
 	OutcomesPrefix string
 	// OutcomesMaxAge is how long outcome events are kept (7 days).
 	OutcomesMaxAge time.Duration
+	// MaxMsgSize is the largest message (headers and body) the work
+	// stream stores (DefaultMaxMsgSize); the server refuses a larger
+	// publish, so the publisher gets the error and nothing is stored.
+	MaxMsgSize int32
 }
 
 // Defaults.
@@ -87,6 +91,19 @@ const (
 	// LaneMarkerTTL is how long the lanes bucket keeps the marker of a
 	// deferral count that expired.
 	LaneMarkerTTL = time.Minute
+	// DefaultMaxMsgSize is the work stream's message size limit: the
+	// worker's default event body limit (DefaultMaxEventBytes) plus 64 KiB,
+	// JetStream's limit on headers, so every event the worker accepts can
+	// be stored and anything bigger is refused to its publisher.
+	DefaultMaxMsgSize = DefaultMaxEventBytes + 64<<10
+	// DefaultMaxEventBytes is the largest event body the worker decodes
+	// (`run --max-event-bytes`; larger ones are dead-lettered unread).
+	// 6 MiB: the largest webhooks expected are SBOM deliveries of a few
+	// MiB (a CycloneDX document of a big service), the reliability
+	// suite's 4 MiB event must run with room to spare, and a dead letter
+	// of a 6 MiB event with its headers still fits the 8 MiB max_payload
+	// of the embedded server (docs/security.md, docs/operations.md).
+	DefaultMaxEventBytes = 6 << 20
 )
 
 // DefaultConfig returns the wire-contract defaults.
@@ -136,6 +153,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxDeliver == 0 || c.MaxDeliver < -1 {
 		c.MaxDeliver = DefaultMaxDeliver
 	}
+	if c.MaxMsgSize == 0 {
+		c.MaxMsgSize = DefaultMaxMsgSize
+	}
 }
 
 // Validate checks the limits against each other; workers is the number
@@ -184,6 +204,7 @@ func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned,
 		Replicas:    c.Replicas,
 		Duplicates:  c.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
+		MaxMsgSize:  c.MaxMsgSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("work stream %s: %w", c.Stream, err)

@@ -139,3 +139,49 @@ func TestApplyOutcomeStream(t *testing.T) {
 	_, err = js.Stream(ctx, "OTHER_OUTCOMES")
 	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
 }
+
+// TestApplyMaxMsgSize: the work stream refuses a message above its
+// MaxMsgSize (security issue 12 item 4), so a publisher learns at once
+// that its event is too big; a message at the limit is stored.
+func TestApplyMaxMsgSize(t *testing.T) {
+	t.Parallel()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name    string
+		limit   int32 // 0: the default
+		body    int
+		refused bool
+	}{
+		{name: "default, at the event limit", body: DefaultMaxEventBytes},
+		{name: "default, above the stream limit", body: int(DefaultMaxMsgSize) + 1, refused: true},
+		{name: "1 MiB limit, 1 MiB less headers", limit: 1 << 20, body: 1<<20 - 1024},
+		{name: "1 MiB limit, 1 MiB and a byte", limit: 1 << 20, body: 1<<20 + 1, refused: true},
+	} {
+		c := DefaultConfig()
+		c.MaxMsgSize = tc.limit
+		p, err := Apply(ctx, js, c)
+		require.NoError(t, err, tc.name)
+		info, err := p.Stream.Info(ctx)
+		require.NoError(t, err)
+		want := tc.limit
+		if want == 0 {
+			want = DefaultMaxMsgSize
+		}
+		require.Equal(t, want, info.Config.MaxMsgSize, tc.name)
+		_, err = js.Publish(ctx, "imbi.actions.x.y", make([]byte, tc.body))
+		if tc.refused {
+			require.Error(t, err, tc.name)
+		} else {
+			require.NoError(t, err, tc.name)
+		}
+	}
+}

@@ -30,6 +30,19 @@ const (
 	// message of a lane paused for longer comes back this often to see
 	// whether the lane was resumed (decision 0010).
 	DefaultLaneRecheck = 30 * time.Second
+	// DefaultMaxEventBytes is the largest event body decoded
+	// (streams.DefaultMaxEventBytes, where the reason is).
+	DefaultMaxEventBytes = streams.DefaultMaxEventBytes
+	// DefaultMaxInflightBytes bounds the event body bytes the intake
+	// holds decoding, decoded or running at once (8 MiB). A decoded event
+	// costs several times its size in heap (≈ 8× for an SBOM-shaped body of
+	// many small objects), so with the shipped GOMEMLIMIT of 220 MiB a
+	// backlog of 1 MiB events peaked at 376 MiB RSS with 64 MiB, 290 MiB
+	// with 16 MiB and 239 MiB with 8 MiB
+	// (TestMemoryBoundedLargeEvents, a 256 Mi pod). 8 MiB is thousands of
+	// ordinary 1–2 KiB events, so they never wait for it, and one event
+	// above it (up to --max-event-bytes) still runs, alone.
+	DefaultMaxInflightBytes = 8 << 20
 
 	DefaultShutdownCancelWait  = 5 * time.Second
 	DefaultShutdownMarkerFlush = donemarker.WriteTimeout + time.Second
@@ -84,6 +97,15 @@ type Config struct {
 	// LaneRecheck caps one deferral (30 s): a message of a paused lane
 	// comes back at least this often, so a resume takes effect within it.
 	LaneRecheck time.Duration
+	// MaxEventBytes: an event body above it is dead-lettered
+	// invalid_event ("too large") without being decoded, and without its
+	// body (wire.DLQBodyOmitted) (DefaultMaxEventBytes).
+	MaxEventBytes int
+	// MaxInflightBytes bounds the body bytes of the messages being
+	// decoded, waiting for an action slot or running; a message waits for
+	// room before it is decoded. One event larger than the whole budget
+	// runs alone (DefaultMaxInflightBytes).
+	MaxInflightBytes int64
 	// WorkerID names this instance in dead letters (hostname-pid).
 	WorkerID string
 	// Logger receives every log line (slog.Default()).
@@ -133,6 +155,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	if c.ShutdownCancelWait <= 0 {
 		c.ShutdownCancelWait = DefaultShutdownCancelWait

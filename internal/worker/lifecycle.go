@@ -143,6 +143,7 @@ func (w *Worker) start(ctx context.Context) error {
 		intake *= intakePerSlot
 	}
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
+	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
 	w.stopping = w.stopCh
 	if w.done != nil {
 		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),

@@ -51,6 +51,9 @@ type delivery struct {
 	// letterSubject overrides the dead-letter subject (the max-deliveries
 	// advisory keeps the work subject's tail).
 	letterSubject string
+	// omitted is the body's size when it was above MaxEventBytes: not
+	// decoded, and left out of the dead letter.
+	omitted int
 	// settled is set by the settler's first decision; a second is refused.
 	settled atomic.Bool
 	// st is the settlement in progress (the settler's; held here so a
@@ -76,6 +79,14 @@ type slotState struct {
 	check *donemarker.Query
 }
 
+// EventTooLargeError is why an event above Config.MaxEventBytes is
+// dead-lettered invalid_event without being decoded.
+type EventTooLargeError struct{ Size, Limit int }
+
+func (e *EventTooLargeError) Error() string {
+	return "event too large: " + strconv.Itoa(e.Size) + " bytes, above --max-event-bytes " + strconv.Itoa(e.Limit)
+}
+
 // runIntake takes messages until the work queue is closed. An intake
 // goroutine whose action was abandoned (it ignored its deadline and is
 // still running on this goroutine, dispatch.DispatchInline) leaves: a
@@ -83,7 +94,14 @@ type slotState struct {
 func (w *Worker) runIntake() {
 	slot := &slotState{check: donemarker.NewQuery()}
 	for msg := range w.work {
-		if !w.process(w.actionCtx, msg, slot) {
+		cost, ok := w.takeBytes(msg)
+		if !ok {
+			w.settler.giveBack(msg) // shutdown while waiting: not started
+			continue
+		}
+		stay := w.process(w.actionCtx, msg, slot)
+		w.budget.release(cost)
+		if !stay {
 			return // detached: replaceIntake did this goroutine's Done
 		}
 	}
@@ -133,7 +151,15 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	if w.cfg.hooks.beforeDecode != nil {
 		w.cfg.hooks.beforeDecode(msg.Data())
 	}
-	ev, decodeErr := w.dec.Decode(msg.Headers(), msg.Data())
+	var ev *envelope.Message
+	var decodeErr error
+	if n := len(msg.Data()); n > w.cfg.MaxEventBytes {
+		// Not decoded, and not kept: the letter omits the body (deadletter.go).
+		d.omitted = n
+		decodeErr = &envelope.Error{Reason: wire.ReasonInvalidEvent, Err: &EventTooLargeError{Size: n, Limit: w.cfg.MaxEventBytes}}
+	} else {
+		ev, decodeErr = w.dec.Decode(msg.Headers(), msg.Data())
+	}
 	decoded := time.Now()
 	d.ev = ev
 	if ev != nil {

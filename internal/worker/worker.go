@@ -93,6 +93,8 @@ type Worker struct {
 	inflight  sync.WaitGroup
 	// markers writes done-markers before the ack.
 	markers *donemarker.Writer
+	// budget bounds the body bytes in the intake (budget.go).
+	budget *byteBudget
 	// breaker pauses intake while the credential store is unreachable
 	// (breaker.go).
 	breaker *credsBreaker
@@ -114,6 +116,24 @@ const (
 	pullExpiry    = 5 * time.Second
 	pullHeartbeat = 2 * time.Second
 )
+
+// takeBytes takes msg's body size from the intake's byte budget
+// (budget.go) before it is decoded; false when shutdown starts first. An
+// event above MaxEventBytes is not decoded and costs nothing. While it
+// waits, the message is kept in progress like one waiting for a slot.
+func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
+	n := len(msg.Data())
+	if n > w.cfg.MaxEventBytes {
+		return 0, true
+	}
+	cost := w.budget.cost(n)
+	if w.budget.tryAcquire(cost) {
+		return cost, true
+	}
+	stopBeat := w.heartbeat(&delivery{msg: msg})
+	defer stopBeat()
+	return cost, w.budget.acquire(cost, w.stopping)
+}
 
 // intakePerSlot is how many intake goroutines (decode, done-marker
 // lookup) there are per action slot with idempotency on. Two: the
