@@ -3,7 +3,6 @@ package envelope
 import (
 	"bytes"
 	"encoding/json/jsontext"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"io"
 	"sync"
@@ -72,15 +71,12 @@ func scanTopLevel(body []byte, data *wiredata.ActionData) (cut, val [2]int, deco
 		var n int // length of the value
 		if name == "data" && data != nil && !decoded && dec.PeekKind() == '{' {
 			from := int(dec.InputOffset())
-			var shape envelopeShape
-			if jsonv2.UnmarshalDecode(dec, &shape) != nil {
+			out, err := readEnvelope(dec)
+			if err != nil {
 				return cut, val, false, errRescan
 			}
 			n = len(bytes.TrimLeft(body[from:dec.InputOffset()], " \t\r\n:"))
-			out, berr := shape.build()
-			if berr == nil {
-				*data, decoded = out, true
-			}
+			*data, decoded = out, true
 		} else {
 			v, err := dec.ReadValue()
 			if err != nil {
