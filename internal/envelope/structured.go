@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
 	"errors"
 	"io"
 	"sync"
@@ -71,12 +72,15 @@ func scanTopLevel(body []byte, data *wiredata.ActionData) (cut, val [2]int, deco
 		var n int // length of the value
 		if name == "data" && data != nil && !decoded && dec.PeekKind() == '{' {
 			from := int(dec.InputOffset())
-			out, err := readEnvelope(dec)
-			if err != nil {
+			var shape envelopeShape
+			if jsonv2.UnmarshalDecode(dec, &shape) != nil {
 				return cut, val, false, errRescan
 			}
 			n = len(bytes.TrimLeft(body[from:dec.InputOffset()], " \t\r\n:"))
-			*data, decoded = out, true
+			out, berr := shape.build()
+			if berr == nil {
+				*data, decoded = out, true
+			}
 		} else {
 			v, err := dec.ReadValue()
 			if err != nil {

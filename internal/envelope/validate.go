@@ -2,14 +2,11 @@ package envelope
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -20,12 +17,12 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
-// validator decodes CloudEvent data into wiredata.ActionData: one walk of
-// jsontext tokens that spells the envelope schema's shape (readEnvelope);
-// jsontext rejects bad syntax, duplicate names and bad UTF-8, names match
-// exactly, the free-form objects take json/v2's any path. The compiled
-// schema only words errors; the oracle tests check that whatever decode
-// accepts, the schema accepts and a reference decode equals.
+// validator decodes CloudEvent data into wiredata.ActionData by one json/v2
+// unmarshal into shape types that spell the envelope schema's rules
+// (json/v2 rejects wrong JSON types, duplicate names, bad UTF-8 and
+// re-cased names itself; reqString and strMap add "required", "not null",
+// "values are strings"). The compiled schema only words errors; the oracle
+// tests check that whatever decode accepts, the schema accepts.
 type validator struct {
 	schema *jsonschema.Schema
 }
@@ -84,282 +81,106 @@ const handlerMaxLen = 256 // code points, the schema's maxLength
 
 var (
 	errRequired  = errors.New("missing a required member")
-	errNotObject = errors.New("must be an object")
-	errNotString = errors.New("must be a string")
+	errNotObject = errors.New("must be an object or null")
 )
 
 // decodeEnvelope decodes data (a whole document).
 func decodeEnvelope(data []byte) (wiredata.ActionData, error) {
-	d := decoders.Get().(*jsontext.Decoder)
-	defer decoders.Put(d)
-	d.Reset(bytes.NewBuffer(data))
-	out, err := readEnvelope(d)
-	if err == nil {
-		if _, err = d.ReadToken(); err == io.EOF {
-			return out, nil
-		} else if err == nil {
-			err = errors.New("data after the JSON object")
-		}
+	var s envelopeShape
+	if err := jsonv2.Unmarshal(data, &s); err != nil {
+		return wiredata.ActionData{}, err
 	}
-	return wiredata.ActionData{}, err
+	return s.build()
 }
 
-// readEnvelope reads the envelope object at d (decision 0008 §2): a
-// member of the wrong JSON type is an error, null is what json/v2 makes
-// of it (zero, nil), unknown members are skipped, required members must
-// be there (and not null where the schema says so).
-func readEnvelope(d *jsontext.Decoder) (out wiredata.ActionData, err error) {
-	var rule, handler, ctx, ev bool
-	if null, err := open(d); err != nil || null {
-		return out, cmp.Or(err, errRequired)
-	}
-	for tok, ok := member(d, &err); ok; tok, ok = member(d, &err) {
-		switch tok.String() {
-		case "rule":
-			rule = true
-			err = readRule(d, &out.Rule, &handler)
-		case "plugin":
-			err = jsonv2.UnmarshalDecode(d, &out.Plugin)
-		case "context":
-			ctx = true
-			err = readContext(d, &out.Context)
-		case "external_identifier":
-			err = str(d, &out.ExternalIdentifier)
-		case "event":
-			ev = true
-			err = readEvent(d, &out.Event)
-		default:
-			err = d.SkipValue()
-		}
-	}
-	if err = closeObj(d, err); err == nil && (!rule || !handler || !ctx || !ev) {
-		err = errRequired
-	}
-	return out, err
+// envelopeShape is the envelope schema as types json/v2 checks.
+type envelopeShape struct {
+	Rule *struct {
+		ID            string         `json:"id"`
+		Handler       reqString      `json:"handler"`
+		HandlerConfig jsontext.Value `json:"handler_config"`
+		Ordinal       *int           `json:"ordinal"`
+	} `json:"rule"`
+	Plugin             *wire.PluginRef `json:"plugin"`
+	Context            *contextShape   `json:"context"`
+	ExternalIdentifier string          `json:"external_identifier"`
+	Event              *struct {
+		Type              string `json:"type"`
+		ThirdPartyService string `json:"third_party_service"`
+		AttributedTo      string `json:"attributed_to"`
+		Metadata          *struct {
+			WebhookID string `json:"webhook_id"`
+			Headers   strMap `json:"headers"`
+		} `json:"metadata"`
+		Payload anyMap `json:"payload"`
+	} `json:"event"`
 }
 
-func readRule(d *jsontext.Decoder, r *wire.Rule, handler *bool) (err error) {
-	if null, err := open(d); err != nil || null {
-		return cmp.Or(err, errRequired)
+// build applies what the types cannot say and builds the envelope.
+func (s *envelopeShape) build() (wiredata.ActionData, error) {
+	if s.Rule == nil || !s.Rule.Handler.set || s.Context == nil || s.Event == nil {
+		return wiredata.ActionData{}, errRequired
 	}
-	for tok, ok := member(d, &err); ok; tok, ok = member(d, &err) {
-		switch tok.String() {
-		case "id":
-			err = str(d, &r.ID)
-		case "handler":
-			if err = reqStr(d, &r.Handler); err == nil {
-				*handler = true
-				if n := utf8.RuneCountInString(r.Handler); n < 1 || n > handlerMaxLen {
-					err = errors.New("rule.handler must have 1 to 256 characters")
-				}
-			}
-		case "handler_config":
-			var v jsontext.Value
-			if v, err = d.ReadValue(); err == nil {
-				if k := v.Kind(); k == '0' || k == 't' || k == 'f' {
-					err = errors.New("rule.handler_config must be an object, array, string or null")
-				}
-				r.HandlerConfig = json.RawMessage(bytes.Clone(v))
-			}
-		case "ordinal":
-			var v jsontext.Value
-			if v, err = d.ReadValue(); err == nil && v.Kind() != 'n' {
-				var n int64
-				n, err = strconv.ParseInt(string(v), 10, 0)
-				r.Ordinal = int(n)
-			}
-		default:
-			err = d.SkipValue()
-		}
+	if n := utf8.RuneCountInString(s.Rule.Handler.s); n < 1 || n > handlerMaxLen {
+		return wiredata.ActionData{}, errors.New("rule.handler must have 1 to 256 characters")
 	}
-	return closeObj(d, err)
+	if k := s.Rule.HandlerConfig.Kind(); k == '0' || k == 't' || k == 'f' {
+		return wiredata.ActionData{}, errors.New("rule.handler_config must be an object, array, string or null")
+	}
+	ctx, err := s.Context.context()
+	if err != nil {
+		return wiredata.ActionData{}, err
+	}
+	out := wiredata.ActionData{
+		Rule:               wire.Rule{ID: s.Rule.ID, Handler: s.Rule.Handler.s, HandlerConfig: json.RawMessage(s.Rule.HandlerConfig)},
+		Plugin:             s.Plugin,
+		Context:            ctx,
+		ExternalIdentifier: s.ExternalIdentifier,
+		Event: plugins.Event{Type: s.Event.Type, ThirdPartyService: s.Event.ThirdPartyService,
+			AttributedTo: s.Event.AttributedTo, Payload: s.Event.Payload},
+	}
+	if s.Rule.Ordinal != nil {
+		out.Rule.Ordinal = *s.Rule.Ordinal
+	}
+	if m := s.Event.Metadata; m != nil {
+		out.Event.Metadata = plugins.EventMetadata{WebhookID: m.WebhookID, Headers: m.Headers}
+	}
+	return out, nil
 }
 
-// readContext reads context into what PluginContext's own decoder builds
-// (its defaults included; the oracle test compares them).
-func readContext(d *jsontext.Decoder, c *plugins.PluginContext) (err error) {
-	var id, slug, org bool
-	if null, err := open(d); err != nil || null {
-		return cmp.Or(err, errRequired)
-	}
-	for tok, ok := member(d, &err); ok; tok, ok = member(d, &err) {
-		switch tok.String() {
-		case "project_id":
-			id, err = true, reqStr(d, &c.ProjectID)
-		case "project_slug":
-			slug, err = true, reqStr(d, &c.ProjectSlug)
-		case "org_slug":
-			org, err = true, reqStr(d, &c.OrgSlug)
-		case "team_slug":
-			c.TeamSlug, err = optStr(d)
-		case "environment":
-			c.Environment, err = optStr(d)
-		case "actor_user_id":
-			c.ActorUserID, err = optStr(d)
-		case "assignment_options":
-			c.AssignmentOptions, err = anyObject(d)
-		case "environment_config":
-			c.EnvironmentConfig, err = anyObject(d)
-		case "project_links":
-			c.ProjectLinks, err = strObject(d)
-		case "project_type_slugs":
-			c.ProjectTypeSlugs, err = strArray(d)
-		case "identity":
-			err = jsonv2.UnmarshalDecode(d, &c.Identity) // its own decoder
-		default:
-			err = d.SkipValue()
-		}
-	}
-	if err = closeObj(d, err); err == nil && (!id || !slug || !org) {
-		return errRequired
-	}
-	c.AssignmentOptions, c.EnvironmentConfig = orEmpty(c.AssignmentOptions), orEmpty(c.EnvironmentConfig)
-	if c.ProjectLinks = orEmpty(c.ProjectLinks); c.ProjectTypeSlugs == nil {
-		c.ProjectTypeSlugs = []string{}
-	}
-	return err
+// contextShape is context: the schema's types, decoded into what
+// PluginContext's own decoder builds (the oracle test compares them).
+type contextShape struct {
+	ProjectID         reqString                    `json:"project_id"`
+	ProjectSlug       reqString                    `json:"project_slug"`
+	OrgSlug           reqString                    `json:"org_slug"`
+	TeamSlug          *string                      `json:"team_slug"`
+	Environment       *string                      `json:"environment"`
+	AssignmentOptions anyMap                       `json:"assignment_options"`
+	ProjectLinks      strMap                       `json:"project_links"`
+	ProjectTypeSlugs  []reqString                  `json:"project_type_slugs"`
+	EnvironmentConfig anyMap                       `json:"environment_config"`
+	ActorUserID       *string                      `json:"actor_user_id"`
+	Identity          *plugins.IdentityCredentials `json:"identity"`
 }
 
-func readEvent(d *jsontext.Decoder, e *plugins.Event) (err error) {
-	if null, err := open(d); err != nil || null {
-		return cmp.Or(err, errRequired)
+func (c *contextShape) context() (plugins.PluginContext, error) {
+	if !c.ProjectID.set || !c.ProjectSlug.set || !c.OrgSlug.set {
+		return plugins.PluginContext{}, errRequired
 	}
-	for tok, ok := member(d, &err); ok; tok, ok = member(d, &err) {
-		switch tok.String() {
-		case "type":
-			err = str(d, &e.Type)
-		case "third_party_service":
-			err = str(d, &e.ThirdPartyService)
-		case "attributed_to":
-			err = str(d, &e.AttributedTo)
-		case "metadata":
-			e.Metadata = plugins.EventMetadata{}
-			var null bool
-			if null, err = open(d); err != nil || null {
-				break
-			}
-			for tok, ok := member(d, &err); ok; tok, ok = member(d, &err) {
-				switch tok.String() {
-				case "webhook_id":
-					err = str(d, &e.Metadata.WebhookID)
-				case "headers":
-					e.Metadata.Headers, err = strObject(d)
-				default:
-					err = d.SkipValue()
-				}
-			}
-			err = closeObj(d, err)
-		case "payload":
-			e.Payload, err = anyObject(d)
-		default:
-			err = d.SkipValue()
-		}
+	out := plugins.PluginContext{
+		ProjectID: c.ProjectID.s, ProjectSlug: c.ProjectSlug.s, OrgSlug: c.OrgSlug.s,
+		TeamSlug: c.TeamSlug, Environment: c.Environment, AssignmentOptions: c.AssignmentOptions,
+		ProjectLinks: c.ProjectLinks, EnvironmentConfig: c.EnvironmentConfig,
+		ActorUserID: c.ActorUserID, Identity: c.Identity,
 	}
-	return closeObj(d, err)
-}
-
-// open reads '{' or null.
-func open(d *jsontext.Decoder) (null bool, err error) {
-	switch d.PeekKind() {
-	case 'n':
-		_, err = d.ReadToken()
-		return true, err
-	case '{':
-		_, err = d.ReadToken()
-		return false, err
+	out.ProjectTypeSlugs = make([]string, len(c.ProjectTypeSlugs)) // model defaults: empty, not nil
+	for i, s := range c.ProjectTypeSlugs {
+		out.ProjectTypeSlugs[i] = s.s
 	}
-	return false, cmp.Or(d.SkipValue(), errNotObject)
-}
-
-// member reads the next member name; false at the end or on an error (*err).
-func member(d *jsontext.Decoder, err *error) (tok jsontext.Token, ok bool) {
-	if *err != nil || d.PeekKind() != '"' {
-		return tok, false
-	}
-	tok, *err = d.ReadToken()
-	return tok, *err == nil
-}
-
-// closeObj reads the '}' after the members, unless err.
-func closeObj(d *jsontext.Decoder, err error) error {
-	if err == nil {
-		_, err = d.ReadToken() // also fails on a bad member name
-	}
-	return err
-}
-
-// str reads a string or null (""), reqStr a string, optStr a string or null (nil).
-func str(d *jsontext.Decoder, s *string) error {
-	if d.PeekKind() == 'n' {
-		_, err := d.ReadToken()
-		return err
-	}
-	return reqStr(d, s)
-}
-
-func reqStr(d *jsontext.Decoder, s *string) error {
-	if d.PeekKind() != '"' {
-		return errNotString
-	}
-	tok, err := d.ReadToken()
-	*s = tok.String()
-	return err
-}
-
-func optStr(d *jsontext.Decoder) (*string, error) {
-	if d.PeekKind() == 'n' {
-		_, err := d.ReadToken()
-		return nil, err
-	}
-	s := new(string)
-	return s, reqStr(d, s)
-}
-
-// anyObject reads an object or null by json/v2's any path (a map field
-// would take the slower reflective one).
-func anyObject(d *jsontext.Decoder) (map[string]any, error) {
-	if k := d.PeekKind(); k != '{' && k != 'n' {
-		return nil, errNotObject
-	}
-	var v any
-	err := jsonv2.UnmarshalDecode(d, &v)
-	m, _ := v.(map[string]any)
-	return m, err
-}
-
-// strObject reads an object of strings, or null.
-func strObject(d *jsontext.Decoder) (m map[string]string, err error) {
-	if null, err := open(d); err != nil || null {
-		return nil, err
-	}
-	m = make(map[string]string, 4)
-	for tok, ok := member(d, &err); ok; tok, ok = member(d, &err) {
-		name := tok.String()
-		var v string
-		err = reqStr(d, &v)
-		m[name] = v
-	}
-	return m, closeObj(d, err)
-}
-
-// strArray reads an array of strings, or null.
-func strArray(d *jsontext.Decoder) (a []string, err error) {
-	switch d.PeekKind() {
-	case 'n':
-		_, err = d.ReadToken()
-		return nil, err
-	case '[':
-		_, err = d.ReadToken()
-	default:
-		return nil, errors.New("must be an array")
-	}
-	a = []string{}
-	for err == nil && d.PeekKind() != ']' {
-		var v string
-		err = reqStr(d, &v)
-		a = append(a, v)
-	}
-	return a, closeObj(d, err)
+	out.AssignmentOptions, out.EnvironmentConfig = orEmpty(out.AssignmentOptions), orEmpty(out.EnvironmentConfig)
+	out.ProjectLinks = orEmpty(out.ProjectLinks)
+	return out, nil
 }
 
 func orEmpty[M ~map[string]V, V any](m M) M {
@@ -367,4 +188,58 @@ func orEmpty[M ~map[string]V, V any](m M) M {
 		return M{}
 	}
 	return m
+}
+
+// reqString is a member that must be a string (not null).
+type reqString struct {
+	s   string
+	set bool
+}
+
+func (r *reqString) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	if d.PeekKind() != '"' {
+		return errors.New("must be a string")
+	}
+	tok, err := d.ReadToken()
+	r.s, r.set = tok.String(), err == nil
+	return err
+}
+
+// strMap is an object whose values are strings, or null.
+type strMap map[string]string
+
+func (m *strMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	tok, err := d.ReadToken()
+	if err != nil || tok.Kind() == 'n' {
+		return err
+	} else if tok.Kind() != '{' {
+		return errNotObject
+	}
+	*m = make(strMap, 4)
+	for err == nil && d.PeekKind() == '"' {
+		var v reqString
+		if tok, err = d.ReadToken(); err == nil { // jsontext rejects duplicate names
+			k := tok.String()
+			err = v.UnmarshalJSONFrom(d)
+			(*m)[k] = v.s
+		}
+	}
+	if err == nil {
+		_, err = d.ReadToken() // '}', or the error at a bad name
+	}
+	return err
+}
+
+// anyMap is an object of any values, or null, read by json/v2's path for
+// any (a map field would take the slower reflective one).
+type anyMap map[string]any
+
+func (m *anyMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	var v any
+	if k := d.PeekKind(); k != '{' && k != 'n' {
+		return errNotObject
+	}
+	err := jsonv2.UnmarshalDecode(d, &v)
+	*m, _ = v.(map[string]any)
+	return err
 }
