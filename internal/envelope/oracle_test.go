@@ -649,6 +649,9 @@ func structuredCorpus(t testing.TB) []structuredCase {
 		return err
 	})
 	require.NoError(t, err)
+	more, err := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "*", "*")) // remote/
+	require.NoError(t, err)
+	files = slices.DeleteFunc(append(files, more...), func(f string) bool { st, err := os.Stat(f); return err == nil && st.IsDir() })
 	require.NotEmpty(t, files)
 	for _, f := range files {
 		b, err := os.ReadFile(f)

@@ -79,7 +79,10 @@ func (v *validator) decode(data []byte) (wiredata.ActionData, error) {
 
 const handlerMaxLen = 256 // code points, the schema's maxLength
 
-var errRequired = errors.New("missing a required member")
+var (
+	errRequired  = errors.New("missing a required member")
+	errNotObject = errors.New("must be an object or null")
+)
 
 // decodeEnvelope decodes data (a whole document).
 func decodeEnvelope(data []byte) (wiredata.ActionData, error) {
@@ -109,7 +112,7 @@ type envelopeShape struct {
 			WebhookID string `json:"webhook_id"`
 			Headers   strMap `json:"headers"`
 		} `json:"metadata"`
-		Payload map[string]any `json:"payload"`
+		Payload anyMap `json:"payload"`
 	} `json:"event"`
 }
 
@@ -153,10 +156,10 @@ type contextShape struct {
 	OrgSlug           reqString                    `json:"org_slug"`
 	TeamSlug          *string                      `json:"team_slug"`
 	Environment       *string                      `json:"environment"`
-	AssignmentOptions map[string]any               `json:"assignment_options"`
+	AssignmentOptions anyMap                       `json:"assignment_options"`
 	ProjectLinks      strMap                       `json:"project_links"`
 	ProjectTypeSlugs  []reqString                  `json:"project_type_slugs"`
-	EnvironmentConfig map[string]any               `json:"environment_config"`
+	EnvironmentConfig anyMap                       `json:"environment_config"`
 	ActorUserID       *string                      `json:"actor_user_id"`
 	Identity          *plugins.IdentityCredentials `json:"identity"`
 }
@@ -206,13 +209,37 @@ func (r *reqString) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 type strMap map[string]string
 
 func (m *strMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	var raw map[string]reqString
-	if err := jsonv2.UnmarshalDecode(d, &raw); err != nil || raw == nil {
+	tok, err := d.ReadToken()
+	if err != nil || tok.Kind() == 'n' {
 		return err
+	} else if tok.Kind() != '{' {
+		return errNotObject
 	}
-	*m = make(strMap, len(raw))
-	for k, v := range raw {
-		(*m)[k] = v.s
+	*m = make(strMap, 4)
+	for err == nil && d.PeekKind() == '"' {
+		var v reqString
+		if tok, err = d.ReadToken(); err == nil { // jsontext rejects duplicate names
+			k := tok.String()
+			err = v.UnmarshalJSONFrom(d)
+			(*m)[k] = v.s
+		}
 	}
-	return nil
+	if err == nil {
+		_, err = d.ReadToken() // '}', or the error at a bad name
+	}
+	return err
+}
+
+// anyMap is an object of any values, or null, read by json/v2's path for
+// any (a map field would take the slower reflective one).
+type anyMap map[string]any
+
+func (m *anyMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	var v any
+	if k := d.PeekKind(); k != '{' && k != 'n' {
+		return errNotObject
+	}
+	err := jsonv2.UnmarshalDecode(d, &v)
+	*m, _ = v.(map[string]any)
+	return err
 }
