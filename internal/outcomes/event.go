@@ -143,6 +143,9 @@ func Build(s *worker.Settlement, prefix, workerID string) (ev Event, subject str
 		}
 		d.Context = Context{ProjectID: data.Context.ProjectID, ProjectSlug: data.Context.ProjectSlug}
 		d.Event = EventInfo{Type: data.Event.Type, WebhookID: data.Event.Metadata.WebhookID}
+		if c := s.Event.Chain; c != nil { // a chain step (v1.1 §A)
+			d.Chain = &Chain{ID: c.ID, Position: c.Position}
+		}
 	}
 	subject = prefix + "." + wire.InvalidToken
 	if h, err := wire.ParseHandler(raw); err == nil && dec.Reason != wire.ReasonInvalidEvent {

@@ -4,10 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -54,4 +56,24 @@ func TestBuildDecisionKinds(t *testing.T) {
 			require.Equal(t, tc.dec.ErrorText, ev.Data.Error)
 		})
 	}
+}
+
+// A chain step's outcome names its chain and position (v1.1 §C data.chain).
+func TestBuildChainStep(t *testing.T) {
+	t.Parallel()
+	ce := event.New()
+	ce.SetID("d-1.p-1.1")
+	msg := &envelope.Message{Event: ce, Chain: &wire.Chain{ID: "d-1.p-1", Position: 1}}
+	msg.Data.Rule = wire.Rule{ID: "r-2", Handler: "chaos#record", Ordinal: 1}
+	s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1, Event: msg,
+		Meta: &jetstream.MsgMetadata{Stream: "IMBI_ACTIONS", Sequence: jetstream.SequencePair{Stream: 7}}}
+	ev, subject, ok := outcomes.Build(s, "imbi.outcomes", "w-1")
+	require.True(t, ok)
+	require.Equal(t, "imbi.outcomes.chaos.record", subject)
+	require.Equal(t, &outcomes.Chain{ID: "d-1.p-1", Position: 1}, ev.Data.Chain)
+
+	s.Event.Chain = nil
+	ev, _, ok = outcomes.Build(s, "imbi.outcomes", "w-1")
+	require.True(t, ok)
+	require.Nil(t, ev.Data.Chain, "a message without a chain has none")
 }
