@@ -207,7 +207,8 @@ func TestNATSPermissionsFile(t *testing.T) {
 		require.NotContains(t, s, "PURGE")
 	}
 	require.ElementsMatch(t, []string{cli.WorkerInboxPrefix + ".>",
-		"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + wire.DefaultStream + ".imbi-worker"}, w["subscribe"])
+		"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + wire.DefaultStream + ".imbi-worker",
+		wire.PluginAnnounceSubject}, w["subscribe"]) // plugin hosts announce themselves (§D)
 }
 
 func keys[V any](m map[string]V) []string {

@@ -127,9 +127,16 @@ func (h *harness) start(cfg worker.Config) {
 
 // ceBody is a structured action CloudEvent.
 func ceBody(id, ceType, handler string, config any) []byte {
+	// A rate limit pauses its lane (plugin slug + plugin.id, v1.1 §B): the
+	// rate-limited row gets a credential set of its own so that its pause
+	// does not defer the other rows.
+	pluginID := "pl-1"
+	if handler == "test#rate_limited" {
+		pluginID = "pl-rate-limited"
+	}
 	data := map[string]any{
 		"rule":   map[string]any{"id": "r-7", "handler": handler, "handler_config": config, "ordinal": 3},
-		"plugin": map[string]any{"id": "pl-1", "slug": "test"},
+		"plugin": map[string]any{"id": pluginID, "slug": "test"},
 		"context": map[string]any{"project_id": "p-1", "project_slug": "checkout", "org_slug": "acme",
 			"assignment_options": map[string]any{"service_slug": "github"}},
 		"external_identifier": "acme/checkout",
@@ -205,8 +212,8 @@ func TestOutcomeRows(t *testing.T) {
 			want: []step{{wire.OutcomeRetrying, wire.ReasonTimeout}, {wire.OutcomeDeadLettered, wire.ReasonMaxAttempts}}},
 		{name: "unavailable", handler: "test#unavailable",
 			want: []step{{wire.OutcomeRetrying, wire.ReasonUnavailable}, {wire.OutcomeDeadLettered, wire.ReasonMaxAttempts}}},
-		{name: "rate_limited", handler: "test#rate_limited", config: map[string]any{"retry_after_ms": 300},
-			want: []step{{wire.OutcomeRetrying, wire.ReasonRateLimited}, {wire.OutcomeDeadLettered, wire.ReasonMaxAttempts}}},
+		{name: "rate_limited", handler: "test#rate_limited", config: map[string]any{"retry_after_ms": 300, "fail_times": 2},
+			want: []step{{wire.OutcomePaused, wire.ReasonRateLimited}, {wire.OutcomePaused, wire.ReasonRateLimited}, {wire.OutcomeSucceeded, ""}}},
 		{name: "panic", handler: "test#panic", want: []step{{wire.OutcomeDeadLettered, wire.ReasonPanic}}},
 		{name: "action_failed", handler: "test#fail",
 			want: []step{{wire.OutcomeRetrying, wire.ReasonActionFailed}, {wire.OutcomeDeadLettered, wire.ReasonMaxAttempts}}},
