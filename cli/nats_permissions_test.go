@@ -193,9 +193,11 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	require.Equal(t, string(wire.ReasonCredentialsMissing), m.Header.Get(wire.DLQReason))
 	work, err := opJS.Stream(pctx, wire.DefaultStream)
 	require.NoError(t, err)
-	info, err := work.Info(pctx)
-	require.NoError(t, err)
-	require.Zero(t, info.State.Msgs, "the worker acked (work-queue stream)")
+	// The ack follows the dead letter and its outcome event (v1.1 §C).
+	require.Eventually(t, func() bool {
+		info, err := work.Info(pctx)
+		return err == nil && info.State.Msgs == 0
+	}, 10*time.Second, 20*time.Millisecond, "the worker acked (work-queue stream)")
 	outs, err := opJS.Stream(pctx, wire.DefaultOutcomesStream)
 	require.NoError(t, err, "the worker role provisions the outcome stream")
 	om, err := outs.GetLastMsgForSubject(pctx, wire.DefaultOutcomesPrefix+".cli-test.greet")
