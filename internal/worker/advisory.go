@@ -90,8 +90,10 @@ func (w *Worker) handleMaxDeliveries(ctx context.Context, payload []byte) error 
 	}
 	subject := deadletter.WorkSubject(w.cfg.Streams.DLQPrefix, w.cfg.Streams.SubjectPrefix, raw.Subject)
 	sm := &storedMsg{raw: raw, stream: w.stream, ctx: ctx}
-	// Decoded only so a leaked secret in the body is redacted as on the
-	// settle path; bytes that are not a CloudEvent stay as they are.
+	// Decoded so the settle hooks see the event as on the settle path (a
+	// chain step's continuation, the outcome's handler and rule); the body
+	// is redacted from its bytes either way (internal/redact). Bytes that
+	// are not a CloudEvent leave ce nil.
 	ce, _ := w.dec.Decode(raw.Header, raw.Data)
 	d := &delivery{msg: sm, handler: unknownHandler, ev: ce, attempt: int(ev.Deliveries), deliveries: int(ev.Deliveries), letterSubject: subject, base: w.log,
 		meta: &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: raw.Sequence}, NumDelivered: ev.Deliveries,
