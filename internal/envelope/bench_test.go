@@ -79,7 +79,7 @@ func BenchmarkEnvelopeDecode(b *testing.B) {
 			b.SetBytes(int64(len(c.data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := v.decode(c.data); err != nil {
+				if _, _, err := v.decode(c.data); err != nil {
 					b.Fatal(err)
 				}
 			}

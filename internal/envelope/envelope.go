@@ -7,6 +7,7 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/json/jsontext"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/aweber-imbi/imbi-worker/internal/chain"
 	"github.com/aweber-imbi/imbi-worker/wire"
 	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
@@ -138,6 +140,7 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 	m := &Message{}
 	var err error
 	var data wiredata.ActionData
+	var rawChain jsontext.Value
 	decoded := false // data decoded while the structured body was scanned
 	switch {
 	case hv.ce["specversion"] != "":
@@ -145,7 +148,7 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 		err = decodeBinary(&m.Event, hv, body)
 	case isStructured(hv.contentType, body):
 		m.Mode = Structured
-		decoded, err = decodeStructured(&m.Event, body, &data)
+		decoded, err = decodeStructured(&m.Event, body, &data, &rawChain)
 	default:
 		return nil, invalid("not a CloudEvent: no ce-specversion header and content type %q is not %s", truncate(hv.contentType, 64), wire.ContentTypeCE)
 	}
@@ -164,13 +167,13 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 		return m, invalid("datacontenttype %q is not JSON", truncate(ct, 64))
 	}
 	if !decoded {
-		if data, err = d.validator.decode(m.Event.Data()); err != nil {
+		if data, rawChain, err = d.validator.decode(m.Event.Data()); err != nil {
 			return m, err
 		}
 	}
 	m.Data = data
-	if m.Chain, err = decodeChain(m.Event.Data(), m.Event.ID(), data.Rule); err != nil {
-		return m, err
+	if m.Chain, err = chain.Parse(rawChain, m.Event.ID(), data.Rule); err != nil {
+		return m, &Error{Reason: wire.ReasonInvalidEvent, Err: err} // a bad chain (wire-contract §A)
 	}
 	return m, nil
 }

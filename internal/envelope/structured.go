@@ -3,7 +3,6 @@ package envelope
 import (
 	"bytes"
 	"encoding/json/jsontext"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"io"
 	"sync"
@@ -19,10 +18,10 @@ import (
 // reads the attributes from the body without data (it would walk data only
 // to copy it), and DataEncoded is data's bytes, as sdk-go keeps them for a
 // JSON datacontenttype. data_base64 stays for sdk-go.
-func decodeStructured(ev *event.Event, body []byte, data *wiredata.ActionData) (decoded bool, _ error) {
-	cut, val, decoded, err := scanTopLevel(body, data)
+func decodeStructured(ev *event.Event, body []byte, data *wiredata.ActionData, chain *jsontext.Value) (decoded bool, _ error) {
+	cut, val, decoded, err := scanTopLevel(body, data, chain)
 	if errors.Is(err, errRescan) { // data failed: read it as a value, Decode words the error
-		cut, val, decoded, err = scanTopLevel(body, nil)
+		cut, val, decoded, err = scanTopLevel(body, nil, nil)
 	}
 	if err != nil {
 		return false, invalid("structured CloudEvent: %v", err)
@@ -44,20 +43,34 @@ func decodeStructured(ev *event.Event, body []byte, data *wiredata.ActionData) (
 }
 
 var (
-	decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+	readers  = sync.Pool{New: func() any { return new(reader) }}
 	attrBufs = sync.Pool{New: func() any { return new([]byte) }}
 )
 
 var errRescan = errors.New("data does not decode")
 
+// reader is a pooled jsontext.Decoder and the buffer it reads (jsontext
+// reads a *bytes.Buffer's bytes in place).
+type reader struct {
+	dec jsontext.Decoder
+	buf bytes.Buffer
+}
+
+func newReader(b []byte) *reader {
+	r := readers.Get().(*reader)
+	r.buf = *bytes.NewBuffer(b)
+	r.dec.Reset(&r.buf)
+	return r
+}
+
 // scanTopLevel checks body and locates its data member: body[cut[0]:cut[1]]
 // is the member with one adjacent comma (cut[1] == 0: no data), and
 // body[val[0]:val[1]] its value. With data non-nil an object data is
-// decoded into it (decoded); when that fails the error is errRescan.
-func scanTopLevel(body []byte, data *wiredata.ActionData) (cut, val [2]int, decoded bool, err error) {
-	dec := decoders.Get().(*jsontext.Decoder)
-	defer decoders.Put(dec)
-	dec.Reset(bytes.NewBuffer(body))
+// decoded into it and chain (decoded); when that fails the error is errRescan.
+func scanTopLevel(body []byte, data *wiredata.ActionData, chain *jsontext.Value) (cut, val [2]int, decoded bool, err error) {
+	r := newReader(body)
+	defer readers.Put(r)
+	dec := &r.dec
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return cut, val, false, errors.New("not a JSON object")
 	}
@@ -72,15 +85,10 @@ func scanTopLevel(body []byte, data *wiredata.ActionData) (cut, val [2]int, deco
 		var n int // length of the value
 		if name == "data" && data != nil && !decoded && dec.PeekKind() == '{' {
 			from := int(dec.InputOffset())
-			var shape envelopeShape
-			if jsonv2.UnmarshalDecode(dec, &shape) != nil {
+			if *chain, err = decodeData(dec, data); err != nil {
 				return cut, val, false, errRescan
 			}
-			n = len(bytes.TrimLeft(body[from:dec.InputOffset()], " \t\r\n:"))
-			out, berr := shape.build()
-			if berr == nil {
-				*data, decoded = out, true
-			}
+			n, decoded = len(bytes.TrimLeft(body[from:dec.InputOffset()], " \t\r\n:")), true
 		} else {
 			v, err := dec.ReadValue()
 			if err != nil {

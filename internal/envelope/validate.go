@@ -2,11 +2,12 @@ package envelope
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -17,12 +18,12 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
-// validator decodes CloudEvent data into wiredata.ActionData by one json/v2
-// unmarshal into shape types that spell the envelope schema's rules
-// (json/v2 rejects wrong JSON types, duplicate names, bad UTF-8 and
-// re-cased names itself; reqString and strMap add "required", "not null",
-// "values are strings"). The compiled schema only words errors; the oracle
-// tests check that whatever decode accepts, the schema accepts.
+// validator decodes CloudEvent data into wiredata.ActionData by reading it
+// token by token on a jsontext.Decoder, which rejects bad syntax, duplicate
+// names and bad UTF-8; the walk below spells the envelope schema's rules
+// (names match exactly, JSON types, "required", "not null", "values are
+// strings"). The compiled schema only words errors; the oracle tests check
+// that whatever decode accepts, the schema and a reference decoder accept.
 type validator struct {
 	schema *jsonschema.Schema
 }
@@ -65,16 +66,23 @@ func (v *validator) validateSchema(data []byte) error {
 	return nil
 }
 
-// decode validates data and decodes it into the typed envelope.
-func (v *validator) decode(data []byte) (wiredata.ActionData, error) {
-	out, err := decodeEnvelope(data)
-	if err == nil {
-		return out, nil
+// decode validates data and decodes it into the typed envelope; chain is
+// data.chain's raw value (nil without one).
+func (v *validator) decode(data []byte) (out wiredata.ActionData, chain jsontext.Value, err error) {
+	r := newReader(data)
+	defer readers.Put(r)
+	d := &r.dec
+	if chain, err = decodeData(d, &out); err == nil {
+		if _, err = d.ReadToken(); err == io.EOF {
+			return out, chain, nil
+		} else if err == nil {
+			err = errors.New("data after the JSON object")
+		}
 	}
 	if serr := v.validateSchema(data); serr != nil {
-		return wiredata.ActionData{}, serr
+		return wiredata.ActionData{}, nil, serr
 	}
-	return wiredata.ActionData{}, invalid("data does not decode into the envelope: %v", err)
+	return wiredata.ActionData{}, nil, invalid("data does not decode into the envelope: %v", err)
 }
 
 const handlerMaxLen = 256 // code points, the schema's maxLength
@@ -82,105 +90,301 @@ const handlerMaxLen = 256 // code points, the schema's maxLength
 var (
 	errRequired  = errors.New("missing a required member")
 	errNotObject = errors.New("must be an object or null")
+	errNotString = errors.New("must be a string")
 )
 
-// decodeEnvelope decodes data (a whole document).
-func decodeEnvelope(data []byte) (wiredata.ActionData, error) {
-	var s envelopeShape
-	if err := jsonv2.Unmarshal(data, &s); err != nil {
-		return wiredata.ActionData{}, err
+// decodeData reads the envelope object at d (wire-contract §3 data) into
+// out; chain is data.chain's value, copied, for internal/chain.
+func decodeData(d *jsontext.Decoder, out *wiredata.ActionData) (chain jsontext.Value, err error) {
+	var rule, handler, ctx, event bool
+	r, e := &out.Rule, &out.Event
+	_, err = object(d, func(name []byte) (err error) {
+		switch string(name) {
+		case "rule":
+			rule, err = object(d, func(name []byte) (err error) {
+				switch string(name) {
+				case "id":
+					r.ID, _, err = str(d)
+				case "handler":
+					r.Handler, handler, err = str(d)
+				case "handler_config":
+					r.HandlerConfig, err = d.ReadValue()
+					r.HandlerConfig = bytes.Clone(r.HandlerConfig)
+				case "ordinal":
+					r.Ordinal, err = integer(d)
+				default:
+					err = d.SkipValue()
+				}
+				return err
+			})
+		case "plugin":
+			out.Plugin, err = plugin(d)
+		case "context":
+			ctx, err = decodeContext(d, &out.Context)
+		case "external_identifier":
+			out.ExternalIdentifier, _, err = str(d)
+		case "event":
+			event, err = object(d, func(name []byte) (err error) {
+				switch string(name) {
+				case "type":
+					e.Type, _, err = str(d)
+				case "third_party_service":
+					e.ThirdPartyService, _, err = str(d)
+				case "attributed_to":
+					e.AttributedTo, _, err = str(d)
+				case "metadata":
+					_, err = object(d, func(name []byte) (err error) {
+						switch string(name) {
+						case "webhook_id":
+							e.Metadata.WebhookID, _, err = str(d)
+						case "headers":
+							e.Metadata.Headers, err = strMap(d)
+						default:
+							err = d.SkipValue()
+						}
+						return err
+					})
+				case "payload":
+					e.Payload, err = anyMap(d)
+				default:
+					err = d.SkipValue()
+				}
+				return err
+			})
+		case "chain":
+			chain, err = d.ReadValue()
+			chain = bytes.Clone(chain)
+		default:
+			err = d.SkipValue()
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !rule || !handler || !ctx || !event:
+		return nil, errRequired
+	case utf8.RuneCountInString(r.Handler) < 1 || utf8.RuneCountInString(r.Handler) > handlerMaxLen:
+		return nil, errors.New("rule.handler must have 1 to 256 characters")
 	}
-	return s.build()
+	if k := jsontext.Value(r.HandlerConfig).Kind(); k == '0' || k == 't' || k == 'f' {
+		return nil, errors.New("rule.handler_config must be an object, array, string or null")
+	}
+	return chain, nil
 }
 
-// envelopeShape is the envelope schema as types json/v2 checks.
-type envelopeShape struct {
-	Rule *struct {
-		ID            string         `json:"id"`
-		Handler       reqString      `json:"handler"`
-		HandlerConfig jsontext.Value `json:"handler_config"`
-		Ordinal       *int           `json:"ordinal"`
-	} `json:"rule"`
-	Plugin             *wire.PluginRef `json:"plugin"`
-	Context            *contextShape   `json:"context"`
-	ExternalIdentifier string          `json:"external_identifier"`
-	Event              *struct {
-		Type              string `json:"type"`
-		ThirdPartyService string `json:"third_party_service"`
-		AttributedTo      string `json:"attributed_to"`
-		Metadata          *struct {
-			WebhookID string `json:"webhook_id"`
-			Headers   strMap `json:"headers"`
-		} `json:"metadata"`
-		Payload anyMap `json:"payload"`
-	} `json:"event"`
+// decodeContext reads context into what PluginContext's own decoder builds
+// (its defaults included; the oracle test compares them).
+func decodeContext(d *jsontext.Decoder, c *plugins.PluginContext) (bool, error) {
+	var id, slug, org bool
+	c.ProjectTypeSlugs = []string{} // model defaults: empty, not nil
+	ok, err := object(d, func(name []byte) (err error) {
+		switch string(name) {
+		case "project_id":
+			c.ProjectID, id, err = str(d)
+		case "project_slug":
+			c.ProjectSlug, slug, err = str(d)
+		case "org_slug":
+			c.OrgSlug, org, err = str(d)
+		case "team_slug":
+			c.TeamSlug, err = optStr(d)
+		case "environment":
+			c.Environment, err = optStr(d)
+		case "actor_user_id":
+			c.ActorUserID, err = optStr(d)
+		case "assignment_options":
+			c.AssignmentOptions, err = anyMap(d)
+		case "environment_config":
+			c.EnvironmentConfig, err = anyMap(d)
+		case "project_links":
+			c.ProjectLinks, err = strMap(d)
+		case "project_type_slugs":
+			err = array(d, func() error {
+				s, ok, err := str(d)
+				if err == nil && !ok {
+					err = errNotString
+				}
+				c.ProjectTypeSlugs = append(c.ProjectTypeSlugs, s)
+				return err
+			})
+		case "identity": // its own decoder; a local, so c stays on the stack
+			var id *plugins.IdentityCredentials
+			err = jsonv2.UnmarshalDecode(d, &id)
+			c.Identity = id
+		default:
+			err = d.SkipValue()
+		}
+		return err
+	})
+	if err == nil && (!id || !slug || !org) {
+		err = errRequired
+	}
+	c.AssignmentOptions, c.EnvironmentConfig = orEmpty(c.AssignmentOptions), orEmpty(c.EnvironmentConfig)
+	c.ProjectLinks = orEmpty(c.ProjectLinks)
+	return ok, err
 }
 
-// build applies what the types cannot say and builds the envelope.
-func (s *envelopeShape) build() (wiredata.ActionData, error) {
-	if s.Rule == nil || !s.Rule.Handler.set || s.Context == nil || s.Event == nil {
-		return wiredata.ActionData{}, errRequired
+// object reads an object, calling member with each name (unescaped; valid
+// until the next read) to read its value; null gives false.
+func object(d *jsontext.Decoder, member func(name []byte) error) (bool, error) {
+	tok, err := d.ReadToken()
+	if err != nil || tok.Kind() == 'n' {
+		return false, err
+	} else if tok.Kind() != '{' {
+		return false, errNotObject
 	}
-	if n := utf8.RuneCountInString(s.Rule.Handler.s); n < 1 || n > handlerMaxLen {
-		return wiredata.ActionData{}, errors.New("rule.handler must have 1 to 256 characters")
+	for d.PeekKind() == '"' {
+		name, err := d.ReadValue()
+		if err == nil {
+			err = member(unquote(name))
+		}
+		if err != nil {
+			return true, err
+		}
 	}
-	if k := s.Rule.HandlerConfig.Kind(); k == '0' || k == 't' || k == 'f' {
-		return wiredata.ActionData{}, errors.New("rule.handler_config must be an object, array, string or null")
-	}
-	ctx, err := s.Context.context()
-	if err != nil {
-		return wiredata.ActionData{}, err
-	}
-	out := wiredata.ActionData{
-		Rule:               wire.Rule{ID: s.Rule.ID, Handler: s.Rule.Handler.s, HandlerConfig: json.RawMessage(s.Rule.HandlerConfig)},
-		Plugin:             s.Plugin,
-		Context:            ctx,
-		ExternalIdentifier: s.ExternalIdentifier,
-		Event: plugins.Event{Type: s.Event.Type, ThirdPartyService: s.Event.ThirdPartyService,
-			AttributedTo: s.Event.AttributedTo, Payload: s.Event.Payload},
-	}
-	if s.Rule.Ordinal != nil {
-		out.Rule.Ordinal = *s.Rule.Ordinal
-	}
-	if m := s.Event.Metadata; m != nil {
-		out.Event.Metadata = plugins.EventMetadata{WebhookID: m.WebhookID, Headers: m.Headers}
-	}
-	return out, nil
+	_, err = d.ReadToken() // '}', or the error at a bad name
+	return true, err
 }
 
-// contextShape is context: the schema's types, decoded into what
-// PluginContext's own decoder builds (the oracle test compares them).
-type contextShape struct {
-	ProjectID         reqString                    `json:"project_id"`
-	ProjectSlug       reqString                    `json:"project_slug"`
-	OrgSlug           reqString                    `json:"org_slug"`
-	TeamSlug          *string                      `json:"team_slug"`
-	Environment       *string                      `json:"environment"`
-	AssignmentOptions anyMap                       `json:"assignment_options"`
-	ProjectLinks      strMap                       `json:"project_links"`
-	ProjectTypeSlugs  []reqString                  `json:"project_type_slugs"`
-	EnvironmentConfig anyMap                       `json:"environment_config"`
-	ActorUserID       *string                      `json:"actor_user_id"`
-	Identity          *plugins.IdentityCredentials `json:"identity"`
+// array reads an array, or null, calling elem to read each element.
+func array(d *jsontext.Decoder, elem func() error) error {
+	tok, err := d.ReadToken()
+	if err != nil || tok.Kind() == 'n' {
+		return err
+	} else if tok.Kind() != '[' {
+		return errors.New("must be an array or null")
+	}
+	for err == nil && d.PeekKind() != ']' {
+		err = elem()
+	}
+	if err == nil {
+		_, err = d.ReadToken()
+	}
+	return err
 }
 
-func (c *contextShape) context() (plugins.PluginContext, error) {
-	if !c.ProjectID.set || !c.ProjectSlug.set || !c.OrgSlug.set {
-		return plugins.PluginContext{}, errRequired
+// unquote returns a JSON string's contents, unescaped.
+func unquote(v jsontext.Value) []byte {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1]
 	}
-	out := plugins.PluginContext{
-		ProjectID: c.ProjectID.s, ProjectSlug: c.ProjectSlug.s, OrgSlug: c.OrgSlug.s,
-		TeamSlug: c.TeamSlug, Environment: c.Environment, AssignmentOptions: c.AssignmentOptions,
-		ProjectLinks: c.ProjectLinks, EnvironmentConfig: c.EnvironmentConfig,
-		ActorUserID: c.ActorUserID, Identity: c.Identity,
+	b, _ := jsontext.AppendUnquote(nil, v) // jsontext checked it
+	return b
+}
+
+// str reads a string; null gives "" and false.
+func str(d *jsontext.Decoder) (string, bool, error) {
+	v, err := d.ReadValue()
+	if err != nil || v.Kind() == 'n' {
+		return "", false, err
+	} else if v.Kind() != '"' {
+		return "", false, errNotString
 	}
-	out.ProjectTypeSlugs = make([]string, len(c.ProjectTypeSlugs)) // model defaults: empty, not nil
-	for i, s := range c.ProjectTypeSlugs {
-		out.ProjectTypeSlugs[i] = s.s
+	return string(unquote(v)), true, nil
+}
+
+// optStr reads a string or null (nil).
+func optStr(d *jsontext.Decoder) (*string, error) {
+	s, ok, err := str(d)
+	if !ok {
+		return nil, err
 	}
-	out.AssignmentOptions, out.EnvironmentConfig = orEmpty(out.AssignmentOptions), orEmpty(out.EnvironmentConfig)
-	out.ProjectLinks = orEmpty(out.ProjectLinks)
-	return out, nil
+	return &s, err
+}
+
+// integer reads an integer in int's range, or null (0); json/v2 rejects
+// 1.0 and 1e2 as ints too.
+func integer(d *jsontext.Decoder) (int, error) {
+	v, err := d.ReadValue()
+	if err != nil || v.Kind() == 'n' {
+		return 0, err
+	} else if v.Kind() != '0' {
+		return 0, errors.New("must be an integer")
+	}
+	n, err := strconv.ParseInt(string(v), 10, 0)
+	return int(n), err
+}
+
+// plugin reads a wire.PluginRef, or null (nil).
+func plugin(d *jsontext.Decoder) (*wire.PluginRef, error) {
+	p := &wire.PluginRef{}
+	ok, err := object(d, func(name []byte) (err error) {
+		switch string(name) {
+		case "id":
+			p.ID, _, err = str(d)
+		case "slug":
+			p.Slug, _, err = str(d)
+		default:
+			err = d.SkipValue()
+		}
+		return err
+	})
+	if !ok {
+		return nil, err
+	}
+	return p, err
+}
+
+// strMap reads an object whose values are strings, or null (nil).
+func strMap(d *jsontext.Decoder) (map[string]string, error) {
+	var m map[string]string
+	if d.PeekKind() == '{' {
+		m = make(map[string]string, 4)
+	}
+	_, err := object(d, func(name []byte) error {
+		k := string(name)
+		s, ok, err := str(d)
+		if err == nil && !ok {
+			err = errNotString
+		}
+		m[k] = s
+		return err
+	})
+	return m, err
+}
+
+// anyMap reads an object of any values, or null (nil).
+func anyMap(d *jsontext.Decoder) (map[string]any, error) {
+	if k := d.PeekKind(); k != '{' && k != 'n' {
+		return nil, errNotObject
+	}
+	v, err := anyValue(d)
+	m, _ := v.(map[string]any)
+	return m, err
+}
+
+// anyValue reads any value as json/v2 does into an any: objects
+// map[string]any, arrays []any, numbers float64.
+func anyValue(d *jsontext.Decoder) (any, error) {
+	switch d.PeekKind() {
+	case '{':
+		m := map[string]any{}
+		_, err := object(d, func(name []byte) error {
+			k := string(name)
+			v, err := anyValue(d)
+			m[k] = v
+			return err
+		})
+		return m, err
+	case '[':
+		a := []any{}
+		err := array(d, func() error {
+			v, err := anyValue(d)
+			a = append(a, v)
+			return err
+		})
+		return a, err
+	}
+	v, err := d.ReadValue()
+	switch {
+	case err != nil || v.Kind() == 'n':
+		return nil, err
+	case v.Kind() == '"':
+		return string(unquote(v)), nil
+	case v.Kind() == '0':
+		return strconv.ParseFloat(string(v), 64)
+	}
+	return v.Kind() == 't', nil
 }
 
 func orEmpty[M ~map[string]V, V any](m M) M {
@@ -188,58 +392,4 @@ func orEmpty[M ~map[string]V, V any](m M) M {
 		return M{}
 	}
 	return m
-}
-
-// reqString is a member that must be a string (not null).
-type reqString struct {
-	s   string
-	set bool
-}
-
-func (r *reqString) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	if d.PeekKind() != '"' {
-		return errors.New("must be a string")
-	}
-	tok, err := d.ReadToken()
-	r.s, r.set = tok.String(), err == nil
-	return err
-}
-
-// strMap is an object whose values are strings, or null.
-type strMap map[string]string
-
-func (m *strMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	tok, err := d.ReadToken()
-	if err != nil || tok.Kind() == 'n' {
-		return err
-	} else if tok.Kind() != '{' {
-		return errNotObject
-	}
-	*m = make(strMap, 4)
-	for err == nil && d.PeekKind() == '"' {
-		var v reqString
-		if tok, err = d.ReadToken(); err == nil { // jsontext rejects duplicate names
-			k := tok.String()
-			err = v.UnmarshalJSONFrom(d)
-			(*m)[k] = v.s
-		}
-	}
-	if err == nil {
-		_, err = d.ReadToken() // '}', or the error at a bad name
-	}
-	return err
-}
-
-// anyMap is an object of any values, or null, read by json/v2's path for
-// any (a map field would take the slower reflective one).
-type anyMap map[string]any
-
-func (m *anyMap) UnmarshalJSONFrom(d *jsontext.Decoder) error {
-	var v any
-	if k := d.PeekKind(); k != '{' && k != 'n' {
-		return errNotObject
-	}
-	err := jsonv2.UnmarshalDecode(d, &v)
-	*m, _ = v.(map[string]any)
-	return err
 }

@@ -1,23 +1,15 @@
-package envelope
+// Package chain parses and validates data.chain, an ordered rule chain
+// (wire-contract v1.1 §A). internal/envelope hands it the raw member it
+// found while decoding data; a bad chain is invalid_event there.
+package chain
 
 import (
-	"bytes"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
+	"fmt"
 
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
-
-// Ordered rule chains (wire-contract §A): data.chain is decoded and
-// validated apart from the rest of the envelope, after it, so it does not
-// depend on which decoder read the envelope. A bad chain is
-// invalid_event.
-
-// chainDoc is data with only its chain member (json/v2: names match
-// exactly, as JSON Schema matches them, and a repeated name is an error).
-type chainDoc struct {
-	Chain jsontext.Value `json:"chain"`
-}
 
 type rawChain struct {
 	ID        *string   `json:"id"`
@@ -38,33 +30,31 @@ type rawRule struct {
 	Ordinal       *int           `json:"ordinal"`
 }
 
-var (
-	chainKey   = []byte(`"chain"`)
-	escapedKey = []byte(`\u`)
-)
-
-// decodeChain returns data.chain of data (nil when absent or null),
-// validated against the event's id and rule.
-func decodeChain(data []byte, ceID string, rule wire.Rule) (*wire.Chain, error) {
-	if !bytes.Contains(data, chainKey) && !bytes.Contains(data, escapedKey) {
-		return nil, nil // cheap: no member can be named chain
-	}
-	var doc chainDoc
-	if err := jsonv2.Unmarshal(data, &doc); err != nil {
-		return nil, invalid("data.chain: %v", err)
-	}
-	if len(doc.Chain) == 0 || string(doc.Chain) == "null" {
+// Parse returns the chain of raw, data.chain's value (nil when raw is
+// empty or null), validated against the event's id and rule. Names match
+// exactly (json/v2, as JSON Schema matches them).
+func Parse(raw jsontext.Value, ceID string, rule wire.Rule) (*wire.Chain, error) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	var raw rawChain
-	if err := jsonv2.Unmarshal(doc.Chain, &raw); err != nil {
-		return nil, invalid("data.chain: %v", err)
+	var c rawChain
+	if err := jsonv2.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("data.chain: %w", err)
 	}
-	return validateChain(&raw, ceID, rule)
+	return validate(&c, ceID, rule)
 }
 
-// validateChain checks a chain (wire-contract §A) and returns its typed form.
-func validateChain(raw *rawChain, ceID string, rule wire.Rule) (*wire.Chain, error) {
+func invalid(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// validate checks a chain (wire-contract §A) and returns its typed form.
+func validate(raw *rawChain, ceID string, rule wire.Rule) (*wire.Chain, error) {
 	c := &wire.Chain{}
 	switch {
 	case raw.ID == nil:
