@@ -348,43 +348,10 @@ func anyMap(d *jsontext.Decoder) (map[string]any, error) {
 	if k := d.PeekKind(); k != '{' && k != 'n' {
 		return nil, errNotObject
 	}
-	v, err := anyValue(d)
+	var v any // json/v2's own path for any (a map type takes the reflective one)
+	err := jsonv2.UnmarshalDecode(d, &v)
 	m, _ := v.(map[string]any)
 	return m, err
-}
-
-// anyValue reads any value as json/v2 does into an any: objects
-// map[string]any, arrays []any, numbers float64.
-func anyValue(d *jsontext.Decoder) (any, error) {
-	switch d.PeekKind() {
-	case '{':
-		m := map[string]any{}
-		_, err := object(d, func(name []byte) error {
-			k := string(name)
-			v, err := anyValue(d)
-			m[k] = v
-			return err
-		})
-		return m, err
-	case '[':
-		a := []any{}
-		err := array(d, func() error {
-			v, err := anyValue(d)
-			a = append(a, v)
-			return err
-		})
-		return a, err
-	}
-	v, err := d.ReadValue()
-	switch {
-	case err != nil || v.Kind() == 'n':
-		return nil, err
-	case v.Kind() == '"':
-		return string(unquote(v)), nil
-	case v.Kind() == '0':
-		return strconv.ParseFloat(string(v), 64)
-	}
-	return v.Kind() == 't', nil
 }
 
 func orEmpty[M ~map[string]V, V any](m M) M {
