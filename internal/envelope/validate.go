@@ -117,8 +117,10 @@ func decodeData(d *jsontext.Decoder, out *wiredata.ActionData) (chain jsontext.V
 				}
 				return err
 			})
-		case "plugin":
-			out.Plugin, err = plugin(d)
+		case "plugin": // a local, so out stays on the stack
+			var p *wire.PluginRef
+			err = jsonv2.UnmarshalDecode(d, &p)
+			out.Plugin = p
 		case "context":
 			ctx, err = decodeContext(d, &out.Context)
 		case "external_identifier":
@@ -176,9 +178,9 @@ func decodeData(d *jsontext.Decoder, out *wiredata.ActionData) (chain jsontext.V
 // decodeContext reads context into what PluginContext's own decoder builds
 // (its defaults included; the oracle test compares them).
 func decodeContext(d *jsontext.Decoder, c *plugins.PluginContext) (bool, error) {
-	var id, slug, org bool
+	var id, slug, org, ok bool
 	c.ProjectTypeSlugs = []string{} // model defaults: empty, not nil
-	ok, err := object(d, func(name []byte) (err error) {
+	obj, err := object(d, func(name []byte) (err error) {
 		switch string(name) {
 		case "project_id":
 			c.ProjectID, id, err = str(d)
@@ -198,15 +200,21 @@ func decodeContext(d *jsontext.Decoder, c *plugins.PluginContext) (bool, error) 
 			c.EnvironmentConfig, err = anyMap(d)
 		case "project_links":
 			c.ProjectLinks, err = strMap(d)
-		case "project_type_slugs":
-			err = array(d, func() error {
-				s, ok, err := str(d)
-				if err == nil && !ok {
+		case "project_type_slugs": // an array of strings, or null
+			var tok jsontext.Token
+			if tok, err = d.ReadToken(); err == nil && tok.Kind() != 'n' && tok.Kind() != '[' {
+				err = errors.New("must be an array or null")
+			}
+			for err == nil && tok.Kind() == '[' && d.PeekKind() != ']' {
+				var s string
+				if s, ok, err = str(d); err == nil && !ok {
 					err = errNotString
 				}
 				c.ProjectTypeSlugs = append(c.ProjectTypeSlugs, s)
-				return err
-			})
+			}
+			if err == nil && tok.Kind() == '[' {
+				_, err = d.ReadToken() // ']'
+			}
 		case "identity": // its own decoder; a local, so c stays on the stack
 			var id *plugins.IdentityCredentials
 			err = jsonv2.UnmarshalDecode(d, &id)
@@ -221,7 +229,7 @@ func decodeContext(d *jsontext.Decoder, c *plugins.PluginContext) (bool, error) 
 	}
 	c.AssignmentOptions, c.EnvironmentConfig = orEmpty(c.AssignmentOptions), orEmpty(c.EnvironmentConfig)
 	c.ProjectLinks = orEmpty(c.ProjectLinks)
-	return ok, err
+	return obj, err
 }
 
 // object reads an object, calling member with each name (unescaped; valid
@@ -244,23 +252,6 @@ func object(d *jsontext.Decoder, member func(name []byte) error) (bool, error) {
 	}
 	_, err = d.ReadToken() // '}', or the error at a bad name
 	return true, err
-}
-
-// array reads an array, or null, calling elem to read each element.
-func array(d *jsontext.Decoder, elem func() error) error {
-	tok, err := d.ReadToken()
-	if err != nil || tok.Kind() == 'n' {
-		return err
-	} else if tok.Kind() != '[' {
-		return errors.New("must be an array or null")
-	}
-	for err == nil && d.PeekKind() != ']' {
-		err = elem()
-	}
-	if err == nil {
-		_, err = d.ReadToken()
-	}
-	return err
 }
 
 // unquote returns a JSON string's contents, unescaped.
@@ -303,26 +294,6 @@ func integer(d *jsontext.Decoder) (int, error) {
 	}
 	n, err := strconv.ParseInt(string(v), 10, 0)
 	return int(n), err
-}
-
-// plugin reads a wire.PluginRef, or null (nil).
-func plugin(d *jsontext.Decoder) (*wire.PluginRef, error) {
-	p := &wire.PluginRef{}
-	ok, err := object(d, func(name []byte) (err error) {
-		switch string(name) {
-		case "id":
-			p.ID, _, err = str(d)
-		case "slug":
-			p.Slug, _, err = str(d)
-		default:
-			err = d.SkipValue()
-		}
-		return err
-	})
-	if !ok {
-		return nil, err
-	}
-	return p, err
 }
 
 // strMap reads an object whose values are strings, or null (nil).
