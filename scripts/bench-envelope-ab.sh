@@ -87,7 +87,7 @@ for i in $(seq 0 $((rounds - 1))); do
 		base=$(cpu "$out/env-$s.test" "$dir" 1) # process start, schema compile
 		full=$(cpu "$out/env-$s.test" "$dir" "$iters")
 		dec=$(awk -v a="$base" -v b="$full" -v n="$iters" 'BEGIN {printf "%.0f", (b - a) / n * 1e9}')
-		pipe=$(cd "$out/$s" && "$out/bench-$s" -n "$n" -phases off 2>&1 | sed -n 's/.*off: \([0-9.]*\) µs CPU.*/\1/p' | head -1)
+		pipe=$(cd "$out/$s" && "$out/bench-$s" -n "$n" -phases off 2>&1 | sed -n 's/.*off: \([0-9.]*\) µs CPU.*/\1/p' | head -1 || true)
 		load=$(cut -d' ' -f1 /proc/loadavg)
 		echo "round $i $s decode_cpu_ns=$dec pipeline_cpu_us=${pipe:-FAIL} load=$load" | tee -a "$samples"
 	done
