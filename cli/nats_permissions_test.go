@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,8 +23,9 @@ import (
 
 // permissionServer starts a nats-server whose users get the roles of
 // deploy/nats/permissions.conf (copied beside the generated config, which
-// includes it as nats-server.conf does) and returns its URL.
-func permissionServer(t *testing.T, dir, gatewayPub, workerPub, operatorPub string) string {
+// includes it as nats-server.conf does) and returns its URL and its log of
+// errors (permission violations among them).
+func permissionServer(t *testing.T, dir, gatewayPub, workerPub, operatorPub string) (string, *serverErrors) {
 	t.Helper()
 	perms, err := os.ReadFile(filepath.Join("..", "deploy", "nats", "permissions.conf"))
 	require.NoError(t, err)
@@ -42,19 +44,58 @@ authorization {
 	path := writeFile(t, dir, "nats-server.conf", []byte(conf))
 	o, err := server.ProcessConfigFile(path)
 	require.NoError(t, err)
-	o.NoSigs, o.NoLog = true, os.Getenv("NATS_TEST_LOG") == ""
+	o.NoSigs = true
 	srv, err := server.NewServer(o)
 	require.NoError(t, err)
-	if !o.NoLog {
-		srv.ConfigureLogger()
-	}
+	errs := &serverErrors{echo: os.Getenv("NATS_TEST_LOG") != ""}
+	srv.SetLogger(errs, false, false)
 	go srv.Start()
 	t.Cleanup(func() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
 	require.True(t, srv.ReadyForConnections(10*time.Second))
-	return fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port)
+	return fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port), errs
+}
+
+// serverErrors is a nats-server logger keeping the errors it logs (a
+// client's permission violation: "Publish Violation - ..."); with echo
+// (NATS_TEST_LOG set) it prints every line too.
+type serverErrors struct {
+	echo bool
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *serverErrors) print(level, format string, v ...any) {
+	if l.echo {
+		fmt.Fprintf(os.Stderr, "nats-server "+level+" "+format+"\n", v...)
+	}
+}
+
+func (l *serverErrors) Noticef(format string, v ...any) { l.print("[INF]", format, v...) }
+func (l *serverErrors) Warnf(format string, v ...any)   { l.print("[WRN]", format, v...) }
+func (l *serverErrors) Debugf(format string, v ...any)  { l.print("[DBG]", format, v...) }
+func (l *serverErrors) Tracef(format string, v ...any)  { l.print("[TRC]", format, v...) }
+func (l *serverErrors) Fatalf(format string, v ...any)  { l.Errorf(format, v...) }
+func (l *serverErrors) Errorf(format string, v ...any) {
+	l.print("[ERR]", format, v...)
+	l.mu.Lock()
+	l.errs = append(l.errs, fmt.Sprintf(format, v...))
+	l.mu.Unlock()
+}
+
+// violations returns the permission violations logged so far.
+func (l *serverErrors) violations() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.errs {
+		if strings.Contains(e, "Violation") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // violations collects the server's permission errors for one connection.
@@ -101,36 +142,10 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	gwPub, _, gwSeed := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
 	wPub, _, wSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
 	opPub, _, opSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
-	url := permissionServer(t, dir, gwPub, wPub, opPub)
+	url, _ := permissionServer(t, dir, gwPub, wPub, opPub)
 
 	// The worker: provisions everything and starts consuming.
-	var out, errOut syncBuffer
-	cmd := NewRootCmd()
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"run", "--nats-url", url, "--nats-nkey", wSeed, "--data-dir", t.TempDir(),
-		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not exit")
-		}
-	})
-	require.Eventually(t, func() bool {
-		select {
-		case err := <-done:
-			done <- err
-			return true
-		default:
-			return strings.Contains(errOut.String(), "worker started")
-		}
-	}, 20*time.Second, 20*time.Millisecond)
-	require.Contains(t, errOut.String(), "worker started", "the worker role could not provision and start:\n%s", errOut.String())
+	errOut, _ := runWorkerAs(t, url, wSeed)
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
 
 	// The publisher: work subjects only.
@@ -217,6 +232,74 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, wV.has("violation"))
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
+}
+
+// runWorkerAs starts `imbi-worker run` against url with the nkey seed
+// file seed and waits until it has started. stop cancels it and returns
+// its exit error (also called by t.Cleanup).
+func runWorkerAs(t *testing.T, url, seed string) (errOut *syncBuffer, stop func() error) {
+	t.Helper()
+	var out syncBuffer
+	errOut = &syncBuffer{}
+	cmd := NewRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(errOut)
+	cmd.SetArgs([]string{"run", "--nats-url", url, "--nats-nkey", seed, "--data-dir", t.TempDir(),
+		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var once sync.Once
+	var exitErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case exitErr = <-done:
+			case <-time.After(20 * time.Second):
+				exitErr = errors.New("run did not exit")
+			}
+		})
+		return exitErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil && err.Error() == "run did not exit" {
+			t.Error(err)
+		}
+	})
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		default:
+			return strings.Contains(errOut.String(), "worker started")
+		}
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, errOut.String(), "worker started", "the worker role could not provision and start:\n%s", errOut.String())
+	return errOut, stop
+}
+
+// TestWorkerStopsWithinPermissions: a worker with the worker role starts
+// and stops without one permission violation. The role may not DELETE
+// consumers, so the lane cache leaves its consumer for the server to
+// remove (lanes.Cache), and stopping is not held up by a denied request.
+func TestWorkerStopsWithinPermissions(t *testing.T) {
+	dir := t.TempDir()
+	gwPub, _, _ := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
+	wPub, _, wSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
+	opPub, _, _ := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
+	url, serverLog := permissionServer(t, dir, gwPub, wPub, opPub)
+
+	errOut, stop := runWorkerAs(t, url, wSeed)
+	require.Empty(t, serverLog.violations(), "starting")
+	begin := time.Now()
+	require.NoError(t, stop())
+	took := time.Since(begin)
+	// A denied request is only seen by the server: give its log a moment.
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, serverLog.violations(), "stopping:\n%s", errOut.String())
+	require.Less(t, took, 4*time.Second, "stop waited on a denied request")
 }
 
 // TestNATSServerConfigShipped: deploy/nats/nats-server.conf, with its
