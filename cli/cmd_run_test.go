@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +36,66 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// runCmd is an `imbi-worker run` started by startRun.
+type runCmd struct {
+	out, errOut syncBuffer
+	// stop cancels the command and returns its exit error (t.Cleanup
+	// calls it too).
+	stop func() error
+}
+
+// errRunDidNotExit: the command did not exit within 20 s of its cancel.
+var errRunDidNotExit = errors.New("run did not exit")
+
+// startRun starts `imbi-worker args...` and waits until the worker has
+// started. An empty --data-dir value is given a temporary directory.
+func startRun(t *testing.T, args ...string) *runCmd {
+	t.Helper()
+	args = slices.Clone(args)
+	for i := range args {
+		if args[i] == "--data-dir" && i+1 < len(args) && args[i+1] == "" {
+			args[i+1] = t.TempDir()
+		}
+	}
+	r := &runCmd{}
+	cmd := NewRootCmd()
+	cmd.SetOut(&r.out)
+	cmd.SetErr(&r.errOut)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var once sync.Once
+	var exitErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case exitErr = <-done:
+			case <-time.After(20 * time.Second):
+				exitErr = errRunDidNotExit
+			}
+		})
+		return exitErr
+	}
+	t.Cleanup(func() {
+		if errors.Is(r.stop(), errRunDidNotExit) {
+			t.Error(errRunDidNotExit)
+		}
+	})
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		default:
+			return strings.Contains(r.errOut.String(), "worker started")
+		}
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, r.errOut.String(), "worker started", "the worker did not start:\n%s", r.errOut.String())
+	return r
 }
 
 // TestRunEmbeddedEndToEnd: `imbi-worker run` with no URL starts the

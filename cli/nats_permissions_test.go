@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -145,7 +144,8 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	url, _ := permissionServer(t, dir, gwPub, wPub, opPub)
 
 	// The worker: provisions everything and starts consuming.
-	errOut, _ := runWorkerAs(t, url, wSeed)
+	w := startRun(t, workerArgs(url, wSeed)...)
+	errOut := &w.errOut
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
 
 	// The publisher: work subjects only.
@@ -234,50 +234,10 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
 }
 
-// runWorkerAs starts `imbi-worker run` against url with the nkey seed
-// file seed and waits until it has started. stop cancels it and returns
-// its exit error (also called by t.Cleanup).
-func runWorkerAs(t *testing.T, url, seed string) (errOut *syncBuffer, stop func() error) {
-	t.Helper()
-	var out syncBuffer
-	errOut = &syncBuffer{}
-	cmd := NewRootCmd()
-	cmd.SetOut(&out)
-	cmd.SetErr(errOut)
-	cmd.SetArgs([]string{"run", "--nats-url", url, "--nats-nkey", seed, "--data-dir", t.TempDir(),
-		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var once sync.Once
-	var exitErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case exitErr = <-done:
-			case <-time.After(20 * time.Second):
-				exitErr = errors.New("run did not exit")
-			}
-		})
-		return exitErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil && err.Error() == "run did not exit" {
-			t.Error(err)
-		}
-	})
-	require.Eventually(t, func() bool {
-		select {
-		case err := <-done:
-			done <- err
-			return true
-		default:
-			return strings.Contains(errOut.String(), "worker started")
-		}
-	}, 20*time.Second, 20*time.Millisecond)
-	require.Contains(t, errOut.String(), "worker started", "the worker role could not provision and start:\n%s", errOut.String())
-	return errOut, stop
+// workerArgs runs the worker on url with the nkey seed file seed.
+func workerArgs(url, seed string) []string {
+	return []string{"run", "--nats-url", url, "--nats-nkey", seed, "--data-dir", "",
+		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"}
 }
 
 // TestWorkerStopsWithinPermissions: a worker with the worker role starts
@@ -291,14 +251,14 @@ func TestWorkerStopsWithinPermissions(t *testing.T) {
 	opPub, _, _ := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
 	url, serverLog := permissionServer(t, dir, gwPub, wPub, opPub)
 
-	errOut, stop := runWorkerAs(t, url, wSeed)
+	w := startRun(t, workerArgs(url, wSeed)...)
 	require.Empty(t, serverLog.violations(), "starting")
 	begin := time.Now()
-	require.NoError(t, stop())
+	require.NoError(t, w.stop())
 	took := time.Since(begin)
 	// A denied request is only seen by the server: give its log a moment.
 	time.Sleep(200 * time.Millisecond)
-	require.Empty(t, serverLog.violations(), "stopping:\n%s", errOut.String())
+	require.Empty(t, serverLog.violations(), "stopping:\n%s", w.errOut.String())
 	require.Less(t, took, 4*time.Second, "stop waited on a denied request")
 }
 
