@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -98,6 +99,32 @@ func startRun(t *testing.T, args ...string) *runCmd {
 	return r
 }
 
+// embeddedURL waits up to timeout for `run` to write its embedded
+// server's URL under dir and returns it.
+func embeddedURL(t *testing.T, dir string, timeout time.Duration) string {
+	t.Helper()
+	var url string
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, URLFile))
+		url = strings.TrimSpace(string(b))
+		return err == nil && url != ""
+	}, timeout, 20*time.Millisecond)
+	return url
+}
+
+// connectPublisher connects to url and returns the connection and a
+// publisher with the default subjects; both close when the test ends.
+func connectPublisher(t *testing.T, url string) (*nats.Conn, *publisher.Publisher) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	pub, err := publisher.New(nc, publisher.Config{})
+	require.NoError(t, err)
+	t.Cleanup(pub.Close)
+	return nc, pub
+}
+
 // TestRunEmbeddedEndToEnd: `imbi-worker run` with no URL starts the
 // embedded server, writes its URL, provisions, dead-letters a message for
 // an unknown handler and exits 0 on cancellation.
@@ -113,12 +140,7 @@ func TestRunEmbeddedEndToEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
-	var url string
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, URLFile))
-		url = strings.TrimSpace(string(b))
-		return err == nil && url != ""
-	}, 15*time.Second, 20*time.Millisecond)
+	url := embeddedURL(t, dir, 15*time.Second)
 	require.Contains(t, out.String(), url)
 
 	nc, err := nats.Connect(url)
