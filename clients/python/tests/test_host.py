@@ -151,6 +151,28 @@ async def test_execute_noop() -> None:
     assert reply == {"status": "ok"}
 
 
+async def test_context_model_is_resolved_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failed import of imbi_common is not cached by Python: resolving the
+    # PluginContext model per run searched sys.path on every message.
+    from imbi_worker_client.host import context
+
+    asked: list[str] = []
+    real = context.importlib.import_module
+
+    def counting(name: str, *a: Any) -> Any:
+        asked.append(name)
+        return real(name, *a)
+
+    loaded = load_plugins()
+    monkeypatch.setattr(context.importlib, "import_module", counting)
+    host = PluginHost(None, loaded)  # type: ignore[arg-type]
+    for _ in range(3):
+        reply = await host.execute("imbi.plugins.v1.run.example-py.noop",
+                                   _request({"label": "bench"}))
+        assert reply == {"status": "ok"}
+    assert asked.count("imbi_common.plugins") == 1, asked
+
+
 async def test_execute_deadline_and_rate_limit(tmp_path: Path) -> None:
     host = PluginHost(None, load_plugins())  # type: ignore[arg-type]
     slow = await host.execute("imbi.plugins.v1.run.example-py.slow",
