@@ -150,6 +150,9 @@ type result struct {
 	// The plugin host's CPU per message and cores (remote rows).
 	HostUsPerMsg float64 `json:"host_cpu_us_per_msg,omitempty"`
 	HostCores    float64 `json:"host_cores,omitempty"`
+	// HostRequests is the host's run requests in the round ($SRV.STATS;
+	// N when no run was retried).
+	HostRequests int `json:"host_run_requests,omitempty"`
 	// Redelivered is how many deliveries were redeliveries (consumer
 	// minus stream sequence at the end: retries, e.g. a remote row's host
 	// at capacity answering unavailable).
@@ -227,7 +230,7 @@ func run(o options) error {
 				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg,
 				res.MeanAckPending, res.MeanWaiting, res.Redelivered)
 			if c.Host {
-				fmt.Printf("    plugin host: %.1f µs/msg, %.2f cores\n", res.HostUsPerMsg, res.HostCores)
+				fmt.Printf("    plugin host: %.1f µs/msg, %.2f cores, %d run requests\n", res.HostUsPerMsg, res.HostCores, res.HostRequests)
 			}
 			if len(res.Tap) > 0 {
 				fmt.Printf("    tap: %s\n", tapLine(res.Tap, o.n))
@@ -663,6 +666,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		if err != nil {
 			return fail(err)
 		}
+		res.HostRequests = st.Requests
 		if st.Requests < o.n || st.Errors != 0 {
 			return fail(fmt.Errorf("plugin host served %d run requests with %d errors (last %q), want at least %d without an error", st.Requests, st.Errors, st.LastError, o.n))
 		}
