@@ -17,20 +17,7 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}  # Go 1.27.3: encoding/json/v2 in th
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 NATS_SERVER_VERSION=v2.15.2
-root=$(pwd)
-cache="$root/.cache/bin"
-server="$cache/nats-server-$NATS_SERVER_VERSION"
-if [ ! -x "$server" ]; then
-	mkdir -p "$cache"
-	tmp=$(mktemp -d "${TMPDIR:-/tmp}/nats-server-install.XXXXXX")
-	GOBIN="$tmp" "$GO" install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
-	mv "$tmp/nats-server" "$server"
-	rm -rf "$tmp"
-fi
-out=$(mktemp -d "${TMPDIR:-/tmp}/imbi-bench-peers.XXXXXX")
-trap 'rm -rf "$out"' EXIT
-"$GO" build -o "$out/prepublish" ./internal/bench/prepublish
-(cd bench && "$GO" build -o "$out/" ./cmd/raw ./cmd/watermill ./cmd/imbi-worker-bench ./cmd/peers)
+
 # Does a selected row need the plugin host? Every row runs unless
 # -contestants names them; -also may derive from a remote row.
 need_python=1
@@ -54,4 +41,19 @@ if [ "$need_python" = 1 ]; then
 	fi
 	host_args=(-plugin-host "$(dirname "$py")/imbi-plugin-host")
 fi
+
+root=$(pwd)
+cache="$root/.cache/bin"
+server="$cache/nats-server-$NATS_SERVER_VERSION"
+if [ ! -x "$server" ]; then
+	mkdir -p "$cache"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/nats-server-install.XXXXXX")
+	GOBIN="$tmp" "$GO" install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+	mv "$tmp/nats-server" "$server"
+	rm -rf "$tmp"
+fi
+out=$(mktemp -d "${TMPDIR:-/tmp}/imbi-bench-peers.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+"$GO" build -o "$out/prepublish" ./internal/bench/prepublish
+(cd bench && "$GO" build -o "$out/" ./cmd/raw ./cmd/watermill ./cmd/imbi-worker-bench ./cmd/peers)
 "$out/peers" -nats-server "$server" -prepublish "$out/prepublish" -bin-dir "$out" -n "${BENCH_PEERS_N:-100000}" "${host_args[@]}" "$@"
