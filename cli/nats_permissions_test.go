@@ -57,6 +57,19 @@ authorization {
 	return fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port), errs
 }
 
+// permissionRoles starts a permissionServer for three new nkey users and
+// returns its URL, its error log and the users' seed files: the gateway
+// (publisher role), the worker (worker role) and an operator (no limits).
+func permissionRoles(t *testing.T) (url string, log *serverErrors, gatewaySeed, workerSeed, operatorSeed string) {
+	t.Helper()
+	dir := t.TempDir()
+	gwPub, _, gatewaySeed := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
+	wPub, _, workerSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
+	opPub, _, operatorSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
+	url, log = permissionServer(t, dir, gwPub, wPub, opPub)
+	return url, log, gatewaySeed, workerSeed, operatorSeed
+}
+
 // serverErrors is a nats-server logger keeping the errors it logs (a
 // client's permission violation: "Publish Violation - ..."); with echo
 // (NATS_TEST_LOG set) it prints every line too.
@@ -137,11 +150,7 @@ func nkeyConn(t *testing.T, url, seedFile string, v *violations, opts ...nats.Op
 // publisher role can publish work and nothing else, and cannot listen to
 // the worker's replies.
 func TestNATSPermissionsConfig(t *testing.T) {
-	dir := t.TempDir()
-	gwPub, _, gwSeed := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
-	wPub, _, wSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
-	opPub, _, opSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
-	url, _ := permissionServer(t, dir, gwPub, wPub, opPub)
+	url, _, gwSeed, wSeed, opSeed := permissionRoles(t)
 
 	// The worker: provisions everything and starts consuming.
 	w := startRun(t, workerArgs(url, wSeed)...)
@@ -243,23 +252,16 @@ func workerArgs(url, seed string) []string {
 // TestWorkerStopsWithinPermissions: a worker with the worker role starts
 // and stops without one permission violation. The role may not DELETE
 // consumers, so the lane cache leaves its consumer for the server to
-// remove (lanes.Cache), and stopping is not held up by a denied request.
+// remove (lanes.Cache).
 func TestWorkerStopsWithinPermissions(t *testing.T) {
-	dir := t.TempDir()
-	gwPub, _, _ := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
-	wPub, _, wSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
-	opPub, _, _ := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
-	url, serverLog := permissionServer(t, dir, gwPub, wPub, opPub)
+	url, serverLog, _, wSeed, _ := permissionRoles(t)
 
 	w := startRun(t, workerArgs(url, wSeed)...)
 	require.Empty(t, serverLog.violations(), "starting")
-	begin := time.Now()
 	require.NoError(t, w.stop())
-	took := time.Since(begin)
-	// A denied request is only seen by the server: give its log a moment.
+	// A denied publish is only seen by the server: give its log a moment.
 	time.Sleep(200 * time.Millisecond)
 	require.Empty(t, serverLog.violations(), "stopping:\n%s", w.errOut.String())
-	require.Less(t, took, 4*time.Second, "stop waited on a denied request")
 }
 
 // TestNATSServerConfigShipped: deploy/nats/nats-server.conf, with its
