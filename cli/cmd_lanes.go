@@ -67,22 +67,31 @@ func (o *lanesOptions) key() (lanes.Key, error) {
 	return k, nil
 }
 
-func (o *lanesOptions) open(ctx context.Context) (*lanes.Store, func(), error) {
+// requiredKey is the lane the flags name, which verb needs.
+func (o *lanesOptions) requiredKey(verb string) (lanes.Key, error) {
+	k, err := o.key()
+	if err == nil && k.Plugin == "" {
+		err = fmt.Errorf("%s needs --plugin or --handler", verb)
+	}
+	return k, err
+}
+
+// withStore connects, binds the lanes bucket and runs fn on it.
+func (o *lanesOptions) withStore(ctx context.Context, fn func(*lanes.Store) error) error {
 	sess, err := o.nats.connect("lanes")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
+	defer sess.Close()
 	js, err := jetstream.New(sess.NC, jetstream.WithDefaultTimeout(o.nats.timeout))
 	if err != nil {
-		sess.Close()
-		return nil, nil, err
+		return err
 	}
 	store, err := lanes.Open(ctx, js, o.bucket)
 	if err != nil {
-		sess.Close()
-		return nil, nil, err
+		return err
 	}
-	return store, sess.Close, nil
+	return fn(store)
 }
 
 // laneJSON is a lane in --json output.
@@ -106,13 +115,11 @@ func newLanesListCmd(o *lanesOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, closeFn, err := o.open(cmd.Context())
-			if err != nil {
+			var all []lanes.State
+			if err := o.withStore(cmd.Context(), func(store *lanes.Store) (err error) {
+				all, err = store.List(cmd.Context())
 				return err
-			}
-			defer closeFn()
-			all, err := store.List(cmd.Context())
-			if err != nil {
+			}); err != nil {
 				return err
 			}
 			out := []laneJSON{}
@@ -160,12 +167,9 @@ func newLanesPauseCmd(o *lanesOptions) *cobra.Command {
 		Short: "Pause a lane (every lane of the plugin without --plugin-id) until resumed or --until",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := o.key()
+			k, err := o.requiredKey("pause")
 			if err != nil {
 				return err
-			}
-			if k.Plugin == "" {
-				return fmt.Errorf("pause needs --plugin or --handler")
 			}
 			now := time.Now()
 			req := lanes.PauseRequest{Lane: k, Reason: reason, By: operator()}
@@ -178,12 +182,9 @@ func newLanesPauseCmd(o *lanesOptions) *cobra.Command {
 					return fmt.Errorf("--until: %q is not an RFC 3339 time or a positive duration like 2h", until)
 				}
 			}
-			store, closeFn, err := o.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if err := store.Pause(cmd.Context(), req); err != nil {
+			if err := o.withStore(cmd.Context(), func(store *lanes.Store) error {
+				return store.Pause(cmd.Context(), req)
+			}); err != nil {
 				return err
 			}
 			if o.jsonOut {
@@ -213,19 +214,13 @@ func newLanesResumeCmd(o *lanesOptions) *cobra.Command {
 		Short: "Resume a lane (every lane of the plugin without --plugin-id)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := o.key()
+			k, err := o.requiredKey("resume")
 			if err != nil {
 				return err
 			}
-			if k.Plugin == "" {
-				return fmt.Errorf("resume needs --plugin or --handler")
-			}
-			store, closeFn, err := o.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if err := store.Resume(cmd.Context(), k, operator()); err != nil {
+			if err := o.withStore(cmd.Context(), func(store *lanes.Store) error {
+				return store.Resume(cmd.Context(), k, operator())
+			}); err != nil {
 				return err
 			}
 			if o.jsonOut {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,19 +65,8 @@ func TestRunServesTheConsole(t *testing.T) {
 	require.Eventually(t, func() bool { code, _ := call("GET", "/readyz", "", false); return code == http.StatusOK },
 		20*time.Second, 20*time.Millisecond, "never ready; log:\n%s", errOut.String())
 
-	var natsURL string
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, URLFile))
-		natsURL = strings.TrimSpace(string(b))
-		return err == nil && natsURL != ""
-	}, 5*time.Second, 20*time.Millisecond)
-	nc, err := nats.Connect(natsURL)
-	require.NoError(t, err)
-	defer nc.Close()
-	pub, err := publisher.New(nc, publisher.Config{})
-	require.NoError(t, err)
-	defer pub.Close()
-	_, err = pub.Publish(context.Background(), publisher.Message{ID: "console-1.0", Data: wiredata.ActionData{
+	nc, pub := connectPublisher(t, embeddedURL(t, dir, 5*time.Second))
+	_, err := pub.Publish(context.Background(), publisher.Message{ID: "console-1.0", Data: wiredata.ActionData{
 		Rule:    wire.Rule{Handler: "nope#act", HandlerConfig: json.RawMessage(`{}`)},
 		Context: plugins.PluginContext{ProjectID: "p", ProjectSlug: "s", OrgSlug: "o"},
 		Event:   plugins.Event{Type: "push", ThirdPartyService: "github", Metadata: plugins.EventMetadata{WebhookID: "wh-1"}},

@@ -10,13 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -148,18 +146,7 @@ func TestRunServesAdminMetricsAndTraces(t *testing.T) {
 		require.Contains(t, checks, "neo4j")
 	})
 
-	var url string
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, URLFile))
-		url = strings.TrimSpace(string(b))
-		return err == nil && url != ""
-	}, 5*time.Second, 20*time.Millisecond)
-	nc, err := nats.Connect(url)
-	require.NoError(t, err)
-	defer nc.Close()
-	pub, err := publisher.New(nc, publisher.Config{})
-	require.NoError(t, err)
-	defer pub.Close()
+	_, pub := connectPublisher(t, embeddedURL(t, dir, 5*time.Second))
 
 	// A publisher-side span (as imbi-gateway would have): publisher injects
 	// its traceparent.
@@ -167,7 +154,7 @@ func TestRunServesAdminMetricsAndTraces(t *testing.T) {
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	pubCtx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true}))
-	_, err = pub.Publish(pubCtx, publisher.Message{ID: "ops-1.0", Data: wiredata.ActionData{
+	_, err := pub.Publish(pubCtx, publisher.Message{ID: "ops-1.0", Data: wiredata.ActionData{
 		Rule:    wire.Rule{Handler: "nope#act", HandlerConfig: json.RawMessage(`{}`)},
 		Context: plugins.PluginContext{ProjectID: "p", ProjectSlug: "s", OrgSlug: "o"},
 		Event: plugins.Event{Type: "push", ThirdPartyService: "github",

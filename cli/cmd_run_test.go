@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -36,6 +39,92 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// runCmd is an `imbi-worker run` started by startRun.
+type runCmd struct {
+	out, errOut syncBuffer
+	// stop cancels the command and returns its exit error (t.Cleanup
+	// calls it too).
+	stop func() error
+}
+
+// errRunDidNotExit: the command did not exit within 20 s of its cancel.
+var errRunDidNotExit = errors.New("run did not exit")
+
+// startRun starts `imbi-worker args...` and waits until the worker has
+// started. An empty --data-dir value is given a temporary directory.
+func startRun(t *testing.T, args ...string) *runCmd {
+	t.Helper()
+	args = slices.Clone(args)
+	for i := range args {
+		if args[i] == "--data-dir" && i+1 < len(args) && args[i+1] == "" {
+			args[i+1] = t.TempDir()
+		}
+	}
+	r := &runCmd{}
+	cmd := NewRootCmd()
+	cmd.SetOut(&r.out)
+	cmd.SetErr(&r.errOut)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var once sync.Once
+	var exitErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case exitErr = <-done:
+			case <-time.After(20 * time.Second):
+				exitErr = errRunDidNotExit
+			}
+		})
+		return exitErr
+	}
+	t.Cleanup(func() {
+		if errors.Is(r.stop(), errRunDidNotExit) {
+			t.Error(errRunDidNotExit)
+		}
+	})
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		default:
+			return strings.Contains(r.errOut.String(), "worker started")
+		}
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, r.errOut.String(), "worker started", "the worker did not start:\n%s", r.errOut.String())
+	return r
+}
+
+// embeddedURL waits up to timeout for `run` to write its embedded
+// server's URL under dir and returns it.
+func embeddedURL(t *testing.T, dir string, timeout time.Duration) string {
+	t.Helper()
+	var url string
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, URLFile))
+		url = strings.TrimSpace(string(b))
+		return err == nil && url != ""
+	}, timeout, 20*time.Millisecond)
+	return url
+}
+
+// connectPublisher connects to url and returns the connection and a
+// publisher with the default subjects; both close when the test ends.
+func connectPublisher(t *testing.T, url string) (*nats.Conn, *publisher.Publisher) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	pub, err := publisher.New(nc, publisher.Config{})
+	require.NoError(t, err)
+	t.Cleanup(pub.Close)
+	return nc, pub
+}
+
 // TestRunEmbeddedEndToEnd: `imbi-worker run` with no URL starts the
 // embedded server, writes its URL, provisions, dead-letters a message for
 // an unknown handler and exits 0 on cancellation.
@@ -51,12 +140,7 @@ func TestRunEmbeddedEndToEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
-	var url string
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, URLFile))
-		url = strings.TrimSpace(string(b))
-		return err == nil && url != ""
-	}, 15*time.Second, 20*time.Millisecond)
+	url := embeddedURL(t, dir, 15*time.Second)
 	require.Contains(t, out.String(), url)
 
 	nc, err := nats.Connect(url)

@@ -444,35 +444,11 @@ func TestNATSSecretsNotLogged(t *testing.T) {
 		{"nkey", authServer(t, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: pub}}}), []string{"--nats-nkey", seedFile}, []string{seed}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var out, errOut syncBuffer
-			cmd := NewRootCmd()
-			cmd.SetOut(&out)
-			cmd.SetErr(&errOut)
-			cmd.SetArgs(append([]string{"run", "--nats-url", c.url, "--data-dir", t.TempDir(),
-				"--shutdown-grace", "1s", "--log-level", "debug", "--log-format", "json"}, c.args...))
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- cmd.ExecuteContext(ctx) }()
-			require.Eventually(t, func() bool {
-				select {
-				case err := <-done:
-					done <- err
-					return true
-				default:
-					return strings.Contains(errOut.String(), "worker started")
-				}
-			}, 15*time.Second, 20*time.Millisecond)
-			cancel()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("run did not exit")
-			}
-			require.NoError(t, err, errOut.String())
-			require.Contains(t, errOut.String(), "worker started")
-			requireNoSecrets(t, c.secrets, out.String(), errOut.String(), err)
+			r := startRun(t, append([]string{"run", "--nats-url", c.url, "--data-dir", "",
+				"--shutdown-grace", "1s", "--log-level", "debug", "--log-format", "json"}, c.args...)...)
+			err := r.stop()
+			require.NoError(t, err, r.errOut.String())
+			requireNoSecrets(t, c.secrets, r.out.String(), r.errOut.String(), err)
 		})
 	}
 }

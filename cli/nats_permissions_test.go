@@ -22,8 +22,9 @@ import (
 
 // permissionServer starts a nats-server whose users get the roles of
 // deploy/nats/permissions.conf (copied beside the generated config, which
-// includes it as nats-server.conf does) and returns its URL.
-func permissionServer(t *testing.T, dir, gatewayPub, workerPub, operatorPub string) string {
+// includes it as nats-server.conf does) and returns its URL and its log of
+// errors (permission violations among them).
+func permissionServer(t *testing.T, dir, gatewayPub, workerPub, operatorPub string) (string, *serverErrors) {
 	t.Helper()
 	perms, err := os.ReadFile(filepath.Join("..", "deploy", "nats", "permissions.conf"))
 	require.NoError(t, err)
@@ -42,19 +43,71 @@ authorization {
 	path := writeFile(t, dir, "nats-server.conf", []byte(conf))
 	o, err := server.ProcessConfigFile(path)
 	require.NoError(t, err)
-	o.NoSigs, o.NoLog = true, os.Getenv("NATS_TEST_LOG") == ""
+	o.NoSigs = true
 	srv, err := server.NewServer(o)
 	require.NoError(t, err)
-	if !o.NoLog {
-		srv.ConfigureLogger()
-	}
+	errs := &serverErrors{echo: os.Getenv("NATS_TEST_LOG") != ""}
+	srv.SetLogger(errs, false, false)
 	go srv.Start()
 	t.Cleanup(func() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
 	require.True(t, srv.ReadyForConnections(10*time.Second))
-	return fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port)
+	return fmt.Sprintf("nats://127.0.0.1:%d", srv.Addr().(*net.TCPAddr).Port), errs
+}
+
+// permissionRoles starts a permissionServer for three new nkey users and
+// returns its URL, its error log and the users' seed files: the gateway
+// (publisher role), the worker (worker role) and an operator (no limits).
+func permissionRoles(t *testing.T) (url string, log *serverErrors, gatewaySeed, workerSeed, operatorSeed string) {
+	t.Helper()
+	dir := t.TempDir()
+	gwPub, _, gatewaySeed := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
+	wPub, _, workerSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
+	opPub, _, operatorSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
+	url, log = permissionServer(t, dir, gwPub, wPub, opPub)
+	return url, log, gatewaySeed, workerSeed, operatorSeed
+}
+
+// serverErrors is a nats-server logger keeping the errors it logs (a
+// client's permission violation: "Publish Violation - ..."); with echo
+// (NATS_TEST_LOG set) it prints every line too.
+type serverErrors struct {
+	echo bool
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *serverErrors) print(level, format string, v ...any) {
+	if l.echo {
+		fmt.Fprintf(os.Stderr, "nats-server "+level+" "+format+"\n", v...)
+	}
+}
+
+func (l *serverErrors) Noticef(format string, v ...any) { l.print("[INF]", format, v...) }
+func (l *serverErrors) Warnf(format string, v ...any)   { l.print("[WRN]", format, v...) }
+func (l *serverErrors) Debugf(format string, v ...any)  { l.print("[DBG]", format, v...) }
+func (l *serverErrors) Tracef(format string, v ...any)  { l.print("[TRC]", format, v...) }
+func (l *serverErrors) Fatalf(format string, v ...any)  { l.Errorf(format, v...) }
+func (l *serverErrors) Errorf(format string, v ...any) {
+	l.print("[ERR]", format, v...)
+	l.mu.Lock()
+	l.errs = append(l.errs, fmt.Sprintf(format, v...))
+	l.mu.Unlock()
+}
+
+// violations returns the permission violations logged so far.
+func (l *serverErrors) violations() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.errs {
+		if strings.Contains(e, "Violation") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // violations collects the server's permission errors for one connection.
@@ -97,40 +150,11 @@ func nkeyConn(t *testing.T, url, seedFile string, v *violations, opts ...nats.Op
 // publisher role can publish work and nothing else, and cannot listen to
 // the worker's replies.
 func TestNATSPermissionsConfig(t *testing.T) {
-	dir := t.TempDir()
-	gwPub, _, gwSeed := nkeySeedFile(t, dir, "gateway.nk", nkeys.CreateUser)
-	wPub, _, wSeed := nkeySeedFile(t, dir, "worker.nk", nkeys.CreateUser)
-	opPub, _, opSeed := nkeySeedFile(t, dir, "operator.nk", nkeys.CreateUser)
-	url := permissionServer(t, dir, gwPub, wPub, opPub)
+	url, _, gwSeed, wSeed, opSeed := permissionRoles(t)
 
 	// The worker: provisions everything and starts consuming.
-	var out, errOut syncBuffer
-	cmd := NewRootCmd()
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"run", "--nats-url", url, "--nats-nkey", wSeed, "--data-dir", t.TempDir(),
-		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not exit")
-		}
-	})
-	require.Eventually(t, func() bool {
-		select {
-		case err := <-done:
-			done <- err
-			return true
-		default:
-			return strings.Contains(errOut.String(), "worker started")
-		}
-	}, 20*time.Second, 20*time.Millisecond)
-	require.Contains(t, errOut.String(), "worker started", "the worker role could not provision and start:\n%s", errOut.String())
+	w := startRun(t, workerArgs(url, wSeed)...)
+	errOut := &w.errOut
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
 
 	// The publisher: work subjects only.
@@ -217,6 +241,27 @@ func TestNATSPermissionsConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, wV.has("violation"))
 	require.NotContains(t, strings.ToLower(errOut.String()), "permissions violation")
+}
+
+// workerArgs runs the worker on url with the nkey seed file seed.
+func workerArgs(url, seed string) []string {
+	return []string{"run", "--nats-url", url, "--nats-nkey", seed, "--data-dir", "",
+		"--admin-addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--log-format", "json"}
+}
+
+// TestWorkerStopsWithinPermissions: a worker with the worker role starts
+// and stops without one permission violation. The role may not DELETE
+// consumers, so the lane cache leaves its consumer for the server to
+// remove (lanes.Cache).
+func TestWorkerStopsWithinPermissions(t *testing.T) {
+	url, serverLog, _, wSeed, _ := permissionRoles(t)
+
+	w := startRun(t, workerArgs(url, wSeed)...)
+	require.Empty(t, serverLog.violations(), "starting")
+	require.NoError(t, w.stop())
+	// A denied publish is only seen by the server: give its log a moment.
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, serverLog.violations(), "stopping:\n%s", w.errOut.String())
 }
 
 // TestNATSServerConfigShipped: deploy/nats/nats-server.conf, with its

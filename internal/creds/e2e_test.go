@@ -18,6 +18,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch/dispatchtest"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/workertest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -143,17 +144,9 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 	require.NoError(t, err)
 
 	ne := streamstest.Start(t, streams.Config{MaxDeliver: 60, Idempotency: true})
-	nc, js, sc := ne.NC, ne.JS, ne.Config
+	js := ne.JS
 
-	var dlqMu sync.Mutex
-	var deadLetters []*nats.Msg
-	sub, err := nc.Subscribe(sc.DLQPrefix+".>", func(m *nats.Msg) {
-		dlqMu.Lock()
-		deadLetters = append(deadLetters, m)
-		dlqMu.Unlock()
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	dead := workertest.RecordDeadLetters(t, ne)
 
 	rec := dispatchtest.NewRecorder()
 	reg, err := dispatchtest.Registry(&dispatchtest.Plugin{Slug: "withcreds", Rec: rec,
@@ -161,20 +154,11 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 	require.NoError(t, err)
 	disp := &dispatch.Dispatcher{Registry: reg, Credentials: resolver, DefaultTimeout: 2 * time.Second}
 	workerLogs := &logBuffer{}
-	wnc, err := nats.Connect(ne.URL())
-	require.NoError(t, err)
-	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, disp, worker.Config{
-		Streams: sc, Concurrency: 2, MaxAttempts: 50, BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+	workertest.Run(t, ne, disp, worker.Config{
+		Concurrency: 2, MaxAttempts: 50, BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		ShutdownGrace: 5 * time.Second, Idempotency: true, WorkerID: "creds-e2e",
 		Logger: slog.New(slog.NewTextHandler(workerLogs, nil)),
 	})
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
 
 	publish := func(id string) {
 		m := nats.NewMsg(wire.DefaultSubjectPrefix + ".withcreds.ok")
@@ -197,9 +181,7 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // several backoff rounds
 	require.Zero(t, rec.Calls("msg-down-1"))
 	require.Zero(t, rec.Calls("msg-down-2"))
-	dlqMu.Lock()
-	require.Empty(t, deadLetters, "an unreachable Neo4j must never dead-letter")
-	dlqMu.Unlock()
+	require.Empty(t, dead.All(), "an unreachable Neo4j must never dead-letter")
 
 	// 3. Neo4j back: both are processed, once each.
 	proxy.Restore()
@@ -207,9 +189,7 @@ func TestEndToEndWorkerCredentialsAndNeo4jOutage(t *testing.T) {
 		return rec.Calls("msg-down-1") == 1 && rec.Calls("msg-down-2") == 1
 	}, 20*time.Second, 20*time.Millisecond)
 	require.Equal(t, canary, rec.LastCredentials()["token"])
-	dlqMu.Lock()
-	require.Empty(t, deadLetters)
-	dlqMu.Unlock()
+	require.Empty(t, dead.All())
 	require.NotContains(t, logs.String()+workerLogs.String(), canary, "no secret in any log line")
 	require.Contains(t, workerLogs.String(), "unavailable", "the outage was seen and retried")
 }

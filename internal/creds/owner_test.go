@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch/dispatchtest"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/workertest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -144,34 +144,17 @@ func TestEndToEndForgedPluginIDIsCredentialsMissing(t *testing.T) {
 	require.NoError(t, err)
 
 	ne := streamstest.Start(t, streams.Config{MaxDeliver: 10, Idempotency: true})
-	var dlqMu sync.Mutex
-	var deadLetters []*nats.Msg
-	sub, err := ne.NC.Subscribe(ne.Config.DLQPrefix+".>", func(m *nats.Msg) {
-		dlqMu.Lock()
-		deadLetters = append(deadLetters, m)
-		dlqMu.Unlock()
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	dead := workertest.RecordDeadLetters(t, ne)
 
 	rec := dispatchtest.NewRecorder()
 	reg, err := dispatchtest.Registry(&dispatchtest.Plugin{Slug: "withcreds", Rec: rec,
 		Credentials: []plugins.CredentialField{{Name: "token", Label: "Token", Required: true}}})
 	require.NoError(t, err)
 	workerLogs := &logBuffer{}
-	wnc, err := nats.Connect(ne.URL())
-	require.NoError(t, err)
-	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, &dispatch.Dispatcher{Registry: reg, Credentials: resolver, DefaultTimeout: 2 * time.Second},
-		worker.Config{Streams: ne.Config, Concurrency: 1, MaxAttempts: 5, BackoffBase: 50 * time.Millisecond,
+	workertest.Run(t, ne, &dispatch.Dispatcher{Registry: reg, Credentials: resolver, DefaultTimeout: 2 * time.Second},
+		worker.Config{Concurrency: 1, MaxAttempts: 5, BackoffBase: 50 * time.Millisecond,
 			BackoffMax: 100 * time.Millisecond, ShutdownGrace: 5 * time.Second, Idempotency: true, WorkerID: "owner-e2e",
 			Logger: slog.New(slog.NewTextHandler(workerLogs, nil))})
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
 
 	m := nats.NewMsg(wire.DefaultSubjectPrefix + ".withcreds.ok")
 	m.Header.Set("Content-Type", wire.ContentTypeCE)
@@ -180,14 +163,8 @@ func TestEndToEndForgedPluginIDIsCredentialsMissing(t *testing.T) {
 	_, err = ne.JS.PublishMsg(context.Background(), m)
 	require.NoError(t, err)
 
-	require.Eventually(t, func() bool {
-		dlqMu.Lock()
-		defer dlqMu.Unlock()
-		return len(deadLetters) == 1
-	}, 15*time.Second, 10*time.Millisecond)
-	dlqMu.Lock()
-	letter := deadLetters[0]
-	dlqMu.Unlock()
+	require.Eventually(t, func() bool { return len(dead.All()) == 1 }, 15*time.Second, 10*time.Millisecond)
+	letter := dead.All()[0]
 	require.Equal(t, string(wire.ReasonCredentialsMissing), letter.Header.Get(wire.DLQReason))
 	require.Equal(t, "1", letter.Header.Get(wire.DLQAttempts), "permanent: not retried")
 	require.Contains(t, letter.Header.Get(wire.DLQError), `Plugin node "`+victim+`" does not belong to plugin 'withcreds'`)

@@ -91,3 +91,49 @@ func TestDeferralCounts(t *testing.T) {
 		return err == nil && n == 0
 	}, 10*time.Second, 100*time.Millisecond)
 }
+
+// TestCacheWatchConsumer: the cache's consumer is left to the server when
+// the cache stops (the worker's role may not delete consumers): it still
+// exists, with an inactive threshold. A consumer lost under the cache is
+// replaced, and the cache keeps following from where it was.
+func TestCacheWatchConsumer(t *testing.T) {
+	t.Parallel()
+	env := streamstest.Start(t, streams.Config{})
+	ctx := context.Background()
+	s := lanes.NewStore(env.JS, env.Provisioned.Lanes)
+	require.NoError(t, s.Pause(ctx, lanes.PauseRequest{Lane: lanes.Key{Plugin: "before"}, By: "ops"}))
+	cache, err := s.Watch(ctx, nil, nil)
+	require.NoError(t, err)
+	_, ok := cache.Paused("before", "", time.Now())
+	require.True(t, ok, "loaded before Watch returns")
+	stream, err := env.JS.Stream(ctx, "KV_"+env.Provisioned.Lanes.Bucket())
+	require.NoError(t, err)
+	names := func() []string {
+		var out []string
+		for n := range stream.ConsumerNames(ctx).Name() {
+			out = append(out, n)
+		}
+		return out
+	}
+
+	// Lost: deleted under it. A new consumer follows on.
+	first := names()
+	require.Len(t, first, 1)
+	require.NoError(t, stream.DeleteConsumer(ctx, first[0]))
+	require.NoError(t, s.Pause(ctx, lanes.PauseRequest{Lane: lanes.Key{Plugin: "after"}, By: "ops"}))
+	require.Eventually(t, func() bool {
+		_, ok := cache.Paused("after", "", time.Now())
+		return ok
+	}, 20*time.Second, 20*time.Millisecond, "the cache follows after losing its consumer")
+	_, ok = cache.Paused("before", "", time.Now())
+	require.True(t, ok, "kept what it had")
+
+	// Stopped: the consumer stays for the server to remove.
+	second := names()
+	require.Len(t, second, 1)
+	require.NotEqual(t, first, second)
+	cache.Stop()
+	info, err := stream.PushConsumer(ctx, second[0])
+	require.NoError(t, err, "Stop does not delete the consumer")
+	require.Positive(t, info.CachedInfo().Config.InactiveThreshold)
+}

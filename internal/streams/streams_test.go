@@ -10,20 +10,30 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// startJS starts an embedded server on dir and connects to it; both are
+// closed when the test ends (or before, by the caller).
+func startJS(t *testing.T, dir string) (*Embedded, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return srv, nc, js
+}
+
 func TestApplyIsIdempotentAndPersists(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir})
-	require.NoError(t, err)
+	srv, nc, js := startJS(t, dir)
 	require.Contains(t, srv.URL(), "127.0.0.1")
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
 	ctx := context.Background()
 	c := DefaultConfig()
 	c.FilterSubjects = []string{"imbi.actions.github.>"}
-	_, err = Apply(ctx, js, c)
+	_, err := Apply(ctx, js, c)
 	require.NoError(t, err)
 	p, err := Apply(ctx, js, c)
 	require.NoError(t, err, "second apply changes nothing")
@@ -36,14 +46,7 @@ func TestApplyIsIdempotentAndPersists(t *testing.T) {
 	srv.Shutdown()
 
 	// The file store survives a restart of the embedded server.
-	srv, err = StartEmbedded(EmbeddedConfig{DataDir: dir})
-	require.NoError(t, err)
-	defer srv.Shutdown()
-	nc, err = nats.Connect(srv.URL())
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err = jetstream.New(nc)
-	require.NoError(t, err)
+	_, _, js = startJS(t, dir)
 	s, err := js.Stream(ctx, c.Stream)
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
@@ -53,17 +56,10 @@ func TestApplyIsIdempotentAndPersists(t *testing.T) {
 
 func TestApplyRejectsOverlappingPools(t *testing.T) {
 	t.Parallel()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	_, _, js := startJS(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = Apply(ctx, js, DefaultConfig())
+	_, err := Apply(ctx, js, DefaultConfig())
 	require.NoError(t, err)
 	// A second pool on the same subjects with another consumer name: a
 	// work-queue stream refuses overlapping consumers.
@@ -97,14 +93,7 @@ func TestEmbeddedNeedsDataDir(t *testing.T) {
 // retention, 7 days by default or as configured, and absent when off.
 func TestApplyOutcomeStream(t *testing.T) {
 	t.Parallel()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	_, _, js := startJS(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -145,14 +134,7 @@ func TestApplyOutcomeStream(t *testing.T) {
 // that its event is too big; a message at the limit is stored.
 func TestApplyMaxMsgSize(t *testing.T) {
 	t.Parallel()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	_, _, js := startJS(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, tc := range []struct {

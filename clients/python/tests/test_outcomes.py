@@ -250,3 +250,24 @@ async def test_sqlite_example_writes_history_rows(
     )
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "recorded 0 outcomes"
+
+
+async def test_reader_idles_out_when_fetch_runs_out_of_time(natsd_url: str) -> None:
+    """nats-py's fetch reports a timeout as nats.errors.TimeoutError or,
+    when its deadline runs out between its no-wait probe and its waiting
+    pull (a loaded host), as a bare asyncio.TimeoutError. Both mean "no
+    outcome yet": the reader idles out instead of raising. A fetch timeout
+    of a few milliseconds makes the second kind routine."""
+    nc = await nats.connect(natsd_url)
+    js = nc.jetstream()
+    stream = f"PY_IDLE_{uuid.uuid4().hex[:6]}"
+    await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+    try:
+        reader = OutcomeReader(nc, durable="idle", stream=stream, subject=f"{stream.lower()}.>",
+                               fetch_timeout=0.002, idle_timeout=1.0)
+        async with reader:
+            got = [o async for o in reader]
+        assert got == []
+    finally:
+        await js.delete_stream(stream)
+        await nc.close()

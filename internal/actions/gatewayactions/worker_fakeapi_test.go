@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +22,9 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
-	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/workertest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
@@ -54,7 +53,7 @@ const githubDeployment = `{
 type e2eEnv struct {
 	api *fakeAPI
 	pub *publisher.Publisher
-	dlq *dlqRecorder
+	dlq *workertest.DeadLetters
 }
 
 func newE2E(t *testing.T) *e2eEnv {
@@ -62,24 +61,13 @@ func newE2E(t *testing.T) *e2eEnv {
 	api := newFakeAPI(t)
 
 	ne := streamstest.Start(t, streams.Config{MaxDeliver: 8, Idempotency: true})
-	nc, sc := ne.NC, ne.Config
 
 	env := map[string]string{EnvImbiURL: api.srv.URL, EnvImbiToken: testToken}
-	reg := registry.New(func() []pluginreg.Registration {
-		return []pluginreg.Registration{{Name: Slug, Load: func() (any, error) {
-			return Plugin{Getenv: func(k string) string { return env[k] },
-				Logger: slog.New(slog.DiscardHandler)}, nil
-		}}}
-	})
-	res, err := reg.Load()
-	require.NoError(t, err)
-	require.Empty(t, res.Errors)
-
-	wnc, err := nats.Connect(ne.URL())
-	require.NoError(t, err)
-	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, &dispatch.Dispatcher{Registry: reg, DefaultTimeout: 5 * time.Second}, worker.Config{
-		Streams:       sc,
+	reg := workertest.Registry(t, pluginreg.Registration{Name: Slug, Load: func() (any, error) {
+		return Plugin{Getenv: func(k string) string { return env[k] },
+			Logger: slog.New(slog.DiscardHandler)}, nil
+	}})
+	workertest.Run(t, ne, &dispatch.Dispatcher{Registry: reg, DefaultTimeout: 5 * time.Second}, worker.Config{
 		Concurrency:   2,
 		MaxAttempts:   4,
 		BackoffBase:   50 * time.Millisecond,
@@ -89,23 +77,10 @@ func newE2E(t *testing.T) *e2eEnv {
 		WorkerID:      "gateway-actions-e2e",
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
 
-	pub, err := publisher.New(nc, publisher.Config{SubjectPrefix: sc.SubjectPrefix})
+	pub, err := publisher.New(ne.NC, publisher.Config{SubjectPrefix: ne.Config.SubjectPrefix})
 	require.NoError(t, err)
-	return &e2eEnv{api: api, pub: pub, dlq: newDLQRecorder(t, nc, sc.DLQPrefix)}
+	return &e2eEnv{api: api, pub: pub, dlq: workertest.RecordDeadLetters(t, ne)}
 }
 
 // publish sends the webhook body as the CloudEvent of one matched rule.
@@ -146,30 +121,6 @@ func (e *e2eEnv) requestsFor(project string) []apiRequest {
 	return out
 }
 
-type dlqRecorder struct {
-	mu   sync.Mutex
-	msgs map[string]*nats.Msg
-}
-
-func newDLQRecorder(t *testing.T, nc *nats.Conn, prefix string) *dlqRecorder {
-	d := &dlqRecorder{msgs: map[string]*nats.Msg{}}
-	sub, err := nc.Subscribe(prefix+".>", func(m *nats.Msg) {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		d.msgs[m.Header.Get(wire.HeaderMsgID)] = m
-	})
-	require.NoError(t, err)
-	require.NoError(t, nc.Flush())
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return d
-}
-
-func (d *dlqRecorder) get(id string) *nats.Msg {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.msgs[id]
-}
-
 // TestThroughWorkerAgainstFakeAPI: see the file comment (a fake imbi-api).
 func TestThroughWorkerAgainstFakeAPI(t *testing.T) {
 	e := newE2E(t)
@@ -192,7 +143,7 @@ func TestThroughWorkerAgainstFakeAPI(t *testing.T) {
 		requireJSON(t, `{"status": "success", "note": "https://github.com/o/r/actions/runs/77", "external_run_id": "77"}`, reqs[1].Body)
 		time.Sleep(300 * time.Millisecond)
 		require.Len(t, e.requestsFor("p-ok"), 2, "acked once, not redelivered")
-		require.Nil(t, e.dlq.get(id))
+		require.Nil(t, e.dlq.Get(id))
 	})
 
 	t.Run("503 then 201 retries after Retry-After and succeeds once", func(t *testing.T) {
@@ -213,7 +164,7 @@ func TestThroughWorkerAgainstFakeAPI(t *testing.T) {
 			require.Equal(t, route, r.key())
 			requireJSON(t, `{"committish": "abcdef1", "title": "Deploy v1.2.3", "tag": "v1.2.3"}`, r.Body)
 		}
-		require.Nil(t, e.dlq.get(id))
+		require.Nil(t, e.dlq.Get(id))
 	})
 
 	t.Run("404 dead-letters with its reason", func(t *testing.T) {
@@ -222,7 +173,7 @@ func TestThroughWorkerAgainstFakeAPI(t *testing.T) {
 		id := e.publish(t, "d-404", "gateway-actions#add_deployment_event", statusConfig, "p-404",
 			"deployment_status", githubDeploymentStatus)
 		var dead *nats.Msg
-		require.Eventually(t, func() bool { dead = e.dlq.get(id); return dead != nil }, 15*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool { dead = e.dlq.Get(id); return dead != nil }, 15*time.Second, 20*time.Millisecond)
 		require.Equal(t, string(wire.ReasonActionFailed), dead.Header.Get(wire.DLQReason))
 		require.Equal(t, "1", dead.Header.Get(wire.DLQAttempts), "permanent: no retry")
 		errText := dead.Header.Get(wire.DLQError)

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +22,9 @@ import (
 	"github.com/aweber-imbi/imbi-worker/internal/actions/httprequest"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
-	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/workertest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/publisher"
@@ -43,8 +42,7 @@ func (tokenSource) Credentials(context.Context, plugins.PluginManifest, string, 
 
 type e2e struct {
 	pub  *publisher.Publisher
-	mu   sync.Mutex
-	dead map[string]*nats.Msg // by Nats-Msg-Id
+	dead *workertest.DeadLetters
 }
 
 // workerOpt adjusts the streams and worker configuration of startWorker.
@@ -62,41 +60,10 @@ func startWorker(t *testing.T, p httprequest.Plugin, opts ...workerOpt) *e2e {
 		o(&sc, &wc)
 	}
 	ne := streamstest.Start(t, sc)
-	wc.Streams = ne.Config
-	reg := registry.New(func() []pluginreg.Registration {
-		return []pluginreg.Registration{{Name: httprequest.Slug, Load: func() (any, error) { return p, nil }}}
-	})
-	res, err := reg.Load()
-	require.NoError(t, err)
-	require.Empty(t, res.Errors)
-
-	wnc, err := nats.Connect(ne.URL())
-	require.NoError(t, err)
-	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, &dispatch.Dispatcher{Registry: reg, Credentials: tokenSource{}, DefaultTimeout: 5 * time.Second}, wc)
-	require.NoError(t, err)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
-
-	e := &e2e{dead: map[string]*nats.Msg{}}
-	sub, err := ne.NC.Subscribe(ne.Config.DLQPrefix+".>", func(m *nats.Msg) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.dead[m.Header.Get(wire.HeaderMsgID)] = m
-	})
-	require.NoError(t, err)
-	require.NoError(t, ne.NC.Flush())
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	reg := workertest.Registry(t, pluginreg.Registration{Name: httprequest.Slug, Load: func() (any, error) { return p, nil }})
+	workertest.Run(t, ne, &dispatch.Dispatcher{Registry: reg, Credentials: tokenSource{}, DefaultTimeout: 5 * time.Second}, wc)
+	e := &e2e{dead: workertest.RecordDeadLetters(t, ne)}
+	var err error
 	e.pub, err = publisher.New(ne.NC, publisher.Config{SubjectPrefix: ne.Config.SubjectPrefix})
 	require.NoError(t, err)
 	return e
@@ -122,9 +89,7 @@ func (e *e2e) deadLetter(t *testing.T, id string) *nats.Msg {
 	t.Helper()
 	var m *nats.Msg
 	require.Eventually(t, func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		m = e.dead[id]
+		m = e.dead.Get(id)
 		return m != nil
 	}, 15*time.Second, 20*time.Millisecond, "no dead letter for %s", id)
 	return m

@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any
 
 import nats
-import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -236,7 +235,11 @@ class OutcomeReader:
         while True:
             try:
                 msgs: list[Msg] = await sub.fetch(self._batch, timeout=self._fetch_timeout)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # nats.errors.TimeoutError (a TimeoutError), or a bare
+                # asyncio.TimeoutError (TimeoutError itself) when fetch's
+                # deadline ran out between its no-wait probe and its
+                # waiting pull, as on a loaded host: no outcome yet.
                 msgs = []
             if not msgs:
                 if self._idle_timeout is not None and loop.time() - idle_since >= self._idle_timeout:
