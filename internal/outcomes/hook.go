@@ -2,7 +2,6 @@ package outcomes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,11 +84,7 @@ func (h *Hook) message(s *worker.Settlement) (*nats.Msg, error) {
 	if !ok {
 		return nil, nil
 	}
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode outcome: %w", err)
-	}
-	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{
+	m := &nats.Msg{Subject: subject, Data: ev.AppendJSON(make([]byte, 0, eventSizeHint)), Header: nats.Header{
 		wire.HeaderContentType: []string{wire.ContentTypeCE},
 		wire.HeaderMsgID:       []string{ev.ID},
 	}}
