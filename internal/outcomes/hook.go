@@ -37,9 +37,11 @@ type Config struct {
 }
 
 // Hook publishes the outcome event of every settle decision. It is the
-// settler's BeforeSettle hook (an Ack's outcome is published without
-// waiting, alongside the done-marker) and BeforeAck hook (the outcome is
-// acknowledged by the server before the message call). Register it as
+// settler's BeforeSettle hook (the outcome is published without waiting,
+// alongside the decision's durable step: the done-marker, the deferral
+// count) and BeforeAck hook (the outcome is acknowledged by the server
+// before the message call; a dead_lettered one is published there, once
+// the letter's sequence is known). Register it as
 // the LAST BeforeSettle hook: a hook after it could still turn an Ack
 // into a Retry after "succeeded" went out under the attempt's id.
 //
@@ -91,31 +93,43 @@ func (h *Hook) message(s *worker.Settlement) (*nats.Msg, error) {
 	return m, nil
 }
 
-// BeforeSettle starts the publish of a succeeded outcome; BeforeAck
-// waits for it. Other decisions are published in BeforeAck, once the
-// dead letter (if any) is stored and its sequence known.
+// pending is an outcome publish started in BeforeSettle, with the
+// decision kind it was built for.
+type pending struct {
+	jetstream.PubAckFuture
+	kind worker.Kind
+}
+
+// BeforeSettle starts the publish of the decision's outcome; BeforeAck
+// waits for its acknowledgement, so the round trip overlaps the
+// decision's durable step (the done-marker, the lane's deferral count)
+// instead of following it. A dead_lettered outcome is published in
+// BeforeAck, once the letter is stored and its sequence known.
 func (h *Hook) BeforeSettle(_ context.Context, s *worker.Settlement) error {
-	if s.Decision.Kind != worker.KindAck {
+	if s.Decision.Kind == worker.KindDeadLetter {
 		return nil
 	}
 	m, err := h.message(s)
-	if err != nil {
+	if err != nil || m == nil {
 		return err
 	}
 	f, err := h.js.PublishMsgAsync(m)
 	if err != nil {
-		return fmt.Errorf("publish outcome: %w", err)
+		return h.failed(s, m, fmt.Errorf("publish outcome: %w", err))
 	}
-	s.Pending = f
+	s.Pending = pending{PubAckFuture: f, kind: s.Decision.Kind}
 	return nil
 }
 
 // BeforeAck makes sure the decision's outcome is stored.
 func (h *Hook) BeforeAck(ctx context.Context, s *worker.Settlement) error {
-	if f := s.Pending; f != nil {
+	if p, ok := s.Pending.(pending); ok {
 		s.Pending = nil
-		if s.Decision.Kind == worker.KindAck {
-			return h.await(f)
+		if p.kind == s.Decision.Kind {
+			if err := h.await(p); err != nil {
+				return h.failed(s, p.Msg(), err)
+			}
+			return nil
 		}
 		// The decision changed after the early publish (cannot happen
 		// while this is the last BeforeSettle hook); the outcome went
@@ -127,15 +141,25 @@ func (h *Hook) BeforeAck(ctx context.Context, s *worker.Settlement) error {
 	}
 	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Timeout)
 	defer cancel()
-	_, err = h.js.PublishMsg(pubCtx, m)
-	if err == nil {
-		return nil
+	if _, err = h.js.PublishMsg(pubCtx, m); err != nil {
+		return h.failed(s, m, fmt.Errorf("publish outcome: %w", err))
 	}
-	err = fmt.Errorf("publish outcome: %w", err)
+	return nil
+}
+
+// failed is the hook's answer to an outcome not stored: the error for a
+// terminal outcome (the message is retried, not settled without it),
+// nil after a log line for retrying and paused (the message goes back
+// anyway and its next attempt has an outcome of its own).
+func (h *Hook) failed(s *worker.Settlement, m *nats.Msg, err error) error {
 	switch s.Decision.Kind {
 	case worker.KindRetry, worker.KindDefer, worker.KindRequeue:
+		subject, id := "", ""
+		if m != nil {
+			subject, id = m.Subject, m.Header.Get(wire.HeaderMsgID)
+		}
 		h.cfg.Logger.Warn("outcome event not stored; the message is retried anyway",
-			"subject", m.Subject, "outcome_id", m.Header.Get(wire.HeaderMsgID), "error", err)
+			"subject", subject, "outcome_id", id, "error", err)
 		return nil
 	}
 	return err

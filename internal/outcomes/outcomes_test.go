@@ -398,7 +398,11 @@ func TestOutcomeStreamDownKeepsMessage(t *testing.T) {
 
 	work, err := h.env.JS.Stream(ctx, h.env.Config.Stream)
 	require.NoError(t, err)
-	time.Sleep(500 * time.Millisecond) // several attempts (backoff 20-50 ms) fail to store the outcome
+	// Several attempts fail to store the outcome. Each holds its publish
+	// up to ~500 ms (nats.go retries "no responders" twice, 250 ms
+	// apart), so the first attempt's succeeded must be over before the
+	// stream comes back, or it is stored and no deduplicated follows.
+	time.Sleep(1500 * time.Millisecond)
 	info, err := work.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), info.State.Msgs, "nothing acked without its outcome")
