@@ -22,6 +22,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/actions/httprequest"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/registry"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
@@ -42,6 +43,7 @@ func (tokenSource) Credentials(context.Context, plugins.PluginManifest, string, 
 }
 
 type e2e struct {
+	env  *streamstest.Env
 	pub  *publisher.Publisher
 	mu   sync.Mutex
 	dead map[string]*nats.Msg // by Nats-Msg-Id
@@ -63,6 +65,10 @@ func startWorker(t *testing.T, p httprequest.Plugin, opts ...workerOpt) *e2e {
 	}
 	ne := streamstest.Start(t, sc)
 	wc.Streams = ne.Config
+	if sc.Outcomes { // as run does: the outcome hook last
+		wc.Hooks = outcomes.NewHook(ne.JS, outcomes.Config{Prefix: ne.Config.OutcomesPrefix, WorkerID: wc.WorkerID,
+			Logger: wc.Logger}).Hooks(wc.Hooks)
+	}
 	reg := registry.New(func() []pluginreg.Registration {
 		return []pluginreg.Registration{{Name: httprequest.Slug, Load: func() (any, error) { return p, nil }}}
 	})
@@ -88,7 +94,7 @@ func startWorker(t *testing.T, p httprequest.Plugin, opts ...workerOpt) *e2e {
 	})
 	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
 
-	e := &e2e{dead: map[string]*nats.Msg{}}
+	e := &e2e{env: ne, dead: map[string]*nats.Msg{}}
 	sub, err := ne.NC.Subscribe(ne.Config.DLQPrefix+".>", func(m *nats.Msg) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
