@@ -14,9 +14,10 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// publisher stores outcome events (jetstream.JetStream).
+// publisher stores outcome events (jetstream.JetStream). When it has a
+// Conn (jetstream.JetStream does), the hook publishes on it with an
+// acker of its own instead.
 type publisher interface {
-	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
@@ -34,6 +35,10 @@ type Config struct {
 	Timeout time.Duration
 	// Logger gets the publish failures of non-terminal outcomes.
 	Logger *slog.Logger
+
+	// jetStreamAcks: publish with jetstream's PublishMsgAsync instead of
+	// the acker (the benchmark's baseline).
+	jetStreamAcks bool
 }
 
 // Hook publishes the outcome event of every settle decision. It is the
@@ -51,8 +56,9 @@ type Config struct {
 // publish of retrying or paused is logged and the message is nak'ed
 // anyway: the next attempt has an outcome of its own.
 type Hook struct {
-	js  publisher
-	cfg Config
+	js   publisher
+	acks *acker // nil: jetstream's PublishMsgAsync
+	cfg  Config
 }
 
 // NewHook returns the outcome hook publishing on js.
@@ -66,7 +72,15 @@ func NewHook(js publisher, cfg Config) *Hook {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Hook{js: js, cfg: cfg}
+	h := &Hook{js: js, cfg: cfg}
+	if c, ok := js.(interface{ Conn() *nats.Conn }); ok && !cfg.jetStreamAcks {
+		a, err := newAcker(c.Conn())
+		if err != nil {
+			cfg.Logger.Warn("outcome events use jetstream's acknowledgements", "error", err)
+		}
+		h.acks = a
+	}
+	return h
 }
 
 // Hooks returns the worker hooks with h appended last.
@@ -96,8 +110,50 @@ func (h *Hook) message(s *worker.Settlement) (*nats.Msg, error) {
 // pending is an outcome publish started in BeforeSettle, with the
 // decision kind it was built for.
 type pending struct {
-	jetstream.PubAckFuture
+	m    *nats.Msg
+	w    *ackWait               // the acker's wait, or
+	f    jetstream.PubAckFuture // jetstream's future
 	kind worker.Kind
+}
+
+// publish starts m's publish.
+func (h *Hook) publish(m *nats.Msg, kind worker.Kind) (pending, error) {
+	p := pending{m: m, kind: kind}
+	var err error
+	if h.acks != nil {
+		p.w, err = h.acks.publish(m, h.cfg.Timeout)
+	} else {
+		p.f, err = h.js.PublishMsgAsync(m)
+	}
+	if err != nil {
+		return p, fmt.Errorf("publish outcome: %w", err)
+	}
+	return p, nil
+}
+
+// await waits for p's acknowledgement.
+func (h *Hook) await(p pending) error {
+	timer := time.NewTimer(h.cfg.Timeout)
+	defer timer.Stop()
+	if p.w != nil {
+		select {
+		case err := <-p.w.done:
+			if err != nil {
+				return fmt.Errorf("publish outcome: %w", err)
+			}
+			return nil
+		case <-timer.C:
+			return errNoAck
+		}
+	}
+	select {
+	case <-p.f.Ok():
+		return nil
+	case err := <-p.f.Err():
+		return fmt.Errorf("publish outcome: %w", err)
+	case <-timer.C:
+		return errNoAck
+	}
 }
 
 // BeforeSettle starts the publish of the decision's outcome; BeforeAck
@@ -113,36 +169,33 @@ func (h *Hook) BeforeSettle(_ context.Context, s *worker.Settlement) error {
 	if err != nil || m == nil {
 		return err
 	}
-	f, err := h.js.PublishMsgAsync(m)
+	p, err := h.publish(m, s.Decision.Kind)
 	if err != nil {
-		return h.failed(s, m, fmt.Errorf("publish outcome: %w", err))
+		return h.failed(s, m, err)
 	}
-	s.Pending = pending{PubAckFuture: f, kind: s.Decision.Kind}
+	s.Pending = p
 	return nil
 }
 
 // BeforeAck makes sure the decision's outcome is stored.
-func (h *Hook) BeforeAck(ctx context.Context, s *worker.Settlement) error {
-	if p, ok := s.Pending.(pending); ok {
-		s.Pending = nil
-		if p.kind == s.Decision.Kind {
-			if err := h.await(p); err != nil {
-				return h.failed(s, p.Msg(), err)
-			}
-			return nil
+func (h *Hook) BeforeAck(_ context.Context, s *worker.Settlement) error {
+	p, ok := s.Pending.(pending)
+	s.Pending = nil
+	if !ok || p.kind != s.Decision.Kind {
+		// Not started, or the decision changed after the early publish
+		// (cannot happen while this is the last BeforeSettle hook; that
+		// outcome went out under this attempt's id and the dedup window
+		// keeps it).
+		m, err := h.message(s)
+		if err != nil || m == nil {
+			return err
 		}
-		// The decision changed after the early publish (cannot happen
-		// while this is the last BeforeSettle hook); the outcome went
-		// out under this attempt's id and the dedup window keeps it.
+		if p, err = h.publish(m, s.Decision.Kind); err != nil {
+			return h.failed(s, m, err)
+		}
 	}
-	m, err := h.message(s)
-	if err != nil || m == nil {
-		return err
-	}
-	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Timeout)
-	defer cancel()
-	if _, err = h.js.PublishMsg(pubCtx, m); err != nil {
-		return h.failed(s, m, fmt.Errorf("publish outcome: %w", err))
+	if err := h.await(p); err != nil {
+		return h.failed(s, p.m, err)
 	}
 	return nil
 }
@@ -154,32 +207,9 @@ func (h *Hook) BeforeAck(ctx context.Context, s *worker.Settlement) error {
 func (h *Hook) failed(s *worker.Settlement, m *nats.Msg, err error) error {
 	switch s.Decision.Kind {
 	case worker.KindRetry, worker.KindDefer, worker.KindRequeue:
-		subject, id := "", ""
-		if m != nil {
-			subject, id = m.Subject, m.Header.Get(wire.HeaderMsgID)
-		}
 		h.cfg.Logger.Warn("outcome event not stored; the message is retried anyway",
-			"subject", subject, "outcome_id", id, "error", err)
+			"subject", m.Subject, "outcome_id", m.Header.Get(wire.HeaderMsgID), "error", err)
 		return nil
 	}
 	return err
-}
-
-// await waits for an early publish's acknowledgement.
-func (h *Hook) await(f jetstream.PubAckFuture) error {
-	select {
-	case <-f.Ok():
-		return nil
-	default:
-	}
-	timer := time.NewTimer(h.cfg.Timeout)
-	defer timer.Stop()
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return fmt.Errorf("publish outcome: %w", err)
-	case <-timer.C:
-		return errNoAck
-	}
 }

@@ -398,10 +398,10 @@ func TestOutcomeStreamDownKeepsMessage(t *testing.T) {
 
 	work, err := h.env.JS.Stream(ctx, h.env.Config.Stream)
 	require.NoError(t, err)
-	// Several attempts fail to store the outcome. Each holds its publish
-	// up to ~500 ms (nats.go retries "no responders" twice, 250 ms
-	// apart), so the first attempt's succeeded must be over before the
-	// stream comes back, or it is stored and no deduplicated follows.
+	// Several attempts fail to store the outcome. The first attempt's
+	// publish must be over before the stream comes back (jetstream's
+	// PublishMsgAsync retries "no responders" for up to ~500 ms), or its
+	// succeeded is stored and no deduplicated follows.
 	time.Sleep(1500 * time.Millisecond)
 	info, err := work.Info(ctx)
 	require.NoError(t, err)
