@@ -60,7 +60,7 @@ const sweepEvery = 1024
 
 // newAcker subscribes to a reply inbox of its own on nc.
 func newAcker(nc *nats.Conn) (*acker, error) {
-	a := &acker{nc: nc, prefix: nc.NewRespInbox() + ".", wait: map[uint64]*ackWait{}}
+	a := &acker{nc: nc, prefix: nc.NewInbox() + ".", wait: map[uint64]*ackWait{}}
 	sub, err := nc.Subscribe(a.prefix+"*", a.reply)
 	if err != nil {
 		return nil, fmt.Errorf("outcome acknowledgement inbox: %w", err)
