@@ -12,7 +12,14 @@
 // (VmHWM) at the end. The contestants' order rotates every round.
 //
 // A contestant is one entry of the contestants list below: a name, a
-// binary and its arguments, extra environment.
+// binary and its arguments, extra environment; a row that runs the events
+// through a Python plugin host (wire contract §D) also names the events'
+// handler and its Go baseline. For such a row the harness starts one
+// imbi-plugin-host (-plugin-host) after the pre-publish and before the
+// contestant, waits until it answers $SRV.PING, counts its CPU with the
+// contestant's and checks after the drain, from its $SRV.STATS, that its
+// run endpoint served every message without an error. For every row, the
+// dead-letter stream must be empty after the drain.
 package main
 
 import (
@@ -46,6 +53,14 @@ type contestant struct {
 	Bin  string // a file in -bin-dir
 	Args []string
 	Env  []string
+	// Handler is the events' handler (prepublish -handler); "" is the Go
+	// no-op bench#noop.
+	Handler string
+	// Host: one imbi-plugin-host serves Handler.
+	Host bool
+	// Baseline is the row this one's overhead per message is reported
+	// against (the same worker flags, the Go no-op).
+	Baseline string
 }
 
 // contestants: adding one is one entry.
@@ -56,7 +71,19 @@ var contestants = []contestant{
 	{Name: "worker", Bin: "imbi-worker-bench", Args: workerArgs()},
 	// The default mode less the outcome events (v1.1 §C): their cost.
 	{Name: "worker-outcomes-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-outcomes")},
+	// The worker and worker-off rows with the action remote: the example
+	// Python plugin's no-op (examples/python-plugin, example-py#noop)
+	// served by one imbi-plugin-host as shipped (issue 17). --remote-plugins
+	// on, as docs/python-plugins.md asks of a deployment with hosts.
+	{Name: "worker-remote-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-idempotency", "--remote-plugins", "on"),
+		Handler: remoteHandler, Host: true, Baseline: "worker-off"},
+	{Name: "worker-remote", Bin: "imbi-worker-bench", Args: workerArgs("--remote-plugins", "on"),
+		Handler: remoteHandler, Host: true, Baseline: "worker"},
 }
+
+// remoteHandler is the remote rows' no-op action; its handler_config
+// accepts the Go no-op's {"label": "bench"}.
+const remoteHandler = "example-py#noop"
 
 // workerArgs runs the shipped worker as deployed (telemetry as shipped,
 // the admin server on a free port), bound to the objects prepublish made.
@@ -72,6 +99,8 @@ type options struct {
 	natsServer     string
 	prepublish     string
 	binDir         string
+	pluginHost     string
+	hostArgs       string
 	jsonOut        string
 	profileDir     string
 	profileSeconds int
@@ -90,6 +119,8 @@ func main() {
 	flag.StringVar(&o.natsServer, "nats-server", "nats-server", "nats-server binary")
 	flag.StringVar(&o.prepublish, "prepublish", "", "the main module's internal/bench/prepublish binary")
 	flag.StringVar(&o.binDir, "bin-dir", "", "directory of the contestant binaries")
+	flag.StringVar(&o.pluginHost, "plugin-host", "", "the imbi-plugin-host executable of a venv with examples/python-plugin installed (the worker-remote rows; scripts/bench-peers.sh sets it)")
+	flag.StringVar(&o.hostArgs, "host-args", "", "extra arguments for imbi-plugin-host, e.g. \"--concurrency 32\" (experiments)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write every run and the medians as JSON to this file")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of contestant and server during each drain to this directory (perturbs the run)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 4, "length of each CPU profile")
@@ -116,6 +147,16 @@ type result struct {
 	MsgsPerSec  float64 `json:"msgs_per_sec"`
 	CPUUsPerMsg float64 `json:"contestant_cpu_us_per_msg"`
 	SrvUsPerMsg float64 `json:"server_cpu_us_per_msg"`
+	// The plugin host's CPU per message and cores (remote rows).
+	HostUsPerMsg float64 `json:"host_cpu_us_per_msg,omitempty"`
+	HostCores    float64 `json:"host_cores,omitempty"`
+	// HostRequests is the host's run requests in the round ($SRV.STATS;
+	// N when no run was retried).
+	HostRequests int `json:"host_run_requests,omitempty"`
+	// Redelivered is how many deliveries were redeliveries (consumer
+	// minus stream sequence at the end: retries, e.g. a remote row's host
+	// at capacity answering unavailable).
+	Redelivered int     `json:"redelivered"`
 	RSSMiB      float64 `json:"contestant_max_rss_mib"`
 	// From the server's /connz: what the contestant's connection sent
 	// (pull requests, acks, KV writes and lookups) and received
@@ -159,6 +200,11 @@ func run(o options) error {
 			list = append(list, contestants[i])
 		}
 	}
+	for _, c := range list {
+		if c.Host && o.pluginHost == "" {
+			return fmt.Errorf("contestant %s needs -plugin-host (imbi-plugin-host with examples/python-plugin; scripts/bench-peers.sh builds the venv)", c.Name)
+		}
+	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return err
@@ -179,19 +225,22 @@ func run(o options) error {
 				return fmt.Errorf("round %d, %s: %w", r+1, c.Name, err)
 			}
 			round = append(round, res)
-			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f  mean ack-pending %.1f, waiting pulls %.2f\n",
+			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f  mean ack-pending %.1f, waiting pulls %.2f  redelivered %d\n",
 				r+1, c.Name, res.MsgsPerSec, res.CPUUsPerMsg, res.SrvUsPerMsg, res.RSSMiB, res.ConnInPerMsg, res.ConnOutPerMsg,
 				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg,
-				res.MeanAckPending, res.MeanWaiting)
+				res.MeanAckPending, res.MeanWaiting, res.Redelivered)
+			if c.Host {
+				fmt.Printf("    plugin host: %.1f µs/msg, %.2f cores, %d run requests\n", res.HostUsPerMsg, res.HostCores, res.HostRequests)
+			}
 			if len(res.Tap) > 0 {
 				fmt.Printf("    tap: %s\n", tapLine(res.Tap, o.n))
 			}
 		}
 		all = append(all, round...)
-		printTable(fmt.Sprintf("round %d (order %s)", r+1, names(order)), round)
+		printTable(fmt.Sprintf("round %d (order %s)", r+1, names(order)), round, list)
 	}
 	med := medians(list, all)
-	printTable(fmt.Sprintf("median of %d rounds, load after %s", o.rounds, loadAvg()), med)
+	printTable(fmt.Sprintf("median of %d rounds, load after %s", o.rounds, loadAvg()), med, list)
 	if o.jsonOut != "" {
 		b, err := json.MarshalIndent(map[string]any{"n": o.n, "rounds": all, "median": med}, "", "  ")
 		if err != nil {
@@ -233,14 +282,16 @@ func names(cs []contestant) string {
 	return strings.Join(s, ",")
 }
 
-func printTable(title string, rs []result) {
+func printTable(title string, rs []result, list []contestant) {
 	rate := map[string]float64{}
+	byName := map[string]result{}
 	for _, r := range rs {
 		rate[r.Contestant] = r.MsgsPerSec
+		byName[r.Contestant] = r
 	}
 	fmt.Printf("\n%s\n", title)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "contestant\tmsgs/s\tCPU µs/msg contestant\tserver\tmax RSS MiB\tvs watermill\tvs raw\t")
+	fmt.Fprintln(tw, "contestant\tmsgs/s\tCPU µs/msg contestant\tplugin host\tserver\ttotal\tmax RSS MiB\tvs watermill\tvs raw\t")
 	for _, r := range rs {
 		ratio := func(of string) string {
 			if v := rate[of]; v > 0 && r.Contestant != of {
@@ -248,11 +299,47 @@ func printTable(title string, rs []result) {
 			}
 			return ""
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", r.Contestant, r.MsgsPerSec, r.CPUUsPerMsg, r.SrvUsPerMsg, r.RSSMiB,
-			ratio("watermill"), ratio("raw"))
+		host := ""
+		if r.HostUsPerMsg > 0 {
+			host = fmt.Sprintf("%.1f", r.HostUsPerMsg)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%s\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", r.Contestant, r.MsgsPerSec, r.CPUUsPerMsg, host, r.SrvUsPerMsg,
+			r.totalUsPerMsg(), r.RSSMiB, ratio("watermill"), ratio("raw"))
 	}
 	tw.Flush()
+	for _, c := range list {
+		r, ok := byName[c.Name]
+		b, okb := byName[c.Baseline]
+		if c.Baseline == "" || !ok || !okb {
+			continue
+		}
+		o := overheadOf(r, b)
+		fmt.Printf("%s against %s: %.2fx the rate; +%.1f µs wall per message (1/rate), +%.1f µs CPU per message (worker %+.1f, plugin host %+.1f, server %+.1f)\n",
+			c.Name, c.Baseline, o.RateRatio, o.WallUs, o.CPUUs, o.WorkerUs, o.HostUs, o.ServerUs)
+	}
 	fmt.Println()
+}
+
+// totalUsPerMsg is the CPU per message of every process on the path:
+// contestant, plugin host (remote rows) and server.
+func (r result) totalUsPerMsg() float64 { return r.CPUUsPerMsg + r.HostUsPerMsg + r.SrvUsPerMsg }
+
+// overhead is what a row costs per message over its baseline.
+type overhead struct {
+	RateRatio                         float64 // rate / baseline's rate
+	WallUs                            float64 // 1e6/rate − 1e6/baseline rate
+	CPUUs, WorkerUs, HostUs, ServerUs float64 // CPU µs/msg differences (CPUUs: total)
+}
+
+func overheadOf(r, base result) overhead {
+	return overhead{
+		RateRatio: r.MsgsPerSec / base.MsgsPerSec,
+		WallUs:    1e6/r.MsgsPerSec - 1e6/base.MsgsPerSec,
+		CPUUs:     r.totalUsPerMsg() - base.totalUsPerMsg(),
+		WorkerUs:  r.CPUUsPerMsg - base.CPUUsPerMsg,
+		HostUs:    r.HostUsPerMsg - base.HostUsPerMsg,
+		ServerUs:  r.SrvUsPerMsg - base.SrvUsPerMsg,
+	}
 }
 
 func medians(list []contestant, all []result) []result {
@@ -280,6 +367,9 @@ func medians(list []contestant, all []result) []result {
 		m.Seconds = med(func(r result) float64 { return r.Seconds })
 		m.CPUUsPerMsg = med(func(r result) float64 { return r.CPUUsPerMsg })
 		m.SrvUsPerMsg = med(func(r result) float64 { return r.SrvUsPerMsg })
+		m.HostUsPerMsg = med(func(r result) float64 { return r.HostUsPerMsg })
+		m.HostCores = med(func(r result) float64 { return r.HostCores })
+		m.Redelivered = int(med(func(r result) float64 { return float64(r.Redelivered) }))
 		m.RSSMiB = med(func(r result) float64 { return r.RSSMiB })
 		m.ConnInPerMsg = med(func(r result) float64 { return r.ConnInPerMsg })
 		m.ConnOutPerMsg = med(func(r result) float64 { return r.ConnOutPerMsg })
@@ -382,7 +472,11 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		return res, err
 	}
 	defer srv.stop()
-	pub := exec.Command(o.prepublish, "-url", srv.url, "-n", strconv.Itoa(o.n))
+	pubArgs := []string{"-url", srv.url, "-n", strconv.Itoa(o.n)}
+	if c.Handler != "" {
+		pubArgs = append(pubArgs, "-handler", c.Handler)
+	}
+	pub := exec.Command(o.prepublish, pubArgs...)
 	pub.SysProcAttr = dieWithParent()
 	if out, err := pub.CombinedOutput(); err != nil {
 		return res, fmt.Errorf("prepublish: %w: %s", err, out)
@@ -407,6 +501,15 @@ func drain(o options, c contestant, round int) (res result, err error) {
 			return res, err
 		}
 		defer tap.close()
+	}
+
+	var host *pluginHost
+	if c.Host {
+		if host, err = startPluginHost(o, nc, srv.url, dir); err != nil {
+			keep = true
+			return res, fmt.Errorf("%w (logs in %s)", err, dir)
+		}
+		defer host.stop()
 	}
 
 	subst := func(s string) string { return strings.ReplaceAll(s, "{{URL}}", srv.url) }
@@ -457,7 +560,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 
 	var (
 		t0, t1       time.Time
-		c0, s0       time.Duration
+		c0, s0, h0   time.Duration
 		cs0, ss0     int64
 		polls        int
 		sumAckPend   float64
@@ -474,6 +577,9 @@ func drain(o options, c contestant, round int) (res result, err error) {
 			return fail(fmt.Errorf("contestant exited: %v", err))
 		default:
 		}
+		if host != nil && host.exitedEarly() {
+			return fail(errors.New("plugin host exited"))
+		}
 		if time.Now().After(deadline) {
 			return fail(errors.New("drain timed out"))
 		}
@@ -482,11 +588,15 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		cancel()
 		now := time.Now()
 		cc, sc := procCPU(cmd.Process.Pid), procCPU(srv.cmd.Process.Pid)
+		var hc time.Duration
+		if host != nil {
+			hc = procCPU(host.cmd.Process.Pid)
+		}
 		if err != nil {
 			return fail(err)
 		}
 		if t0.IsZero() && info.Delivered.Stream > 0 {
-			t0, c0, s0 = now, cc, sc
+			t0, c0, s0, h0 = now, cc, sc, hc
 			cs0, ss0 = procSyscalls(cmd.Process.Pid), procSyscalls(srv.cmd.Process.Pid)
 			conn0, _ = contestantConn(srv.monitor)
 			if o.profileDir != "" {
@@ -519,6 +629,11 @@ func drain(o options, c contestant, round int) (res result, err error) {
 			res.MsgsPerSec = float64(o.n) / res.Seconds
 			res.ContestantCores = (cc - c0).Seconds() / res.Seconds
 			res.ServerCores = (sc - s0).Seconds() / res.Seconds
+			if host != nil {
+				res.HostUsPerMsg = float64((hc - h0).Microseconds()) / float64(o.n)
+				res.HostCores = (hc - h0).Seconds() / res.Seconds
+			}
+			res.Redelivered = max(0, int(info.Delivered.Consumer)-int(info.Delivered.Stream))
 			res.SyscallsPerMsg = float64(procSyscalls(cmd.Process.Pid)-cs0) / float64(o.n)
 			res.SrvSyscallsPerMsg = float64(procSyscalls(srv.cmd.Process.Pid)-ss0) / float64(o.n)
 			conn1, _ = contestantConn(srv.monitor)
@@ -540,6 +655,21 @@ func drain(o options, c contestant, round int) (res result, err error) {
 	profWG.Wait()
 	if profErr != nil {
 		return fail(fmt.Errorf("profile: %w", profErr))
+	}
+	// Every message ran: none was dead-lettered, and a plugin host ran
+	// each remote action without an error.
+	if err := checkNoDeadLetters(ctx, js); err != nil {
+		return fail(err)
+	}
+	if host != nil {
+		st, err := hostRunStats(nc)
+		if err != nil {
+			return fail(err)
+		}
+		res.HostRequests = st.Requests
+		if st.Requests < o.n || st.Errors != 0 {
+			return fail(fmt.Errorf("plugin host served %d run requests with %d errors (last %q), want at least %d without an error", st.Requests, st.Errors, st.LastError, o.n))
+		}
 	}
 	return res, nil
 }
@@ -590,7 +720,7 @@ func contestantConn(monitor string) (connCounts, error) {
 		return cc, err
 	}
 	for _, c := range z.Connections {
-		if strings.HasPrefix(c.Name, "bench-harness") || c.Name == "bench-tap" || c.Name == "bench-prepublish" {
+		if strings.HasPrefix(c.Name, "bench-harness") || c.Name == "bench-tap" || c.Name == "bench-prepublish" || c.Name == "imbi-plugin-host" {
 			continue
 		}
 		cc.in += c.InMsgs

@@ -47,3 +47,50 @@ func TestMediansAndProc(t *testing.T) {
 		t.Fatal("no CPU time read")
 	}
 }
+
+// A remote row differs from its baseline only by the remote action: the
+// same binary and flags plus --remote-plugins on.
+func TestRemoteRowsMatchTheirBaseline(t *testing.T) {
+	n := 0
+	for _, c := range contestants {
+		if c.Baseline == "" {
+			continue
+		}
+		n++
+		i := slices.IndexFunc(contestants, func(b contestant) bool { return b.Name == c.Baseline })
+		if i < 0 {
+			t.Fatalf("%s: baseline %q is not a contestant", c.Name, c.Baseline)
+		}
+		b := contestants[i]
+		if !c.Host || c.Handler != remoteHandler || b.Host || b.Handler != "" || c.Bin != b.Bin {
+			t.Fatalf("%s against %s: %+v / %+v", c.Name, b.Name, c, b)
+		}
+		if want := append(slices.Clone(b.Args), "--remote-plugins", "on"); !slices.Equal(c.Args, want) {
+			t.Fatalf("%s args %v, want %v", c.Name, c.Args, want)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d remote rows, want worker-remote and worker-remote-off", n)
+	}
+}
+
+func TestOverhead(t *testing.T) {
+	tests := []struct {
+		name    string
+		r, base result
+		want    overhead
+	}{
+		{"slower and dearer",
+			result{MsgsPerSec: 1000, CPUUsPerMsg: 300, HostUsPerMsg: 500, SrvUsPerMsg: 250},
+			result{MsgsPerSec: 5000, CPUUsPerMsg: 100, SrvUsPerMsg: 100},
+			overhead{RateRatio: 0.2, WallUs: 800, CPUUs: 850, WorkerUs: 200, HostUs: 500, ServerUs: 150}},
+		{"same", result{MsgsPerSec: 2000, CPUUsPerMsg: 10}, result{MsgsPerSec: 2000, CPUUsPerMsg: 10}, overhead{RateRatio: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := overheadOf(tt.r, tt.base); got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

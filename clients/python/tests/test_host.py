@@ -131,6 +131,7 @@ def _request(handler_config: Any, *, seconds: float = 5, token: str | None = Non
         ("imbi.plugins.v1.run.example-py.record", {"note": "missing record_to"}, "invalid_config"),
         ("imbi.plugins.v1.run.example-py.record", '{"record_to": 1}', "invalid_config"),
         ("imbi.plugins.v1.run.example-py.nope", {}, "unknown_handler"),
+        ("imbi.plugins.v1.run.example-py.noop", {"label": ""}, "invalid_config"),
         ("imbi.plugins.v1.run.example-py.boom", {}, "action_failed"),
         ("imbi.plugins.v1.run.example-py.needs_credentials", {}, "credentials_missing"),
         ("imbi.plugins.v1.run.example-py-secure.use_token", {"record_to": "/dev/null"},
@@ -141,6 +142,35 @@ async def test_execute_classes(subject: str, body: Any, want: str) -> None:
     host = PluginHost(None, load_plugins())  # type: ignore[arg-type]
     reply = await host.execute(subject, _request(body))
     assert reply["status"] == "error" and reply["class"] == want, reply
+
+
+async def test_execute_noop() -> None:
+    # make bench-peers' remote action: the Go benchmark's handler_config.
+    host = PluginHost(None, load_plugins())  # type: ignore[arg-type]
+    reply = await host.execute("imbi.plugins.v1.run.example-py.noop", _request({"label": "bench"}))
+    assert reply == {"status": "ok"}
+
+
+async def test_context_model_is_resolved_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failed import of imbi_common is not cached by Python: resolving the
+    # PluginContext model per run searched sys.path on every message.
+    from imbi_worker_client.host import context
+
+    asked: list[str] = []
+    real = context.importlib.import_module
+
+    def counting(name: str, *a: Any) -> Any:
+        asked.append(name)
+        return real(name, *a)
+
+    loaded = load_plugins()
+    monkeypatch.setattr(context.importlib, "import_module", counting)
+    host = PluginHost(None, loaded)  # type: ignore[arg-type]
+    for _ in range(3):
+        reply = await host.execute("imbi.plugins.v1.run.example-py.noop",
+                                   _request({"label": "bench"}))
+        assert reply == {"status": "ok"}
+    assert asked.count("imbi_common.plugins") == 1, asked
 
 
 async def test_execute_deadline_and_rate_limit(tmp_path: Path) -> None:

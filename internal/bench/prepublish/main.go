@@ -1,7 +1,9 @@
 // Command prepublish provisions the worker's JetStream objects on a server
 // (streams.Apply with the shipped defaults: work stream, dead-letter stream,
 // outcome stream, done-marker bucket, durable pull consumer) and publishes N benchmark
-// CloudEvents (internal/benchdata, 1.2 KiB) to imbi.actions.bench.noop.
+// CloudEvents (internal/benchdata, 1.2 KiB) for -handler (bench#noop, the
+// Go no-op; example-py#noop for the remote row) to
+// imbi.actions.<slug>.<action>.
 // `make bench-peers` (bench/cmd/peers) runs it before every contestant, so
 // each one starts with the same N events waiting. It lives in the main
 // module because internal/benchdata and internal/streams are internal.
@@ -29,8 +31,9 @@ func main() {
 	url := flag.String("url", "", "NATS URL")
 	n := flag.Int("n", 100_000, "events to publish")
 	size := flag.Int("size", benchdata.Size, "event body size in bytes")
+	handler := flag.String("handler", benchdata.Handler, "the events' handler, <slug>#<action> (its handler_config must accept {\"label\": \"bench\"})")
 	flag.Parse()
-	if err := run(*url, *n, *size); err != nil {
+	if err := run(*url, *n, *size, *handler); err != nil {
 		fmt.Fprintln(os.Stderr, "prepublish:", err)
 		os.Exit(1)
 	}
@@ -41,7 +44,11 @@ func main() {
 // map per message would cost ≈ 27 µs each).
 const idWidth = 12
 
-func run(url string, n, size int) error {
+func run(url string, n, size int, handler string) error {
+	slug, action, ok := strings.Cut(handler, "#")
+	if !ok || slug == "" || action == "" || strings.ContainsAny(handler, ". *>") {
+		return fmt.Errorf("-handler %q: want <slug>#<action>", handler)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	nc, err := nats.Connect(url, nats.Name("bench-prepublish"))
@@ -59,12 +66,12 @@ func run(url string, n, size int) error {
 		return err
 	}
 	mark := "ID" + strings.Repeat("X", idWidth-2)
-	tmpl := benchdata.Event(mark, size, 0)
+	tmpl := benchdata.EventFor(mark, handler, size, 0)
 	at := bytes.Index(tmpl, []byte(mark))
 	if at < 0 {
 		return fmt.Errorf("id not found in the event")
 	}
-	subject := sc.SubjectPrefix + ".bench.noop"
+	subject := sc.SubjectPrefix + "." + slug + "." + action
 	for i := range n {
 		id := fmt.Sprintf("%0*d", idWidth, i)
 		m := nats.NewMsg(subject)

@@ -10,7 +10,9 @@ imbi_worker_client.host's errors of the same names. The host accepts both.
   PluginRateLimited with ``retry_at`` = now + ``config.seconds``),
   ``needs_credentials`` (raises PluginCredentialsMissing), ``unavailable``,
   ``slow`` (sleeps ``config.seconds``; ``timeout_seconds`` 10) and ``boom``
-  (an unexpected error). With IMBI_EXAMPLE_PLUGIN_VARIANT=2 the catalog is
+  (an unexpected error) and ``noop`` (does nothing: the smallest action,
+  whose config mirrors the Go benchmark's ``bench#noop``; `make bench-peers`
+  measures the host with it). With IMBI_EXAMPLE_PLUGIN_VARIANT=2 the catalog is
   the plugin's next version: ``retired`` is gone and ``added`` is new.
 - ``example-py-secure`` requires an ``api_token`` credential; ``use_token``
   records which token it was given (a test canary, never a real secret).
@@ -25,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 try:  # the real library, when installed
     from imbi_common.plugins import (  # type: ignore[import-not-found]
@@ -76,6 +78,10 @@ class EmptyConfig(BaseModel):
     pass
 
 
+class NoopConfig(BaseModel):
+    label: str = Field(min_length=1)
+
+
 def _record(path: str | None, doc: dict[str, Any]) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
@@ -119,6 +125,11 @@ async def boom(*, ctx: Any, credentials: dict[str, str], external_identifier: st
     raise RuntimeError("something unexpected")
 
 
+async def noop(*, ctx: Any, credentials: dict[str, str], external_identifier: str,
+               action_config: NoopConfig, event: dict[str, Any]) -> None:
+    """Does nothing (the benchmark's remote action)."""
+
+
 async def use_token(*, ctx: Any, credentials: dict[str, str], external_identifier: str,
                     action_config: RecordConfig, event: dict[str, Any]) -> None:
     token = credentials.get("api_token")
@@ -149,6 +160,7 @@ class ExamplePlugin(WebhookActionPlugin):
             _descriptor("unavailable", "Upstream unavailable", unavailable, EmptyConfig),
             _descriptor("slow", "Sleep", slow, DelayConfig, timeout=10.0),
             _descriptor("boom", "Unexpected error", boom, EmptyConfig),
+            _descriptor("noop", "No-op", noop, NoopConfig),
         ]
         if os.environ.get("IMBI_EXAMPLE_PLUGIN_VARIANT") == "2":
             out.append(_descriptor("added", "Added in version 2", record, RecordConfig))

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["PluginContext", "build_context"]
+__all__ = ["PluginContext", "build_context", "context_model"]
 
 
 class PluginContext(BaseModel):
@@ -30,7 +30,11 @@ class PluginContext(BaseModel):
     identity: Any | None = None
 
 
-def _model() -> type[BaseModel]:
+def context_model() -> type[BaseModel]:
+    """imbi_common's PluginContext if importable, else this module's.
+    Resolve it once (the host does, at start): a failed import is not
+    cached by Python, so asking per run searched sys.path every time
+    (about 100 µs a run, docs/performance.md §1)."""
     try:
         mod = importlib.import_module("imbi_common.plugins")
         return getattr(mod, "PluginContext")  # type: ignore[no-any-return]
@@ -38,7 +42,8 @@ def _model() -> type[BaseModel]:
         return PluginContext
 
 
-def build_context(raw: dict[str, Any]) -> BaseModel:
-    """Validate the envelope's ``context`` (nulls read as empty, §7)."""
+def build_context(raw: dict[str, Any], model: type[BaseModel] | None = None) -> BaseModel:
+    """Validate the envelope's ``context`` (nulls read as empty, §7) with
+    ``model`` (default: ``context_model()``)."""
     data = {k: v for k, v in raw.items() if v is not None}
-    return _model().model_validate(data)
+    return (model or context_model()).model_validate(data)

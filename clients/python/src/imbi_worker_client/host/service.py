@@ -19,7 +19,7 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic import ValidationError
 
-from .context import build_context
+from .context import build_context, context_model
 from .errors import classify
 from .plugins import LoadResult
 
@@ -101,6 +101,7 @@ class PluginHost:
         self._stopping = False
         self._service: Service | None = None
         self._catalog = b"[]"
+        self._context_model = context_model()
 
     @property
     def id(self) -> str:
@@ -227,7 +228,7 @@ class PluginHost:
         if token:
             creds.update(self._decrypt(token))
         try:
-            ctx = build_context(data.get("context") or {})
+            ctx = build_context(data.get("context") or {}, self._context_model)
         except ValidationError as exc:
             raise _Reply("invalid_event", f"context is invalid: {exc.error_count()} errors") from None
 
