@@ -90,6 +90,13 @@ func (h *Hook) Hooks(base worker.Hooks) worker.Hooks {
 	return base
 }
 
+// A publish answered "no responders" (no outcome stream) is sent again
+// noStreamRetries times, noStreamRetryWait apart (jetstream's defaults).
+const (
+	noStreamRetries   = 2
+	noStreamRetryWait = 250 * time.Millisecond
+)
+
 // errNoAck: the outcome's acknowledgement did not come in time.
 var errNoAck = errors.New("outcome event not acknowledged in time")
 
@@ -135,9 +142,22 @@ func (h *Hook) publish(m *nats.Msg, kind worker.Kind) (pending, error) {
 func (h *Hook) await(p pending) error {
 	timer := time.NewTimer(h.cfg.Timeout)
 	defer timer.Stop()
-	if p.w != nil {
+	for retry := 0; p.w != nil; retry++ {
 		select {
 		case err := <-p.w.done:
+			if errors.Is(err, errNoStream) && retry < noStreamRetries {
+				// As jetstream's PublishMsgAsync does: a stream that is
+				// being created or recovered gets a moment.
+				select {
+				case <-time.After(noStreamRetryWait):
+				case <-timer.C:
+					return errNoAck
+				}
+				if p.w, err = h.acks.publish(p.m, h.cfg.Timeout); err != nil {
+					return fmt.Errorf("publish outcome: %w", err)
+				}
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("publish outcome: %w", err)
 			}

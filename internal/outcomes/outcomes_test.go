@@ -399,9 +399,9 @@ func TestOutcomeStreamDownKeepsMessage(t *testing.T) {
 	work, err := h.env.JS.Stream(ctx, h.env.Config.Stream)
 	require.NoError(t, err)
 	// Several attempts fail to store the outcome. The first attempt's
-	// publish must be over before the stream comes back (jetstream's
-	// PublishMsgAsync retries "no responders" for up to ~500 ms), or its
-	// succeeded is stored and no deduplicated follows.
+	// publish must be over before the stream comes back (the hook sends
+	// "no responders" again for up to ~500 ms), or its succeeded is
+	// stored and no deduplicated follows.
 	time.Sleep(1500 * time.Millisecond)
 	info, err := work.Info(ctx)
 	require.NoError(t, err)

@@ -98,3 +98,40 @@ func BenchmarkHookPublish(b *testing.B) {
 		})
 	}
 }
+
+// TestHookRetriesNoStream: an outcome published while its stream does not
+// exist yet is sent again (twice, 250 ms apart) and stored once the
+// stream is there; with no stream at all the publish fails.
+func TestHookRetriesNoStream(t *testing.T) {
+	t.Parallel()
+	env := streamstest.Start(t, streams.Config{})
+	ctx := context.Background()
+	c := env.Config
+	c.Outcomes = true
+	h := NewHook(env.JS, Config{Prefix: c.OutcomesPrefix, WorkerID: "w-1", Timeout: 2 * time.Second})
+	require.NotNil(t, h.acks)
+	settle := func(seq uint64) error {
+		s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
+			Meta: &jetstream.MsgMetadata{Stream: "S", Sequence: jetstream.SequencePair{Stream: seq}}}
+		require.NoError(t, h.BeforeSettle(ctx, s))
+		return h.BeforeAck(ctx, s)
+	}
+
+	start := time.Now()
+	require.ErrorIs(t, settle(1), errNoStream, "no outcome stream")
+	require.GreaterOrEqual(t, time.Since(start), 2*noStreamRetryWait, "sent three times")
+
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_, err := streams.Apply(ctx, env.JS, c)
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	require.NoError(t, settle(2), "stored by a retry once the stream exists")
+	s, err := env.JS.Stream(ctx, c.OutcomesStream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), info.State.Msgs)
+}
