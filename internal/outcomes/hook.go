@@ -2,7 +2,6 @@ package outcomes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +14,10 @@ import (
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
-// publisher stores outcome events (jetstream.JetStream).
+// publisher stores outcome events (jetstream.JetStream). When it has a
+// Conn (jetstream.JetStream does), the hook publishes on it with an
+// acker of its own instead.
 type publisher interface {
-	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
@@ -35,12 +35,18 @@ type Config struct {
 	Timeout time.Duration
 	// Logger gets the publish failures of non-terminal outcomes.
 	Logger *slog.Logger
+
+	// jetStreamAcks: publish with jetstream's PublishMsgAsync instead of
+	// the acker (the benchmark's baseline).
+	jetStreamAcks bool
 }
 
 // Hook publishes the outcome event of every settle decision. It is the
-// settler's BeforeSettle hook (an Ack's outcome is published without
-// waiting, alongside the done-marker) and BeforeAck hook (the outcome is
-// acknowledged by the server before the message call). Register it as
+// settler's BeforeSettle hook (the outcome is published without waiting,
+// alongside the decision's durable step: the done-marker, the deferral
+// count) and BeforeAck hook (the outcome is acknowledged by the server
+// before the message call; a dead_lettered one is published there, once
+// the letter's sequence is known). Register it as
 // the LAST BeforeSettle hook: a hook after it could still turn an Ack
 // into a Retry after "succeeded" went out under the attempt's id.
 //
@@ -50,8 +56,9 @@ type Config struct {
 // publish of retrying or paused is logged and the message is nak'ed
 // anyway: the next attempt has an outcome of its own.
 type Hook struct {
-	js  publisher
-	cfg Config
+	js   publisher
+	acks *acker // nil: jetstream's PublishMsgAsync
+	cfg  Config
 }
 
 // NewHook returns the outcome hook publishing on js.
@@ -65,7 +72,15 @@ func NewHook(js publisher, cfg Config) *Hook {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Hook{js: js, cfg: cfg}
+	h := &Hook{js: js, cfg: cfg}
+	if c, ok := js.(interface{ Conn() *nats.Conn }); ok && !cfg.jetStreamAcks {
+		a, err := newAcker(c.Conn())
+		if err != nil {
+			cfg.Logger.Warn("outcome events use jetstream's acknowledgements", "error", err)
+		}
+		h.acks = a
+	}
+	return h
 }
 
 // Hooks returns the worker hooks with h appended last.
@@ -74,6 +89,13 @@ func (h *Hook) Hooks(base worker.Hooks) worker.Hooks {
 	base.BeforeAck = append(base.BeforeAck, h)
 	return base
 }
+
+// A publish answered "no responders" (no outcome stream) is sent again
+// noStreamRetries times, noStreamRetryWait apart (jetstream's defaults).
+const (
+	noStreamRetries   = 2
+	noStreamRetryWait = 250 * time.Millisecond
+)
 
 // errNoAck: the outcome's acknowledgement did not come in time.
 var errNoAck = errors.New("outcome event not acknowledged in time")
@@ -85,58 +107,124 @@ func (h *Hook) message(s *worker.Settlement) (*nats.Msg, error) {
 	if !ok {
 		return nil, nil
 	}
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode outcome: %w", err)
-	}
-	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{
+	m := &nats.Msg{Subject: subject, Data: ev.AppendJSON(make([]byte, 0, eventSizeHint)), Header: nats.Header{
 		wire.HeaderContentType: []string{wire.ContentTypeCE},
 		wire.HeaderMsgID:       []string{ev.ID},
 	}}
 	return m, nil
 }
 
-// BeforeSettle starts the publish of a succeeded outcome; BeforeAck
-// waits for it. Other decisions are published in BeforeAck, once the
-// dead letter (if any) is stored and its sequence known.
-func (h *Hook) BeforeSettle(_ context.Context, s *worker.Settlement) error {
-	if s.Decision.Kind != worker.KindAck {
-		return nil
-	}
-	m, err := h.message(s)
-	if err != nil {
-		return err
-	}
-	f, err := h.js.PublishMsgAsync(m)
-	if err != nil {
-		return fmt.Errorf("publish outcome: %w", err)
-	}
-	s.Pending = f
-	return nil
+// pending is an outcome publish started in BeforeSettle, with the
+// decision kind it was built for.
+type pending struct {
+	m    *nats.Msg
+	w    *ackWait               // the acker's wait, or
+	f    jetstream.PubAckFuture // jetstream's future
+	kind worker.Kind
 }
 
-// BeforeAck makes sure the decision's outcome is stored.
-func (h *Hook) BeforeAck(ctx context.Context, s *worker.Settlement) error {
-	if f := s.Pending; f != nil {
-		s.Pending = nil
-		if s.Decision.Kind == worker.KindAck {
-			return h.await(f)
+// publish starts m's publish.
+func (h *Hook) publish(m *nats.Msg, kind worker.Kind) (pending, error) {
+	p := pending{m: m, kind: kind}
+	var err error
+	if h.acks != nil {
+		p.w, err = h.acks.publish(m, h.cfg.Timeout)
+	} else {
+		p.f, err = h.js.PublishMsgAsync(m)
+	}
+	if err != nil {
+		return p, fmt.Errorf("publish outcome: %w", err)
+	}
+	return p, nil
+}
+
+// await waits for p's acknowledgement.
+func (h *Hook) await(p pending) error {
+	timer := time.NewTimer(h.cfg.Timeout)
+	defer timer.Stop()
+	for retry := 0; p.w != nil; retry++ {
+		select {
+		case err := <-p.w.done:
+			if errors.Is(err, errNoStream) && retry < noStreamRetries {
+				// As jetstream's PublishMsgAsync does: a stream that is
+				// being created or recovered gets a moment.
+				select {
+				case <-time.After(noStreamRetryWait):
+				case <-timer.C:
+					return errNoAck
+				}
+				if p.w, err = h.acks.publish(p.m, h.cfg.Timeout); err != nil {
+					return fmt.Errorf("publish outcome: %w", err)
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("publish outcome: %w", err)
+			}
+			return nil
+		case <-timer.C:
+			return errNoAck
 		}
-		// The decision changed after the early publish (cannot happen
-		// while this is the last BeforeSettle hook); the outcome went
-		// out under this attempt's id and the dedup window keeps it.
+	}
+	select {
+	case <-p.f.Ok():
+		return nil
+	case err := <-p.f.Err():
+		return fmt.Errorf("publish outcome: %w", err)
+	case <-timer.C:
+		return errNoAck
+	}
+}
+
+// BeforeSettle starts the publish of the decision's outcome; BeforeAck
+// waits for its acknowledgement, so the round trip overlaps the
+// decision's durable step (the done-marker, the lane's deferral count)
+// instead of following it. A dead_lettered outcome is published in
+// BeforeAck, once the letter is stored and its sequence known.
+func (h *Hook) BeforeSettle(_ context.Context, s *worker.Settlement) error {
+	if s.Decision.Kind == worker.KindDeadLetter {
+		return nil
 	}
 	m, err := h.message(s)
 	if err != nil || m == nil {
 		return err
 	}
-	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Timeout)
-	defer cancel()
-	_, err = h.js.PublishMsg(pubCtx, m)
-	if err == nil {
-		return nil
+	p, err := h.publish(m, s.Decision.Kind)
+	if err != nil {
+		return h.failed(s, m, err)
 	}
-	err = fmt.Errorf("publish outcome: %w", err)
+	s.Pending = p
+	return nil
+}
+
+// BeforeAck makes sure the decision's outcome is stored.
+func (h *Hook) BeforeAck(_ context.Context, s *worker.Settlement) error {
+	p, ok := s.Pending.(pending)
+	s.Pending = nil
+	if !ok || p.kind != s.Decision.Kind {
+		// Not started, or the decision changed after the early publish
+		// (cannot happen while this is the last BeforeSettle hook; that
+		// outcome went out under this attempt's id and the dedup window
+		// keeps it).
+		m, err := h.message(s)
+		if err != nil || m == nil {
+			return err
+		}
+		if p, err = h.publish(m, s.Decision.Kind); err != nil {
+			return h.failed(s, m, err)
+		}
+	}
+	if err := h.await(p); err != nil {
+		return h.failed(s, p.m, err)
+	}
+	return nil
+}
+
+// failed is the hook's answer to an outcome not stored: the error for a
+// terminal outcome (the message is retried, not settled without it),
+// nil after a log line for retrying and paused (the message goes back
+// anyway and its next attempt has an outcome of its own).
+func (h *Hook) failed(s *worker.Settlement, m *nats.Msg, err error) error {
 	switch s.Decision.Kind {
 	case worker.KindRetry, worker.KindDefer, worker.KindRequeue:
 		h.cfg.Logger.Warn("outcome event not stored; the message is retried anyway",
@@ -144,23 +232,4 @@ func (h *Hook) BeforeAck(ctx context.Context, s *worker.Settlement) error {
 		return nil
 	}
 	return err
-}
-
-// await waits for an early publish's acknowledgement.
-func (h *Hook) await(f jetstream.PubAckFuture) error {
-	select {
-	case <-f.Ok():
-		return nil
-	default:
-	}
-	timer := time.NewTimer(h.cfg.Timeout)
-	defer timer.Stop()
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return fmt.Errorf("publish outcome: %w", err)
-	case <-timer.C:
-		return errNoAck
-	}
 }

@@ -398,7 +398,11 @@ func TestOutcomeStreamDownKeepsMessage(t *testing.T) {
 
 	work, err := h.env.JS.Stream(ctx, h.env.Config.Stream)
 	require.NoError(t, err)
-	time.Sleep(500 * time.Millisecond) // several attempts (backoff 20-50 ms) fail to store the outcome
+	// Several attempts fail to store the outcome. The first attempt's
+	// publish must be over before the stream comes back (the hook sends
+	// "no responders" again for up to ~500 ms), or its succeeded is
+	// stored and no deduplicated follows.
+	time.Sleep(1500 * time.Millisecond)
 	info, err := work.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), info.State.Msgs, "nothing acked without its outcome")

@@ -155,9 +155,10 @@ type Settlement struct {
 	Letter    *nats.Msg
 	LetterAck *jetstream.PubAck
 	// Pending is a publish a BeforeSettle hook started without waiting,
-	// for its BeforeAck hook to await (an Ack's outcome event, v1.1 §C,
-	// travels alongside the done-marker instead of after it).
-	Pending jetstream.PubAckFuture
+	// for its BeforeAck hook to await (an outcome event, v1.1 §C, travels
+	// alongside the done-marker instead of after it); its type is the
+	// hook's own.
+	Pending any
 }
 
 // BeforeSettleHook runs before the decision's durable step (v1.1 §A: a

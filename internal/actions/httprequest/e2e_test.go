@@ -21,6 +21,7 @@ import (
 
 	"github.com/aweber-imbi/imbi-worker/internal/actions/httprequest"
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/pluginreg"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
@@ -41,6 +42,7 @@ func (tokenSource) Credentials(context.Context, plugins.PluginManifest, string, 
 }
 
 type e2e struct {
+	env  *streamstest.Env
 	pub  *publisher.Publisher
 	dead *workertest.DeadLetters
 }
@@ -60,9 +62,13 @@ func startWorker(t *testing.T, p httprequest.Plugin, opts ...workerOpt) *e2e {
 		o(&sc, &wc)
 	}
 	ne := streamstest.Start(t, sc)
+	if sc.Outcomes { // as run does: the outcome hook last
+		wc.Hooks = outcomes.NewHook(ne.JS, outcomes.Config{Prefix: ne.Config.OutcomesPrefix, WorkerID: wc.WorkerID,
+			Logger: wc.Logger}).Hooks(wc.Hooks)
+	}
 	reg := workertest.Registry(t, pluginreg.Registration{Name: httprequest.Slug, Load: func() (any, error) { return p, nil }})
 	workertest.Run(t, ne, &dispatch.Dispatcher{Registry: reg, Credentials: tokenSource{}, DefaultTimeout: 5 * time.Second}, wc)
-	e := &e2e{dead: workertest.RecordDeadLetters(t, ne)}
+	e := &e2e{env: ne, dead: workertest.RecordDeadLetters(t, ne)}
 	var err error
 	e.pub, err = publisher.New(ne.NC, publisher.Config{SubjectPrefix: ne.Config.SubjectPrefix})
 	require.NoError(t, err)

@@ -6,6 +6,8 @@ package httprequest_test
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,8 +17,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/aweber-imbi/imbi-worker/internal/actions/httprequest"
+	"github.com/aweber-imbi/imbi-worker/internal/outcomes"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
+	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
 // settledByOutcome reads imbi_worker.messages.settled by outcome.
@@ -41,7 +45,8 @@ func settledByOutcome(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 
 
 // TestTooManyRequestsUsesNoAttempt: the server answers 429 Retry-After: 1
 // ten times, then 200. With --max-attempts 2 the message still succeeds:
-// ten deferrals (each at least a second apart) and one ack, no dead letter.
+// ten deferrals (each at least a second apart) and one ack, no dead
+// letter, and the outcome stream holds exactly its paused ×10, succeeded.
 func TestTooManyRequestsUsesNoAttempt(t *testing.T) {
 	t.Parallel()
 	var (
@@ -61,10 +66,11 @@ func TestTooManyRequestsUsesNoAttempt(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	e := startWorker(t, httprequest.Plugin{AllowPrivate: true}, func(sc *streams.Config, wc *worker.Config) {
 		sc.MaxDeliver = -1
+		sc.Outcomes = true
 		wc.MaxAttempts = 2
 		wc.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	})
-	e.publish(t, "d-429", `{"url": "`+srv.srv.URL+`/hook"}`, map[string]any{"id": 1})
+	id := e.publish(t, "d-429", `{"url": "`+srv.srv.URL+`/hook"}`, map[string]any{"id": 1})
 	require.Eventually(t, func() bool { return settledByOutcome(t, reader)["ack"] == 1 }, 40*time.Second, 50*time.Millisecond)
 	require.Equal(t, map[string]int64{"deferred": 10, "ack": 1}, settledByOutcome(t, reader))
 	require.Len(t, srv.requests(), 11)
@@ -74,4 +80,31 @@ func TestTooManyRequestsUsesNoAttempt(t *testing.T) {
 	}
 	mu.Unlock()
 	require.Empty(t, e.dead.All(), "not dead-lettered")
+
+	// Each outcome is stored before its message call, so all eleven are
+	// in the stream once the ack is counted.
+	requireOutcomes(t, e, id, append(slices.Repeat([]wire.OutcomeStatus{wire.OutcomePaused}, 10), wire.OutcomeSucceeded))
+}
+
+// requireOutcomes checks the outcome stream's events of action id, oldest
+// first: exactly want, one per delivery (ids <id>.1, <id>.2, ...), every
+// paused one rate_limited with its next attempt at least a second on.
+func requireOutcomes(t *testing.T, e *e2e, id string, want []wire.OutcomeStatus) {
+	t.Helper()
+	r := outcomes.NewReader(e.env.JS, e.env.Config.OutcomesStream, e.env.Config.OutcomesPrefix)
+	stored, err := r.Recent(context.Background(), outcomes.Filter{Handler: httprequest.Slug + "#" + httprequest.ActionName})
+	require.NoError(t, err)
+	slices.Reverse(stored) // Recent is newest first
+	var got []wire.OutcomeStatus
+	for i, ev := range stored {
+		require.Equal(t, id, ev.Data.ActionID)
+		require.Equal(t, id+"."+strconv.Itoa(i+1), ev.ID, "one outcome per delivery, in order")
+		got = append(got, ev.Data.Status)
+		if ev.Data.Status == wire.OutcomePaused {
+			require.Equal(t, wire.ReasonRateLimited, ev.Data.Reason)
+			require.NotNil(t, ev.Data.NextAttemptAt)
+			require.GreaterOrEqual(t, ev.Data.NextAttemptAt.Sub(ev.Time), time.Second, "paused until Retry-After")
+		}
+	}
+	require.Equal(t, want, got)
 }

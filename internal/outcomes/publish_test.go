@@ -1,0 +1,137 @@
+package outcomes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/internal/streams"
+	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
+	"github.com/aweber-imbi/imbi-worker/internal/worker"
+)
+
+// TestAckResult: only a reply naming a stream is an acknowledgement.
+func TestAckResult(t *testing.T) {
+	t.Parallel()
+	var streamErr *ackStreamError
+	tests := []struct {
+		name string
+		msg  *nats.Msg
+		want error // nil, a sentinel, or streamErr for an *ackStreamError
+	}{
+		{"ack", &nats.Msg{Data: []byte(`{"stream":"IMBI_OUTCOMES","seq":7}`)}, nil},
+		{"duplicate", &nats.Msg{Data: []byte(`{"stream":"IMBI_OUTCOMES","seq":7,"duplicate":true}`)}, nil},
+		{"stream error", &nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"IMBI_OUTCOMES","seq":0}`)}, streamErr},
+		{"no responders", &nats.Msg{Header: nats.Header{"Status": []string{"503"}}}, errNoStream},
+		{"empty", &nats.Msg{}, errBadAck},
+		{"not json", &nats.Msg{Data: []byte(`+OK`)}, errBadAck},
+		{"error that does not decode", &nats.Msg{Data: []byte(`{"error":1}`)}, errBadAck},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ackResult(tc.msg)
+			switch tc.want {
+			case nil:
+				require.NoError(t, err)
+			case error(streamErr):
+				require.ErrorAs(t, err, &streamErr)
+				require.Equal(t, 10077, streamErr.ErrCode)
+			default:
+				require.ErrorIs(t, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAckerSweepsUnanswered: waits that get no reply and are never
+// awaited do not pile up.
+func TestAckerSweepsUnanswered(t *testing.T) {
+	t.Parallel()
+	env := streamstest.Start(t, streams.Config{})
+	sub, err := env.NC.SubscribeSync("silent") // interest, so no "no responders"
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	a, err := newAcker(env.NC)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.close() })
+	for range 3 * sweepEvery {
+		_, err := a.publish(&nats.Msg{Subject: "silent"}, time.Nanosecond)
+		require.NoError(t, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	require.Less(t, len(a.wait), sweepEvery)
+}
+
+// BenchmarkHookPublish: an outcome published and awaited through the
+// hook, with the acker and with jetstream's PublishMsgAsync, against the
+// embedded server (client and server CPU together). 32 at a time, as a
+// worker's slots do.
+func BenchmarkHookPublish(b *testing.B) {
+	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
+	var seq atomic.Uint64 // distinct outcome ids: none is dropped as a duplicate
+	for _, js := range []bool{false, true} {
+		b.Run(fmt.Sprintf("jetstream-acks=%v", js), func(b *testing.B) {
+			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: js})
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
+						Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
+					if err := h.BeforeSettle(context.Background(), s); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := h.BeforeAck(context.Background(), s); err != nil && !errors.Is(err, context.Canceled) {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestHookRetriesNoStream: an outcome published while its stream does not
+// exist yet is sent again (twice, 250 ms apart) and stored once the
+// stream is there; with no stream at all the publish fails.
+func TestHookRetriesNoStream(t *testing.T) {
+	t.Parallel()
+	env := streamstest.Start(t, streams.Config{})
+	ctx := context.Background()
+	c := env.Config
+	c.Outcomes = true
+	h := NewHook(env.JS, Config{Prefix: c.OutcomesPrefix, WorkerID: "w-1", Timeout: 2 * time.Second})
+	require.NotNil(t, h.acks)
+	settle := func(seq uint64) error {
+		s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
+			Meta: &jetstream.MsgMetadata{Stream: "S", Sequence: jetstream.SequencePair{Stream: seq}}}
+		require.NoError(t, h.BeforeSettle(ctx, s))
+		return h.BeforeAck(ctx, s)
+	}
+
+	start := time.Now()
+	require.ErrorIs(t, settle(1), errNoStream, "no outcome stream")
+	require.GreaterOrEqual(t, time.Since(start), 2*noStreamRetryWait, "sent three times")
+
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_, err := streams.Apply(ctx, env.JS, c)
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	require.NoError(t, settle(2), "stored by a retry once the stream exists")
+	s, err := env.JS.Stream(ctx, c.OutcomesStream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), info.State.Msgs)
+}
