@@ -75,9 +75,10 @@ func (w *Worker) Closed() <-chan struct{} { return w.closed }
 
 // run is one Start's state: what the pull loop and the shutdown share.
 type run struct {
-	iter          *pausingIter
+	iter          *pausingIter // the old pull loop (LegacyPullIter); nil otherwise
+	fetcher       *fetcher     // the capacity-based pull loop (pull.go)
 	adv           *advisories
-	work          chan jetstream.Msg
+	work          chan *heldMsg
 	cancelActions context.CancelFunc
 }
 
@@ -101,23 +102,27 @@ func (w *Worker) start(ctx context.Context) error {
 			return err
 		}
 	}
-	iter, err := w.newPausingIter(jetstream.PullMaxMessages(w.cfg.Prefetch), // breaker.go
-		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
-	if err != nil {
-		adv.stop()
-		w.laneCache.Stop()
-		if w.checker != nil {
-			w.checker.Close()
-			w.checker.Wait()
+	var iter *pausingIter
+	if w.cfg.LegacyPullIter {
+		it, err := w.newPausingIter(jetstream.PullMaxMessages(w.cfg.Prefetch), // breaker.go
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
+			jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
+		if err != nil {
+			adv.stop()
+			w.laneCache.Stop()
+			if w.checker != nil {
+				w.checker.Close()
+				w.checker.Wait()
+			}
+			return fmt.Errorf("pull subscription: %w", err)
 		}
-		return fmt.Errorf("pull subscription: %w", err)
-	}
-	w.iter.Store(iter)
-	select {
-	case <-w.stopCh: // Stop came during start-up
-		iter.Drain()
-	default:
+		iter = it
+		w.iter.Store(iter)
+		select {
+		case <-w.stopCh: // Stop came during start-up
+			iter.Drain()
+		default:
+		}
 	}
 	w.bound.Store(true)
 	w.log.Info("worker started", "stream", w.cfg.Streams.Stream, "consumer", w.cfg.Streams.Consumer,
@@ -138,9 +143,12 @@ func (w *Worker) start(ctx context.Context) error {
 	// messages per round trip. Without lookups more goroutines only cost
 	// scheduling. Messages waiting for a slot are kept alive with
 	// InProgress like running ones.
-	intake := w.cfg.Concurrency
-	if w.done != nil {
-		intake *= intakePerSlot
+	intake := w.cfg.Prefetch // one goroutine per intake place (pull.go)
+	if w.cfg.LegacyPullIter {
+		intake = w.cfg.Concurrency
+		if w.done != nil {
+			intake *= intakePerSlot
+		}
 	}
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
 	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
@@ -150,7 +158,13 @@ func (w *Worker) start(ctx context.Context) error {
 			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
 		w.settler.markers = w.markers
 	}
-	r := &run{iter: iter, adv: adv, work: make(chan jetstream.Msg), cancelActions: cancelActions}
+	r := &run{iter: iter, adv: adv, work: make(chan *heldMsg), cancelActions: cancelActions}
+	if iter == nil {
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		r.fetcher = &fetcher{w: w, places: newPlaces(intake), total: intake, ctx: fctx, cancel: cancel,
+			pullsClosed: make(chan struct{})}
+		w.fetcher = r.fetcher
+	}
 	w.work, w.actionCtx = r.work, actionCtx
 	for range intake {
 		w.inflight.Add(1)
@@ -158,7 +172,12 @@ func (w *Worker) start(ctx context.Context) error {
 	}
 	go func() {
 		defer close(w.closed)
-		requeued := w.pull(r)
+		requeued := 0
+		if r.fetcher != nil {
+			w.pullFetch(r)
+		} else {
+			requeued = w.pull(r)
+		}
 		w.shutdown(r, requeued)
 	}()
 	return nil
@@ -186,9 +205,11 @@ func (w *Worker) pull(r *run) (requeued int) {
 			requeue(msg)
 			continue
 		}
+		h := &heldMsg{msg: msg, stopBeat: w.heartbeat(msg)}
 		select {
-		case r.work <- msg:
+		case r.work <- h:
 		case <-w.stopCh:
+			h.stopBeat()
 			requeue(msg)
 		}
 	}
@@ -202,6 +223,9 @@ func (w *Worker) pull(r *run) (requeued int) {
 // for what is queued, markers being retried get ShutdownMarkerRetry.
 func (w *Worker) shutdown(r *run, requeued int) {
 	defer r.cancelActions()
+	if r.fetcher != nil {
+		requeued = r.fetcher.stopFetches() // before any message is given back
+	}
 	allDone := make(chan struct{})
 	go func() {
 		w.inflight.Wait()

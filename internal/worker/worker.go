@@ -88,9 +88,12 @@ type Worker struct {
 	stopping    <-chan struct{}
 	// The intake goroutines' work queue and the context their actions run
 	// under; inflight counts the intake goroutines (runIntake).
-	work      chan jetstream.Msg
+	work      chan *heldMsg
 	actionCtx context.Context
 	inflight  sync.WaitGroup
+	// fetcher is the capacity-based pull loop (pull.go): the intake gives
+	// its places back.
+	fetcher *fetcher
 	// markers writes done-markers before the ack.
 	markers *donemarker.Writer
 	// budget bounds the body bytes in the intake (budget.go).
@@ -120,7 +123,8 @@ const (
 // takeBytes takes msg's body size from the intake's byte budget
 // (budget.go) before it is decoded; false when shutdown starts first. An
 // event above MaxEventBytes is not decoded and costs nothing. While it
-// waits, the message is kept in progress like one waiting for a slot.
+// waits, the message is kept in progress (its heartbeat runs from its
+// arrival, pull.go).
 func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
 	n := len(msg.Data())
 	if n > w.cfg.MaxEventBytes {
@@ -130,8 +134,6 @@ func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
 	if w.budget.tryAcquire(cost) {
 		return cost, true
 	}
-	stopBeat := w.heartbeat(&delivery{msg: msg})
-	defer stopBeat()
 	return cost, w.budget.acquire(cost, w.stopping)
 }
 
