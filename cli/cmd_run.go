@@ -113,7 +113,7 @@ and exits 0.`,
 	f.conn.addFlags(fs, true)
 	f.streams.addFlags(fs)
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "actions run at once by this process")
-	fs.IntVar(&f.prefetch, "prefetch", 0, "intake places: messages held at once, pulled, waiting for a slot or running, each kept in progress; pulls ask for exactly the free places (0: 8 × concurrency)")
+	fs.IntVar(&f.prefetch, "prefetch", 0, "intake places: messages held at once, pulled, waiting for a slot or running, each kept in progress; pulls ask for exactly the free places (0: 4 × concurrency)")
 	fs.BoolVar(&f.legacyPull, "legacy-pull-iter", false, "the old pull loop (A/B measurements only)")
 	_ = fs.MarkHidden("legacy-pull-iter")
 	fs.IntVar(&f.maxEventBytes, "max-event-bytes", worker.DefaultMaxEventBytes, "an event body above this many bytes is dead-lettered invalid_event (too large) unread, without its body")

@@ -154,8 +154,14 @@ func (w *Worker) start(ctx context.Context) error {
 	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
 	w.stopping = w.stopCh
 	if w.done != nil {
+		// The writer's queue stays at intakePerSlot × Concurrency, not one
+		// per intake place: it bounds how many finished actions can wait
+		// for their markers while the store fails (a broker restart), and
+		// so how many re-run when the replica is then killed (the crash
+		// suite saw 12 per kill with a queue of 32 places, against its
+		// bound of one per slot).
 		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
-			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
+			w.cfg.InProgressInterval, intakePerSlot*w.cfg.Concurrency, w.cfg.Concurrency)
 		w.settler.markers = w.markers
 	}
 	r := &run{iter: iter, adv: adv, work: make(chan *heldMsg), cancelActions: cancelActions}

@@ -34,12 +34,14 @@ import (
 // stopFetches says why in that order).
 
 // IntakePlacesPerSlot is the default number of intake places per action
-// slot: 8, so 128 at the default Concurrency of 16, and the consumer's
-// default MaxAckPending of 2,048 fits 16 replicas at the defaults (each
-// also holds the acks its done-marker writer is waiting for, a few at a
-// time). 128 places measured 0.015 pull requests per message against
-// 0.103 with the 32-message buffer (docs/performance.md, section 1).
-const IntakePlacesPerSlot = 8
+// slot: 4, so 64 at the default Concurrency of 16. A replica then holds up
+// to 64 messages plus the 32 its done-marker writer may wait for, and the
+// consumer's default MaxAckPending of 2,048 fits the shipped 20 replicas
+// (20 × 96 = 1,920) each holding all it may: with more places the first
+// replicas to pull a backlog would hold it all and the last get nothing.
+// Pulls are half the places: 32 messages a request
+// (docs/performance.md, section 1, has 64 and 128 places measured).
+const IntakePlacesPerSlot = 4
 
 // places counts the free intake places.
 type places struct {
