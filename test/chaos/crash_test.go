@@ -146,6 +146,9 @@ func TestCrashRestart(t *testing.T) {
 		// another test running at the same time.
 		"--admin-addr", "127.0.0.1:0",
 	}, common...)
+	// CHAOS_WORKER_ARGS: extra run flags for an experiment (the replicas'
+	// environment drops IMBI_*).
+	runArgs = append(runArgs, strings.Fields(os.Getenv("CHAOS_WORKER_ARGS"))...)
 	reps := make([]*replica, replicas)
 	for i := range reps {
 		reps[i] = &replica{t: t, name: fmt.Sprintf("replica%d", i), bin: bins.worker, dir: dir, env: env, args: runArgs}
