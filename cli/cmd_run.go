@@ -72,7 +72,6 @@ type runFlags struct {
 	streams       streamFlags
 	concurrency   int
 	prefetch      int
-	legacyPull    bool
 	maxEventBytes int
 	maxInflight   int64
 	maxAttempts   int
@@ -114,8 +113,6 @@ and exits 0.`,
 	f.streams.addFlags(fs)
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "actions run at once by this process")
 	fs.IntVar(&f.prefetch, "prefetch", 0, "intake places: messages held at once, pulled, waiting for a slot or running, each kept in progress; pulls ask for exactly the free places (0: 4 × concurrency)")
-	fs.BoolVar(&f.legacyPull, "legacy-pull-iter", false, "the old pull loop (A/B measurements only)")
-	_ = fs.MarkHidden("legacy-pull-iter")
 	fs.IntVar(&f.maxEventBytes, "max-event-bytes", worker.DefaultMaxEventBytes, "an event body above this many bytes is dead-lettered invalid_event (too large) unread, without its body")
 	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", worker.DefaultMaxInflightBytes, "event body bytes decoded, waiting or running at once; a message waits for room before it is decoded")
 	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of a retryable failure before it is dead-lettered")
@@ -281,7 +278,6 @@ func runWorker(ctx context.Context, cmd *cobra.Command, f *runFlags) error {
 		Streams:          sc,
 		Concurrency:      f.concurrency,
 		Prefetch:         f.prefetch,
-		LegacyPullIter:   f.legacyPull,
 		MaxEventBytes:    f.maxEventBytes,
 		MaxInflightBytes: f.maxInflight,
 		MaxAttempts:      f.maxAttempts,

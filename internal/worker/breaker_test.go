@@ -84,7 +84,6 @@ func TestBreakerPausesIntakeWhileCredentialStoreDown(t *testing.T) {
 	require.Equal(t, loadsAtPause, store.loads.Load(), "messages kept being taken while the breaker was open")
 	require.NoError(t, e.nc.Flush())
 	require.Equal(t, pullsAtPause, pulls.Load(), "pull requests while the breaker was open")
-	require.Positive(t, pullsAtPause, "the tap saw no pull request at all")
 	require.LessOrEqual(t, loadsAtPause, int64(2*e.config().Concurrency), "too many messages tried before the breaker opened")
 	require.Greater(t, store.pings.Load(), int64(3), "the store was not probed")
 	require.Zero(t, e.dlq.count(), "dead-lettered during the outage")
@@ -98,6 +97,8 @@ func TestBreakerPausesIntakeWhileCredentialStoreDown(t *testing.T) {
 		}
 		return true
 	}, 20*time.Second, 20*time.Millisecond, "not every message ran after the store came back")
+	// More messages than places: pulling resumed (and the tap sees pulls).
+	require.Greater(t, pulls.Load(), pullsAtPause, "no pull request after the breaker closed")
 	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, w.Ready())
 	require.Zero(t, e.dlq.count())

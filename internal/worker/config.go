@@ -62,10 +62,6 @@ type Config struct {
 	// (IntakePlacesPerSlot × Concurrency; pull.go). It pulls exactly as
 	// many as are free, and keeps each alive from its arrival.
 	Prefetch int
-	// LegacyPullIter selects the old pull loop (a Messages subscription
-	// buffering Prefetch messages, 2 × Concurrency by default) for A/B
-	// measurements; removed once measured.
-	LegacyPullIter bool
 	// MaxAttempts is the number of deliveries a retryable failure gets
 	// before it is dead-lettered (5).
 	MaxAttempts int
@@ -142,9 +138,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = IntakePlacesPerSlot * c.Concurrency
-		if c.LegacyPullIter {
-			c.Prefetch = 2 * c.Concurrency
-		}
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts

@@ -99,14 +99,12 @@ func (w *Worker) runIntake() {
 		case h = <-w.work:
 		case <-w.stopping:
 		}
-		if h == nil { // shutdown (or the old loop closed the queue)
+		if h == nil { // shutdown
 			w.inflight.Done()
 			return
 		}
 		stay := w.intake(h, slot)
-		if w.fetcher != nil {
-			w.fetcher.release() // this place is free again
-		}
+		w.fetcher.release() // this place is free again
 		if !stay {
 			return // detached: replaceIntake did this goroutine's Done
 		}
@@ -115,9 +113,7 @@ func (w *Worker) runIntake() {
 
 // intake runs one held message through the byte budget and process.
 func (w *Worker) intake(h *heldMsg, slot *slotState) (stay bool) {
-	if w.fetcher != nil {
-		w.fetcher.queuedBytes.Add(-int64(len(h.msg.Data())))
-	}
+	w.fetcher.queuedBytes.Add(-int64(len(h.msg.Data())))
 	cost, ok := w.takeBytes(h.msg)
 	if !ok {
 		h.stopBeat()

@@ -210,11 +210,7 @@ func (f *fetcher) stopFetches() int {
 // awaitPullsClosed waits, after Stop, until no pull request of this
 // worker is open at the server (stopFetches) before a message is given
 // back.
-func (w *Worker) awaitPullsClosed() {
-	if w.fetcher != nil {
-		<-w.fetcher.pullsClosed
-	}
-}
+func (w *Worker) awaitPullsClosed() { <-w.fetcher.pullsClosed }
 
 // fetch sends one pull request for n messages; a goroutine hands what
 // arrives to the intake.

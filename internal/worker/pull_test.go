@@ -11,9 +11,12 @@ import (
 )
 
 // TestPullsNeverExceedFreePlaces: the pull loop asks only for free intake
-// places, so the messages a worker holds (pulled, not yet done with) never
-// exceed its places, however many are waiting; every message still runs
-// once, and the pulls are fewer than the messages.
+// places, so the messages a worker holds (delivered and not yet done with,
+// counted at each arrival and release) never exceed its places, however
+// many are waiting; every message still runs once, the pulls are fewer
+// than the messages, and every place is free again after Stop. (The
+// server's ack-pending count is no check: it lags the acks, and with
+// idempotency on the ack follows the place's release.)
 func TestPullsNeverExceedFreePlaces(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -39,13 +42,7 @@ func TestPullsNeverExceedFreePlaces(t *testing.T) {
 			cfg := e.config()
 			cfg.Concurrency, cfg.Prefetch = tc.concurrency, tc.places
 			w, stop := e.start(cfg)
-			serverPeak := 0
-			require.Eventually(t, func() bool {
-				if !tc.idempotency { // with markers an ack follows the place's release
-					serverPeak = max(serverPeak, e.consumerAckPending())
-				}
-				return e.streamMsgs() == 0
-			}, 30*time.Second, 2*time.Millisecond)
+			require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 30*time.Second, 2*time.Millisecond)
 			for i := range n {
 				require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("cap-%d", i)), "cap-%d", i)
 			}
@@ -55,9 +52,6 @@ func TestPullsNeverExceedFreePlaces(t *testing.T) {
 			require.Equal(t, int64(tc.places), f.peakHeld.Load(), "never filled its places")
 			require.EqualValues(t, n, f.delivered.Load())
 			require.Less(t, f.fetches.Load(), int64(n), "a pull per message")
-			// The server's count lags the acks a little: a place is freed
-			// right after its ack is sent, not once the server processed it.
-			require.LessOrEqual(t, serverPeak, tc.places+tc.concurrency, "the server saw more unacked than places")
 			require.Eventually(t, func() bool { return f.held.Load() == 0 }, 5*time.Second, 5*time.Millisecond)
 			require.NoError(t, stop())
 			require.Equal(t, tc.places, f.places.count(), "places not all given back")
