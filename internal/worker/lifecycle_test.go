@@ -433,13 +433,26 @@ func TestWaitingForActionSlotKeptAlive(t *testing.T) {
 // TestAbandonedActionFreesItsSlot: with one action slot, an action that
 // ignores its deadline (it keeps the intake goroutine it ran on) does not
 // hold up the next message beyond deadline + grace: another intake
-// goroutine takes its place. Shutdown does not wait for the stuck one.
+// goroutine takes its place, and its intake place is free again.
+// Shutdown does not wait for the stuck one.
 func TestAbandonedActionFreesItsSlot(t *testing.T) {
 	t.Parallel()
+	// One place: the abandoned message must give it back at once too, or
+	// nothing more is pulled until the stuck action returns.
+	for _, places := range []int{0, 1} {
+		t.Run(fmt.Sprintf("places %d", places), func(t *testing.T) {
+			t.Parallel()
+			testAbandonedActionFreesItsSlot(t, places)
+		})
+	}
+}
+
+func testAbandonedActionFreesItsSlot(t *testing.T, places int) {
 	off := false // one intake goroutine: the replacement is the only one left
 	e := newEnv(t, envOpts{idempotency: &off})
 	cfg := e.config()
 	cfg.Concurrency = 1
+	cfg.Prefetch = places
 	cfg.MaxAttempts = 1 // the abandoned message is dead-lettered, not retried
 	_, stop := e.start(cfg)
 	e.publishRaw("imbi.actions.test.ignore_ctx", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: "stuck"},

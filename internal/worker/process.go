@@ -103,11 +103,12 @@ func (w *Worker) runIntake() {
 			w.inflight.Done()
 			return
 		}
-		stay := w.intake(h, slot)
-		w.fetcher.release() // this place is free again
-		if !stay {
-			return // detached: replaceIntake did this goroutine's Done
+		if !w.intake(h, slot) {
+			// Detached: the abandonment gave the place back and
+			// replaceIntake did this goroutine's Done.
+			return
 		}
+		w.fetcher.release() // this place is free again
 	}
 }
 
@@ -242,6 +243,10 @@ func (w *Worker) process(ctx context.Context, h *heldMsg, slot *slotState) (stay
 	// callback and another goroutine takes this one's place in the intake.
 	res := w.disp.DispatchInline(dispatch.WithAttempt(ctx, d.attempt), request(ev), func(res dispatch.Result) {
 		defer w.replaceIntake()
+		// The message is settled here; its place must not wait for the
+		// stuck action (a few of them would hold every place, and nothing
+		// more would be pulled).
+		defer w.fetcher.release()
 		defer func() {
 			if p := recover(); p != nil {
 				release()

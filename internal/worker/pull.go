@@ -104,10 +104,8 @@ type fetcher struct {
 	w      *Worker
 	places *places
 	total  int
-	// outstanding counts Fetches not yet ended; receivers waits for their
-	// goroutines.
-	outstanding atomic.Int32
-	receivers   sync.WaitGroup
+	// receivers waits for the Fetches' goroutines.
+	receivers sync.WaitGroup
 	// ctx ends the outstanding Fetches (shutdown).
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -217,7 +215,10 @@ func (w *Worker) awaitPullsClosed() { <-w.fetcher.pullsClosed }
 func (f *fetcher) fetch(n int) error {
 	w := f.w
 	ctx, cancel := context.WithTimeout(f.ctx, pullExpiry+time.Second/2)
-	maxBytes := max(w.budget.freeBytes()-f.queuedBytes.Load(), w.nc.MaxPayload())
+	// The server counts a message's subject and ack reply into the limit
+	// too: a request below max_payload + that could never take the largest
+	// message.
+	maxBytes := max(w.budget.freeBytes()-f.queuedBytes.Load(), w.nc.MaxPayload()+fetchEnvelopeBytes)
 	batch, err := w.consumer.Fetch(n, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat),
 		jetstream.FetchMaxBytes(int(min(maxBytes, int64(maxFetchBytes)))))
 	if err != nil {
@@ -225,8 +226,8 @@ func (f *fetcher) fetch(n int) error {
 		return err
 	}
 	f.fetches.Add(1)
-	f.outstanding.Add(1)
 	f.receivers.Add(1)
+	sent := time.Now()
 	go func() {
 		defer f.receivers.Done()
 		defer cancel()
@@ -236,7 +237,15 @@ func (f *fetcher) fetch(n int) error {
 			f.arrived()
 			f.hand(msg)
 		}
-		f.outstanding.Add(-1)
+		if got == 0 && time.Since(sent) < pullExpiry/2 {
+			// Ended early with nothing (an error status, a lost
+			// connection): the next request waits a little rather than
+			// spin.
+			select {
+			case <-time.After(emptyFetchPause):
+			case <-f.ctx.Done():
+			}
+		}
 		f.places.give(n - got)
 		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			w.log.Debug("pull request ended", "error", err)
@@ -244,6 +253,15 @@ func (f *fetcher) fetch(n int) error {
 	}()
 	return nil
 }
+
+// fetchEnvelopeBytes is what the server adds to a message's size for a
+// pull request's byte limit beyond headers and body: its subject and ack
+// reply subject (each well under 2 KiB).
+const fetchEnvelopeBytes = 4 << 10
+
+// emptyFetchPause is how long the places of a Fetch that ended early
+// without a message stay taken.
+const emptyFetchPause = 100 * time.Millisecond
 
 // maxFetchBytes caps one Fetch's byte limit (the budget is an int64; the
 // request's field an int).

@@ -92,3 +92,20 @@ func TestStopGivesBackPulledUnstarted(t *testing.T) {
 		require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("held-%d", i)), "held-%d", i)
 	}
 }
+
+// TestMinFetch: a pull asks for at least half the places, but never for so
+// many that fewer than concurrency places stay filled while it travels.
+func TestMinFetch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ places, concurrency, want int }{
+		{64, 16, 32},
+		{128, 16, 64},
+		{16, 4, 8},
+		{20, 16, 4},
+		{16, 16, 1},
+		{4, 1, 2},
+		{1, 1, 1},
+	} {
+		require.Equal(t, tc.want, minFetch(tc.places, tc.concurrency), "%d places, concurrency %d", tc.places, tc.concurrency)
+	}
+}
