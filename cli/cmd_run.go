@@ -112,7 +112,7 @@ and exits 0.`,
 	f.conn.addFlags(fs, true)
 	f.streams.addFlags(fs)
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "actions run at once by this process")
-	fs.IntVar(&f.prefetch, "prefetch", 0, "messages buffered by the pull subscription (0: 2 × concurrency)")
+	fs.IntVar(&f.prefetch, "prefetch", 0, "intake places: messages held at once, pulled, waiting for a slot or running, each kept in progress; pulls ask for exactly the free places (0: 4 × concurrency)")
 	fs.IntVar(&f.maxEventBytes, "max-event-bytes", worker.DefaultMaxEventBytes, "an event body above this many bytes is dead-lettered invalid_event (too large) unread, without its body")
 	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", worker.DefaultMaxInflightBytes, "event body bytes decoded, waiting or running at once; a message waits for room before it is decoded")
 	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of a retryable failure before it is dead-lettered")

@@ -50,8 +50,9 @@ type Config struct {
 	// actions alive with InProgress.
 	AckWait time.Duration
 	// MaxAckPending bounds unacked messages across every replica
-	// (default 2048; must be ≥ replicas × concurrency; with idempotency on a
-	// replica holds up to 4 × concurrency: intake plus prefetch).
+	// (default 2048; must be ≥ replicas × concurrency; a replica holds up to
+	// its --prefetch intake places, 4 × concurrency, plus 2 × concurrency
+	// awaiting their done-markers: decision 0015).
 	MaxAckPending int
 	// MaxDeliver is the server's delivery cap: -1 (the default) for
 	// none, else it must exceed the worker's max attempts so the worker,

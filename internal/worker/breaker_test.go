@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aweber-imbi/imbi-worker/plugins"
@@ -59,6 +60,13 @@ func TestBreakerPausesIntakeWhileCredentialStoreDown(t *testing.T) {
 	go func() { runErr <- w.Run(ctx) }()
 	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond)
 
+	// Every pull request this worker's consumer gets.
+	pulls := atomic.Int64{}
+	tap, err := e.nc.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+e.sc.Stream+"."+e.sc.Consumer, func(*nats.Msg) { pulls.Add(1) })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tap.Unsubscribe() })
+	require.NoError(t, e.nc.Flush())
+
 	store.down.Store(true)
 	const n = 30
 	for i := range n {
@@ -68,9 +76,14 @@ func TestBreakerPausesIntakeWhileCredentialStoreDown(t *testing.T) {
 		10*time.Second, 5*time.Millisecond, "breaker never opened")
 	time.Sleep(300 * time.Millisecond) // in-flight loads finish
 	loadsAtPause := store.loads.Load()
-	// Ten times the whole retry budget, three AckWaits.
+	require.NoError(t, e.nc.Flush())
+	pullsAtPause := pulls.Load()
+	// Ten times the whole retry budget, three AckWaits, longer than a pull
+	// request lives (pullExpiry): no new one goes out.
 	time.Sleep(6 * time.Second)
 	require.Equal(t, loadsAtPause, store.loads.Load(), "messages kept being taken while the breaker was open")
+	require.NoError(t, e.nc.Flush())
+	require.Equal(t, pullsAtPause, pulls.Load(), "pull requests while the breaker was open")
 	require.LessOrEqual(t, loadsAtPause, int64(2*e.config().Concurrency), "too many messages tried before the breaker opened")
 	require.Greater(t, store.pings.Load(), int64(3), "the store was not probed")
 	require.Zero(t, e.dlq.count(), "dead-lettered during the outage")
@@ -84,6 +97,8 @@ func TestBreakerPausesIntakeWhileCredentialStoreDown(t *testing.T) {
 		}
 		return true
 	}, 20*time.Second, 20*time.Millisecond, "not every message ran after the store came back")
+	// More messages than places: pulling resumed (and the tap sees pulls).
+	require.Greater(t, pulls.Load(), pullsAtPause, "no pull request after the breaker closed")
 	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, w.Ready())
 	require.Zero(t, e.dlq.count())

@@ -81,3 +81,10 @@ func (b *byteBudget) inUse() int64 {
 	defer b.mu.Unlock()
 	return b.size - b.free
 }
+
+// freeBytes is how many bytes are free now (the pull loop's byte limit).
+func (b *byteBudget) freeBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.free
+}

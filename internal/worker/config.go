@@ -57,9 +57,10 @@ type Config struct {
 	Streams streams.Config
 	// Concurrency bounds in-flight actions in this process (16).
 	Concurrency int
-	// Prefetch is how many messages the pull subscription buffers
-	// (2 × Concurrency). Buffered messages count against AckWait, so keep
-	// it small relative to throughput × AckWait.
+	// Prefetch is the number of intake places: how many messages this
+	// process holds at once, pulled, waiting for an action slot or running
+	// (IntakePlacesPerSlot × Concurrency; pull.go). It pulls exactly as
+	// many as are free, and keeps each alive from its arrival.
 	Prefetch int
 	// MaxAttempts is the number of deliveries a retryable failure gets
 	// before it is dead-lettered (5).
@@ -136,7 +137,7 @@ func (c *Config) setDefaults() {
 		c.Concurrency = DefaultConcurrency
 	}
 	if c.Prefetch <= 0 {
-		c.Prefetch = 2 * c.Concurrency
+		c.Prefetch = IntakePlacesPerSlot * c.Concurrency
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 )
@@ -54,10 +53,6 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.stopOnce.Do(func() {
 		w.draining.Store(true)
 		close(w.stopCh)
-		if it := w.iter.Load(); it != nil {
-			// Drain: Next returns what is buffered, then ErrMsgIteratorClosed.
-			it.Drain()
-		}
 	})
 	if !w.started.Load() {
 		return nil
@@ -75,9 +70,9 @@ func (w *Worker) Closed() <-chan struct{} { return w.closed }
 
 // run is one Start's state: what the pull loop and the shutdown share.
 type run struct {
-	iter          *pausingIter
+	fetcher       *fetcher // the pull loop (pull.go)
 	adv           *advisories
-	work          chan jetstream.Msg
+	work          chan *heldMsg
 	cancelActions context.CancelFunc
 }
 
@@ -101,24 +96,6 @@ func (w *Worker) start(ctx context.Context) error {
 			return err
 		}
 	}
-	iter, err := w.newPausingIter(jetstream.PullMaxMessages(w.cfg.Prefetch), // breaker.go
-		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.PullThresholdMessages(refillThreshold(w.cfg.Prefetch)))
-	if err != nil {
-		adv.stop()
-		w.laneCache.Stop()
-		if w.checker != nil {
-			w.checker.Close()
-			w.checker.Wait()
-		}
-		return fmt.Errorf("pull subscription: %w", err)
-	}
-	w.iter.Store(iter)
-	select {
-	case <-w.stopCh: // Stop came during start-up
-		iter.Drain()
-	default:
-	}
 	w.bound.Store(true)
 	w.log.Info("worker started", "stream", w.cfg.Streams.Stream, "consumer", w.cfg.Streams.Consumer,
 		"concurrency", w.cfg.Concurrency, "max_attempts", w.cfg.MaxAttempts,
@@ -138,19 +115,26 @@ func (w *Worker) start(ctx context.Context) error {
 	// messages per round trip. Without lookups more goroutines only cost
 	// scheduling. Messages waiting for a slot are kept alive with
 	// InProgress like running ones.
-	intake := w.cfg.Concurrency
-	if w.done != nil {
-		intake *= intakePerSlot
-	}
+	intake := w.cfg.Prefetch // one goroutine per intake place (pull.go)
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
 	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
 	w.stopping = w.stopCh
 	if w.done != nil {
+		// The writer's queue stays at intakePerSlot × Concurrency, not one
+		// per intake place: it bounds how many finished actions can wait
+		// for their markers while the store fails (a broker restart), and
+		// so how many re-run when the replica is then killed (the crash
+		// suite saw 12 per kill with a queue of 32 places, against its
+		// bound of one per slot).
 		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
-			w.cfg.InProgressInterval, intake, w.cfg.Concurrency)
+			w.cfg.InProgressInterval, intakePerSlot*w.cfg.Concurrency, w.cfg.Concurrency)
 		w.settler.markers = w.markers
 	}
-	r := &run{iter: iter, adv: adv, work: make(chan jetstream.Msg), cancelActions: cancelActions}
+	fctx, cancelFetches := context.WithCancel(context.WithoutCancel(ctx))
+	r := &run{adv: adv, work: make(chan *heldMsg), cancelActions: cancelActions,
+		fetcher: &fetcher{w: w, places: newPlaces(intake), total: intake, ctx: fctx, cancel: cancelFetches,
+			pullsClosed: make(chan struct{})}}
+	w.fetcher = r.fetcher
 	w.work, w.actionCtx = r.work, actionCtx
 	for range intake {
 		w.inflight.Add(1)
@@ -158,50 +142,19 @@ func (w *Worker) start(ctx context.Context) error {
 	}
 	go func() {
 		defer close(w.closed)
-		requeued := w.pull(r)
-		w.shutdown(r, requeued)
+		w.pullFetch(r)
+		w.shutdown(r)
 	}()
 	return nil
-}
-
-// pull hands pulled messages to the intake until the subscription is
-// drained (Stop); it returns how many it gave back unstarted.
-func (w *Worker) pull(r *run) (requeued int) {
-	requeue := func(msg jetstream.Msg) {
-		// Pulled but not started: give it back now instead of after AckWait.
-		w.settler.giveBack(msg)
-		requeued++
-	}
-	for {
-		msg, err := r.iter.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			w.log.Warn("pull failed", "error", err)
-			time.Sleep(50 * time.Millisecond) // a broken connection must not spin the loop
-			continue
-		}
-		if w.draining.Load() {
-			requeue(msg)
-			continue
-		}
-		select {
-		case r.work <- msg:
-		case <-w.stopCh:
-			requeue(msg)
-		}
-	}
-	close(r.work)
-	return requeued
 }
 
 // shutdown runs the stages after the pull loop ended, each bounded by its
 // Config field: running actions get ShutdownGrace, then are cancelled and
 // get ShutdownCancelWait; the done-marker writer gets ShutdownMarkerFlush
 // for what is queued, markers being retried get ShutdownMarkerRetry.
-func (w *Worker) shutdown(r *run, requeued int) {
+func (w *Worker) shutdown(r *run) {
 	defer r.cancelActions()
+	requeued := r.fetcher.stopFetches() // before any message is given back
 	allDone := make(chan struct{})
 	go func() {
 		w.inflight.Wait()

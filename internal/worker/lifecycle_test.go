@@ -401,28 +401,26 @@ func TestActionsBoundedByConcurrency(t *testing.T) {
 	require.Equal(t, cfg.Concurrency, e.rec.PeakSleeping(), "actions ran beyond Concurrency, or never reached it")
 }
 
-// TestWaitingForActionSlotKeptAlive: a message taken in but waiting for
-// the one action slot behind a long action gets InProgress too, so it is
-// not redelivered to the second replica while it waits (that would run it
-// twice, once on each replica).
+// TestWaitingForActionSlotKeptAlive: every message in an intake place is
+// kept alive with InProgress from its arrival, so with more messages held
+// than action slots none is redelivered to the second replica while it
+// waits (that would run it twice, once on each replica): four places, one
+// slot, four 450 ms actions, AckWait 300 ms — the last waits 1.35 s.
 func TestWaitingForActionSlotKeptAlive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{ackWait: 300 * time.Millisecond})
 	cfg := e.config()
-	cfg.Concurrency = 1 // one slot, intakePerSlot intake goroutines
-	cfg.Prefetch = 1
+	cfg.Concurrency = 1
+	cfg.Prefetch = 4
 	cfg.InProgressInterval = 100 * time.Millisecond
 	_, _ = e.start(cfg)
-	// Two messages: one runs 450 ms, the other waits for the slot as long,
-	// longer than AckWait. (No third: it would sit in the prefetch buffer,
-	// where nothing can keep it alive, decision 0005 §11.)
-	const n = 2
+	const n = 4
 	for i := range n {
 		id := fmt.Sprintf("wait-%d", i)
 		e.publishRaw("imbi.actions.test.sleep", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: id},
 			event(id, "test#sleep", map[string]any{"sleep_ms": 450}, id))
 	}
-	// Only now the second replica: the first has taken both in.
+	// Only now the second replica: the first has taken all four in.
 	require.Eventually(t, func() bool { return e.consumerAckPending() == n }, 5*time.Second, 5*time.Millisecond)
 	_, _ = e.start(e.config())
 	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 15*time.Second, 10*time.Millisecond)
@@ -435,13 +433,26 @@ func TestWaitingForActionSlotKeptAlive(t *testing.T) {
 // TestAbandonedActionFreesItsSlot: with one action slot, an action that
 // ignores its deadline (it keeps the intake goroutine it ran on) does not
 // hold up the next message beyond deadline + grace: another intake
-// goroutine takes its place. Shutdown does not wait for the stuck one.
+// goroutine takes its place, and its intake place is free again.
+// Shutdown does not wait for the stuck one.
 func TestAbandonedActionFreesItsSlot(t *testing.T) {
 	t.Parallel()
+	// One place: the abandoned message must give it back at once too, or
+	// nothing more is pulled until the stuck action returns.
+	for _, places := range []int{0, 1} {
+		t.Run(fmt.Sprintf("places %d", places), func(t *testing.T) {
+			t.Parallel()
+			testAbandonedActionFreesItsSlot(t, places)
+		})
+	}
+}
+
+func testAbandonedActionFreesItsSlot(t *testing.T, places int) {
 	off := false // one intake goroutine: the replacement is the only one left
 	e := newEnv(t, envOpts{idempotency: &off})
 	cfg := e.config()
 	cfg.Concurrency = 1
+	cfg.Prefetch = places
 	cfg.MaxAttempts = 1 // the abandoned message is dead-lettered, not retried
 	_, stop := e.start(cfg)
 	e.publishRaw("imbi.actions.test.ignore_ctx", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: "stuck"},

@@ -93,19 +93,37 @@ func (e *EventTooLargeError) Error() string {
 // replacement already took its place (replaceIntake).
 func (w *Worker) runIntake() {
 	slot := &slotState{check: donemarker.NewQuery()}
-	for msg := range w.work {
-		cost, ok := w.takeBytes(msg)
-		if !ok {
-			w.settler.giveBack(msg) // shutdown while waiting: not started
-			continue
+	for {
+		var h *heldMsg
+		select {
+		case h = <-w.work:
+		case <-w.stopping:
 		}
-		stay := w.process(w.actionCtx, msg, slot)
-		w.budget.release(cost)
-		if !stay {
-			return // detached: replaceIntake did this goroutine's Done
+		if h == nil { // shutdown
+			w.inflight.Done()
+			return
 		}
+		if !w.intake(h, slot) {
+			// Detached: the abandonment gave the place back and
+			// replaceIntake did this goroutine's Done.
+			return
+		}
+		w.fetcher.release() // this place is free again
 	}
-	w.inflight.Done()
+}
+
+// intake runs one held message through the byte budget and process.
+func (w *Worker) intake(h *heldMsg, slot *slotState) (stay bool) {
+	w.fetcher.queuedBytes.Add(-int64(len(h.msg.Data())))
+	cost, ok := w.takeBytes(h.msg)
+	if !ok {
+		h.stopBeat()
+		w.awaitPullsClosed()
+		w.settler.giveBack(h.msg) // shutdown while waiting: not started
+		return true
+	}
+	defer w.budget.release(cost)
+	return w.process(w.actionCtx, h, slot)
 }
 
 // replaceIntake starts an intake goroutine in place of one held by an
@@ -121,12 +139,20 @@ func (w *Worker) replaceIntake() {
 // once. It returns false when the message's action was abandoned while
 // running on this goroutine: the message was settled elsewhere and the
 // goroutine must leave (runIntake).
-func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState) (stay bool) {
+func (w *Worker) process(ctx context.Context, h *heldMsg, slot *slotState) (stay bool) {
 	received := time.Now()
+	msg := h.msg
+	// The InProgress heartbeat runs from the message's arrival (pull.go)
+	// and covers decoding, the lookup, the wait for an action slot and the
+	// action, so none of them can run into AckWait (a redelivery then would
+	// run the message on two replicas at once). It stops before the
+	// settle; the done-marker writer keeps an Ack's message alive itself.
+	stopBeat := h.stopBeat
 	d := &delivery{msg: msg, handler: unknownHandler}
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream delivery: nothing to settle against.
+		stopBeat()
 		w.log.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
 		return true
 	}
@@ -137,7 +163,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// A panic anywhere on the path (decode, dispatch, settle) dead-letters
 	// the message as panic and the goroutine goes on (security issue 12
 	// §5). release gives back what the path holds at that moment.
-	var release func()
+	release := stopBeat
 	defer func() {
 		if p := recover(); p != nil {
 			if release != nil {
@@ -180,17 +206,14 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	ctx = w.startSpans(ctx, d, received, decoded, decodeErr)
 
 	if dec, ok := w.precheck(ctx, d, decodeErr, slot); ok {
+		stopBeat()
 		w.settler.Settle(ctx, d, dec)
 		return true
 	}
 
-	// The InProgress heartbeat covers the wait for an action slot as well
-	// as the action, so neither can run into AckWait (a redelivery then
-	// would run the message on two replicas at once).
-	stopBeat := w.heartbeat(d)
-	release = stopBeat
 	if !w.takeActionSlot() {
 		stopBeat()
+		w.awaitPullsClosed()
 		// Shutdown: pulled but not started, so another replica gets it now.
 		w.settler.Settle(ctx, d, Decision{Kind: KindRequeue})
 		return true
@@ -220,6 +243,10 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, slot *slotState
 	// callback and another goroutine takes this one's place in the intake.
 	res := w.disp.DispatchInline(dispatch.WithAttempt(ctx, d.attempt), request(ev), func(res dispatch.Result) {
 		defer w.replaceIntake()
+		// The message is settled here; its place must not wait for the
+		// stuck action (a few of them would hold every place, and nothing
+		// more would be pulled).
+		defer w.fetcher.release()
 		defer func() {
 			if p := recover(); p != nil {
 				release()
@@ -364,11 +391,11 @@ func (w *Worker) takeActionSlot() bool {
 	}
 }
 
-// heartbeat sends InProgress for d's message every InProgressInterval
+// heartbeat sends InProgress for msg every InProgressInterval
 // until the returned stop is called. A self-re-arming timer, not a
 // goroutine per message: most messages are settled long before the first
 // tick.
-func (w *Worker) heartbeat(d *delivery) (stop func()) {
+func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
 	var stopped atomic.Bool
 	var beat *time.Timer
 	// Armed only after beat is assigned, so the callback always sees it.
@@ -376,7 +403,7 @@ func (w *Worker) heartbeat(d *delivery) (stop func()) {
 		if stopped.Load() {
 			return
 		}
-		_ = d.msg.InProgress()
+		_ = msg.InProgress()
 		beat.Reset(w.cfg.InProgressInterval)
 	})
 	beat.Reset(w.cfg.InProgressInterval)

@@ -6,8 +6,9 @@
 //
 // One message's path, in five files:
 //
-//  1. lifecycle.go  Start → pull: the pull subscription (breaker.go's
-//     pausingIter) hands the message to an intake goroutine; Stop drains.
+//  1. lifecycle.go  Start → pull.go: the pull loop fetches as many messages
+//     as there are free intake places and hands each to an intake
+//     goroutine, kept alive from its arrival; Stop ends the pulls.
 //  2. process.go    runIntake → process: decode (internal/envelope), span,
 //     crash-loop check, done-marker lookup (internal/donemarker), the
 //     InProgress heartbeat, an action slot, dispatch.DispatchInline.
@@ -62,12 +63,11 @@ type Worker struct {
 	log     *slog.Logger
 
 	// Lifecycle (lifecycle.go): started by Start, stopCh closed by Stop,
-	// closed when the run is over; iter is the pull subscription.
+	// closed when the run is over.
 	started  atomic.Bool
 	stopOnce sync.Once
 	stopCh   chan struct{}
 	closed   chan struct{}
-	iter     atomic.Pointer[pausingIter]
 
 	// Set by Start before the first message.
 	consumer jetstream.Consumer
@@ -88,9 +88,12 @@ type Worker struct {
 	stopping    <-chan struct{}
 	// The intake goroutines' work queue and the context their actions run
 	// under; inflight counts the intake goroutines (runIntake).
-	work      chan jetstream.Msg
+	work      chan *heldMsg
 	actionCtx context.Context
 	inflight  sync.WaitGroup
+	// fetcher is the capacity-based pull loop (pull.go): the intake gives
+	// its places back.
+	fetcher *fetcher
 	// markers writes done-markers before the ack.
 	markers *donemarker.Writer
 	// budget bounds the body bytes in the intake (budget.go).
@@ -120,7 +123,8 @@ const (
 // takeBytes takes msg's body size from the intake's byte budget
 // (budget.go) before it is decoded; false when shutdown starts first. An
 // event above MaxEventBytes is not decoded and costs nothing. While it
-// waits, the message is kept in progress like one waiting for a slot.
+// waits, the message is kept in progress (its heartbeat runs from its
+// arrival, pull.go).
 func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
 	n := len(msg.Data())
 	if n > w.cfg.MaxEventBytes {
@@ -130,29 +134,14 @@ func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
 	if w.budget.tryAcquire(cost) {
 		return cost, true
 	}
-	stopBeat := w.heartbeat(&delivery{msg: msg})
-	defer stopBeat()
 	return cost, w.budget.acquire(cost, w.stopping)
 }
 
-// intakePerSlot is how many intake goroutines (decode, done-marker
-// lookup) there are per action slot with idempotency on. Two: the
-// benchmark's msgs/s with idempotency on rose ≈ 20 % over one (four and
-// eight bought nothing more; docs/performance.md). A replica then holds
-// up to Concurrency × (intakePerSlot + 2) unacked messages (intake plus
-// the prefetch buffer) of the consumer's MaxAckPending (2,048 by default:
-// 32 replicas at the default 16).
+// intakePerSlot sizes the done-marker writer's queue: 2 × Concurrency
+// (lifecycle.go says why it is not one per intake place). It was the
+// number of intake goroutines per slot before capacity-based pulls
+// (decision 0015).
 const intakePerSlot = 2
-
-// refillThreshold is when the pull subscription asks for more: below 3/4
-// of the prefetch instead of nats.go's 1/2. The buffer holds no more than
-// before (Prefetch, the AckWait bound of decision 0005 §11), it is just
-// topped up in smaller, earlier requests, so the slots find it empty less
-// often: +2 to +15 % msgs/s with idempotency off in five paired runs at
-// the same CPU per message (docs/performance.md).
-func refillThreshold(prefetch int) int {
-	return max(1, prefetch*3/4)
-}
 
 // New builds a worker on a connected NATS connection. The streams,
 // bucket and consumer must exist (streams.Apply).

@@ -1,0 +1,111 @@
+package worker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aweber-imbi/imbi-worker/wire"
+)
+
+// TestPullsNeverExceedFreePlaces: the pull loop asks only for free intake
+// places, so the messages a worker holds (delivered and not yet done with,
+// counted at each arrival and release) never exceed its places, however
+// many are waiting; every message still runs once, the pulls are fewer
+// than the messages, and every place is free again after Stop. (The
+// server's ack-pending count is no check: it lags the acks, and with
+// idempotency on the ack follows the place's release.)
+func TestPullsNeverExceedFreePlaces(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		concurrency int
+		places      int
+		idempotency bool
+	}{
+		{"one slot, four places", 1, 4, false},
+		{"two slots, five places", 2, 5, false},
+		{"two slots, eight places, idempotency", 2, 8, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			idem := tc.idempotency
+			e := newEnv(t, envOpts{idempotency: &idem})
+			const n = 60
+			for i := range n {
+				id := fmt.Sprintf("cap-%d", i)
+				e.publishRaw("imbi.actions.test.sleep", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: id},
+					event(id, "test#sleep", map[string]any{"sleep_ms": 5}, id))
+			}
+			cfg := e.config()
+			cfg.Concurrency, cfg.Prefetch = tc.concurrency, tc.places
+			w, stop := e.start(cfg)
+			require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 30*time.Second, 2*time.Millisecond)
+			for i := range n {
+				require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("cap-%d", i)), "cap-%d", i)
+			}
+			f := w.fetcher
+			require.NotNil(t, f)
+			require.LessOrEqual(t, f.peakHeld.Load(), int64(tc.places), "held more messages than places")
+			require.Equal(t, int64(tc.places), f.peakHeld.Load(), "never filled its places")
+			require.EqualValues(t, n, f.delivered.Load())
+			require.Less(t, f.fetches.Load(), int64(n), "a pull per message")
+			require.Eventually(t, func() bool { return f.held.Load() == 0 }, 5*time.Second, 5*time.Millisecond)
+			require.NoError(t, stop())
+			require.Equal(t, tc.places, f.places.count(), "places not all given back")
+		})
+	}
+}
+
+// TestStopGivesBackPulledUnstarted: on Stop the worker pulls nothing
+// more, lets the running action finish and gives back (nak) every message
+// it pulled and did not start, so they are available again at once, not
+// after AckWait (30 s here), and none of them ran.
+func TestStopGivesBackPulledUnstarted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	const n = 6
+	for i := range n {
+		id := fmt.Sprintf("held-%d", i)
+		e.publishRaw("imbi.actions.test.sleep", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: id},
+			event(id, "test#sleep", map[string]any{"sleep_ms": 300}, id))
+	}
+	started := func() (ran int) {
+		for i := range n {
+			ran += len(e.rec.Times(fmt.Sprintf("held-%d", i)))
+		}
+		return ran
+	}
+	cfg := e.config()
+	cfg.Concurrency, cfg.Prefetch = 1, 8
+	w, stop := e.start(cfg)
+	require.Eventually(t, func() bool { return w.fetcher.held.Load() == n && started() == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, stop())
+	require.Equal(t, 1, started(), "a held message started after Stop")
+	require.Equal(t, cfg.Prefetch, w.fetcher.places.count(), "places not all given back")
+	// Given back: another replica runs them now, not after AckWait.
+	_, _ = e.start(e.config())
+	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 5*time.Second, 10*time.Millisecond)
+	for i := range n {
+		require.Equal(t, 1, e.rec.Calls(fmt.Sprintf("held-%d", i)), "held-%d", i)
+	}
+}
+
+// TestMinFetch: a pull asks for at least half the places, but never for so
+// many that fewer than concurrency places stay filled while it travels.
+func TestMinFetch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ places, concurrency, want int }{
+		{64, 16, 32},
+		{128, 16, 64},
+		{16, 4, 8},
+		{20, 16, 4},
+		{16, 16, 1},
+		{4, 1, 2},
+		{1, 1, 1},
+	} {
+		require.Equal(t, tc.want, minFetch(tc.places, tc.concurrency), "%d places, concurrency %d", tc.places, tc.concurrency)
+	}
+}
