@@ -111,6 +111,8 @@ type fetcher struct {
 	cancel context.CancelFunc
 	// queuedBytes are the bodies pulled and not yet in the byte budget.
 	queuedBytes atomic.Int64
+	// sizeHint is the recent body size (noteSize), for byteCap.
+	sizeHint atomic.Int64
 	// fetches counts Fetch requests and delivered the messages they
 	// brought (tests, logs).
 	fetches   atomic.Int64
@@ -168,7 +170,10 @@ func (w *Worker) pullFetch(r *run) {
 			}
 			continue
 		}
-		if err := f.fetch(n); err != nil {
+		// The places stay taken until the Fetch ends, even those byteCap
+		// leaves unasked: given back now, they would be taken again at
+		// once for another request, and the requests would not be bounded.
+		if err := f.fetch(n, min(n, f.byteCap())); err != nil {
 			f.places.give(n)
 			w.log.Warn("pull failed", "error", err)
 			select { // a broken connection must not spin the loop
@@ -210,17 +215,21 @@ func (f *fetcher) stopFetches() int {
 // back.
 func (w *Worker) awaitPullsClosed() { <-w.fetcher.pullsClosed }
 
-// fetch sends one pull request for n messages; a goroutine hands what
-// arrives to the intake.
-func (f *fetcher) fetch(n int) error {
+// fetch sends one pull request for ask of the n places taken; a
+// goroutine hands what arrives to the intake and gives back the places
+// left when the request ends.
+func (f *fetcher) fetch(n, ask int) error {
 	w := f.w
 	ctx, cancel := context.WithTimeout(f.ctx, pullExpiry+time.Second/2)
 	// The server counts a message's subject and ack reply into the limit
 	// too: a request below max_payload + that could never take the largest
 	// message.
-	maxBytes := max(w.budget.freeBytes()-f.queuedBytes.Load(), w.nc.MaxPayload()+fetchEnvelopeBytes)
-	batch, err := w.consumer.Fetch(n, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat),
-		jetstream.FetchMaxBytes(int(min(maxBytes, int64(maxFetchBytes)))))
+	// No FetchMaxBytes: with a byte limit, nats-server 2.15.2 stopped
+	// delivering to every request after a stream leader's failover in a
+	// cluster (each ended "409 Batch Completed" with no message:
+	// TestWorkerSurvivesServerRestartInCluster). The bytes are bounded by
+	// the count instead (byteCap).
+	batch, err := w.consumer.Fetch(ask, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat))
 	if err != nil {
 		cancel()
 		return err
@@ -234,6 +243,7 @@ func (f *fetcher) fetch(n int) error {
 		got := 0
 		for msg := range batch.Messages() {
 			got++
+			f.noteSize(len(msg.Data()))
 			f.arrived()
 			f.hand(msg)
 		}
@@ -254,18 +264,31 @@ func (f *fetcher) fetch(n int) error {
 	return nil
 }
 
-// fetchEnvelopeBytes is what the server adds to a message's size for a
-// pull request's byte limit beyond headers and body: its subject and ack
-// reply subject (each well under 2 KiB).
-const fetchEnvelopeBytes = 4 << 10
-
 // emptyFetchPause is how long the places of a Fetch that ended early
 // without a message stay taken.
 const emptyFetchPause = 100 * time.Millisecond
 
-// maxFetchBytes caps one Fetch's byte limit (the budget is an int64; the
-// request's field an int).
-const maxFetchBytes = 1 << 30
+// byteCap is how many messages the free byte budget takes at the recent
+// body size (sizeHint): a Fetch asks for no more, so what is pulled and
+// waits for the budget stays near it (at least one message, so a body
+// larger than the budget still comes in and waits alone). With no size
+// seen yet there is no cap.
+func (f *fetcher) byteCap() int {
+	hint := f.sizeHint.Load()
+	if hint <= 0 {
+		return f.total
+	}
+	free := f.w.budget.freeBytes() - f.queuedBytes.Load()
+	return int(max(1, min(free/hint, int64(f.total))))
+}
+
+// noteSize folds a body's size into sizeHint: the larger of the new size
+// and the old hint decayed by 1/8, so a burst of large bodies caps the
+// next Fetch at once and small ones lift the cap gradually.
+func (f *fetcher) noteSize(n int) {
+	old := f.sizeHint.Load()
+	f.sizeHint.Store(max(int64(n), old-old/8))
+}
 
 // hand gives msg to an intake goroutine, kept alive from now on; after
 // Stop it keeps it for stopFetches to give back.

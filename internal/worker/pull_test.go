@@ -109,3 +109,29 @@ func TestMinFetch(t *testing.T) {
 		require.Equal(t, tc.want, minFetch(tc.places, tc.concurrency), "%d places, concurrency %d", tc.places, tc.concurrency)
 	}
 }
+
+// TestByteCap: a Fetch asks for no more messages than the free byte
+// budget takes at the recent body size; large bodies cap the next Fetch at
+// once, small ones lift the cap gradually, and one message always fits.
+func TestByteCap(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	f := &fetcher{w: &Worker{budget: newByteBudget(8 * mib)}, total: 64}
+	require.Equal(t, 64, f.byteCap(), "no size seen: no cap")
+	f.noteSize(1200)
+	require.Equal(t, 64, f.byteCap(), "small bodies: the places bound")
+	f.noteSize(mib)
+	require.Equal(t, 8, f.byteCap(), "1 MiB bodies: 8 in an 8 MiB budget")
+	f.queuedBytes.Store(4 * mib)
+	require.Equal(t, 4, f.byteCap(), "pulled and not yet budgeted bytes count")
+	f.queuedBytes.Store(0)
+	f.noteSize(7 * mib)
+	require.Equal(t, 1, f.byteCap(), "a body near the budget: one at a time")
+	require.True(t, f.w.budget.tryAcquire(8*mib))
+	require.Equal(t, 1, f.byteCap(), "a full budget still lets one in")
+	f.w.budget.release(8 * mib)
+	for range 40 {
+		f.noteSize(1200)
+	}
+	require.Equal(t, 64, f.byteCap(), "the hint decays back to small bodies")
+}
