@@ -64,7 +64,7 @@ func NewChainEvent(c Chain) (event.Event, error) {
 		}
 		id = c.DeliveryID + "." + c.Data.Context.ProjectID
 	}
-	if !chainIDOK(id) {
+	if !wire.ValidChainID(id) {
 		return event.Event{}, &InvalidMessageError{Field: "chain.id", Reason: fmt.Sprintf("must be 1-%d printable ASCII bytes without spaces", wire.MaxChainIDBytes)}
 	}
 	next := make([]wire.ChainStep, 0, len(c.Rules)-1)
@@ -98,16 +98,4 @@ func (p *Publisher) PublishChain(ctx context.Context, c Chain) (*jetstream.PubAc
 		return nil, err
 	}
 	return p.PublishEvent(ctx, ev)
-}
-
-func chainIDOK(id string) bool {
-	if id == "" || len(id) > wire.MaxChainIDBytes {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] > '~' {
-			return false
-		}
-	}
-	return true
 }

@@ -61,3 +61,18 @@ func (c *Chain) StopsOnFailure() bool { return c.OnFailure == ChainStop }
 func ChainStepID(chainID string, ordinal int) string {
 	return chainID + "." + strconv.Itoa(ordinal)
 }
+
+// ValidChainID reports whether id may be a chain.id: 1 to MaxChainIDBytes
+// printable ASCII characters, no space (it becomes part of CE ids and
+// Nats-Msg-Id headers).
+func ValidChainID(id string) bool {
+	if id == "" || len(id) > MaxChainIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

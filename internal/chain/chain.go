@@ -59,7 +59,7 @@ func validate(raw *rawChain, ceID string, rule wire.Rule) (*wire.Chain, error) {
 	switch {
 	case raw.ID == nil:
 		return nil, invalid("data.chain.id is required")
-	case !chainIDOK(*raw.ID):
+	case !wire.ValidChainID(*raw.ID):
 		return nil, invalid("data.chain.id must be 1-%d printable ASCII bytes without spaces", wire.MaxChainIDBytes)
 	case raw.Position == nil:
 		return nil, invalid("data.chain.position is required")
@@ -119,16 +119,4 @@ func validate(raw *rawChain, ceID string, rule wire.Rule) (*wire.Chain, error) {
 		c.Next[i] = step
 	}
 	return c, nil
-}
-
-func chainIDOK(id string) bool {
-	if id == "" || len(id) > wire.MaxChainIDBytes {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
