@@ -271,6 +271,13 @@ func valueEnd(b []byte, i int) int {
 // key=value pairs and `Bearer …` / `Basic …` credentials. Each kind of
 // replacement is reported once as scan:<what> (scan:password, scan:scheme,
 // scan:pair; data_base64.<path> for base64 content).
+//
+// The scan runs again on its own output until nothing changes: a
+// replacement can complete a sensitive pair that overlapped the value it
+// replaced ("authorization":"x"token":"secret": the quote closing "x" opens
+// "token"), so one pass is not always enough. A body that still changes
+// after maxOpaquePasses is replaced whole (scan:body), never returned half
+// redacted.
 func Opaque(b []byte) ([]byte, []string) {
 	var paths []string
 	seen := map[string]bool{}
@@ -280,6 +287,31 @@ func Opaque(b []byte) ([]byte, []string) {
 			paths = append(paths, p)
 		}
 	}
+	out := b
+	for pass := 0; ; pass++ {
+		next := opaqueOnce(out, note)
+		if bytes.Equal(next, out) {
+			break
+		}
+		if pass == maxOpaquePasses {
+			note("scan:body")
+			out = []byte(Replacement)
+			break
+		}
+		out = next
+	}
+	if paths == nil {
+		return b, nil
+	}
+	return out, paths
+}
+
+// maxOpaquePasses bounds Opaque's passes (each is linear in the body).
+const maxOpaquePasses = 8
+
+// opaqueOnce is one pass of Opaque's scan; it returns b itself when
+// nothing matched.
+func opaqueOnce(b []byte, note func(string)) []byte {
 	out := opaqueBase64.ReplaceAllFunc(b, func(m []byte) []byte {
 		v := opaqueBase64.FindSubmatchIndex(m)
 		repl, inner := redactBase64(jsontext.Value(m[v[2]-1 : v[3]+1]))
@@ -302,8 +334,5 @@ func Opaque(b []byte) ([]byte, []string) {
 	if !bytes.Equal(before, out) {
 		note("scan:pair")
 	}
-	if paths == nil {
-		return b, nil
-	}
-	return out, paths
+	return out
 }

@@ -108,3 +108,27 @@ func TestBodyOutputIsJSONWhenInputIs(t *testing.T) {
 	require.NotContains(t, string(out), canary)
 	require.False(t, strings.Contains(string(out), b64(`{"password":1}`)))
 }
+
+// TestOpaqueOverlappingPairs: a sensitive pair whose opening quote is the
+// closing quote of a value just redacted is redacted too, in the same call
+// (FuzzBodySplice found the second pass changing the first's output).
+func TestOpaqueOverlappingPairs(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`"authorization":"x"cookie":"SECRET-CANARY"`,
+		`"AuthoriZAtion":""X-huB-signAture":SECRET-CANARY`,
+		`"password":""password":""cookie":"SECRET-CANARY" trailing`,
+	} {
+		out, paths := Body([]byte(in))
+		if strings.Contains(string(out), "SECRET-CANARY") {
+			t.Errorf("secret left in %q: %q", in, out)
+		}
+		if len(paths) == 0 {
+			t.Errorf("nothing reported for %q", in)
+		}
+		again, more := Body(out)
+		if len(more) != 0 || string(again) != string(out) {
+			t.Errorf("second pass changed %q: %v -> %q", out, more, again)
+		}
+	}
+}
