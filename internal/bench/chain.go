@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 )
 
@@ -67,34 +65,10 @@ func (e *env) chainPipeline(o options) (float64, float64, error) {
 	case <-time.After(2 * time.Minute):
 		return 0, 0, fmt.Errorf("preload stalled")
 	}
-	var ran atomic.Int64
-	w, closeConn, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
+	elapsed, cpuPer, err := e.drain(ctx, o, sc, "chain", steps, "steps")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer closeConn()
-	stopProfile, err := e.startProfile("chain")
-	if err != nil {
-		return 0, 0, err
-	}
-	start, cpu0 := time.Now(), cpuTime()
-	errc := make(chan error, 1)
-	go func() { errc <- w.Run(ctx) }()
-	// A step's continuation is stored before the step is acked, so the
-	// stream is empty only once every chain has finished.
-	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
-		return 0, 0, err
-	}
-	elapsed := time.Since(start)
-	stopProfile()
-	cpuPer := float64((cpuTime() - cpu0).Microseconds()) / float64(steps)
 	fmt.Printf("  chains: %.1f µs CPU per step (process: server + worker), %d chains of %d steps\n", cpuPer, chains, chainSteps)
-	cancel()
-	if err := <-errc; err != nil {
-		return 0, 0, err
-	}
-	if ran.Load() != int64(steps) {
-		return 0, 0, fmt.Errorf("ran %d steps, want %d", ran.Load(), steps)
-	}
 	return float64(steps) / elapsed.Seconds(), cpuPer, nil
 }

@@ -579,33 +579,11 @@ func (e *env) pipeline(o options, prefix string) (float64, float64, error) {
 	if err := e.preload(ctx, sc, o.n, o.size, prefix+"-"); err != nil {
 		return 0, 0, err
 	}
-	var ran atomic.Int64
-	w, closeConn, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
+	elapsed, cpuPer, err := e.drain(ctx, o, sc, prefix, o.n, "actions")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer closeConn()
-	stopProfile, err := e.startProfile(prefix)
-	if err != nil {
-		return 0, 0, err
-	}
-	start, cpu0 := time.Now(), cpuTime()
-	errc := make(chan error, 1)
-	go func() { errc <- w.Run(ctx) }()
-	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
-		return 0, 0, err
-	}
-	elapsed := time.Since(start)
-	stopProfile()
-	cpuPer := float64((cpuTime() - cpu0).Microseconds()) / float64(o.n)
 	fmt.Printf("  %s: %.1f µs CPU per message (process: server + worker)\n", prefix, cpuPer)
-	cancel()
-	if err := <-errc; err != nil {
-		return 0, 0, err
-	}
-	if ran.Load() != int64(o.n) {
-		return 0, 0, fmt.Errorf("ran %d actions, want %d", ran.Load(), o.n)
-	}
 	if sc.Outcomes {
 		s, err := e.js.Stream(context.Background(), sc.OutcomesStream)
 		if err != nil {
@@ -620,6 +598,43 @@ func (e *env) pipeline(o options, prefix string) (float64, float64, error) {
 		}
 	}
 	return float64(o.n) / elapsed.Seconds(), cpuPer, nil
+}
+
+// drain runs a worker on sc's stream until the stream is empty (profiled
+// as profile) and checks that it ran want actions (unit names them in the
+// error). It returns the time taken and the process CPU per action (µs).
+func (e *env) drain(ctx context.Context, o options, sc streams.Config, profile string, want int, unit string) (time.Duration, float64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ran atomic.Int64
+	w, closeConn, err := e.newWorker(o, sc, func(plugins.Event) { ran.Add(1) })
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closeConn()
+	stopProfile, err := e.startProfile(profile)
+	if err != nil {
+		return 0, 0, err
+	}
+	start, cpu0 := time.Now(), cpuTime()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	// A chain step's continuation is stored before the step is acked, so
+	// the stream is empty only once every chain has finished.
+	if err := e.waitEmpty(ctx, sc.Stream); err != nil {
+		return 0, 0, err
+	}
+	elapsed := time.Since(start)
+	stopProfile()
+	cpuPer := float64((cpuTime() - cpu0).Microseconds()) / float64(want)
+	cancel()
+	if err := <-errc; err != nil {
+		return 0, 0, err
+	}
+	if ran.Load() != int64(want) {
+		return 0, 0, fmt.Errorf("ran %d %s, want %d", ran.Load(), unit, want)
+	}
+	return elapsed, cpuPer, nil
 }
 
 // latency publishes at rate for o.latencyDur and records
