@@ -309,7 +309,7 @@ func Opaque(b []byte) ([]byte, []string) {
 // maxOpaquePasses bounds Opaque's passes (each is linear in the body).
 const maxOpaquePasses = 8
 
-// opaqueOnce is one pass of Opaque's scan; it returns b itself when
+// opaqueOnce is one pass of Opaque's scan; its result equals b when
 // nothing matched.
 func opaqueOnce(b []byte, note func(string)) []byte {
 	out := opaqueBase64.ReplaceAllFunc(b, func(m []byte) []byte {
