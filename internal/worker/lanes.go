@@ -24,6 +24,7 @@ import (
 
 // laneStore is what the settler needs of the lanes bucket.
 type laneStore interface {
+	Deferrals(ctx context.Context, stream string, seq uint64, stored time.Time) (int, error)
 	SetDeferrals(ctx context.Context, stream string, seq uint64, stored time.Time, n int, ttl time.Duration) error
 	Pause(ctx context.Context, p lanes.PauseRequest) error
 }

@@ -120,7 +120,8 @@ func TestSharedLane(t *testing.T) {
 	cfg.MaxAttempts = 2
 	cfg.WorkerID = "replica-a"
 	_, stopA := e.start(cfg)
-	const pause = 3 * time.Second
+	// Longer than A's Stop, which lets its outstanding pull run out (pullExpiry).
+	const pause = pullExpiry + 3*time.Second
 	e.publish("lane-1", "test#rate_limited", map[string]any{"fail_times": 1, "retry_after_ms": pause.Milliseconds()})
 	store := e.laneStore()
 	var st lanes.State

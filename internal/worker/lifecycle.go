@@ -154,7 +154,10 @@ func (w *Worker) start(ctx context.Context) error {
 // for what is queued, markers being retried get ShutdownMarkerRetry.
 func (w *Worker) shutdown(r *run) {
 	defer r.cancelActions()
-	requeued := r.fetcher.stopFetches() // before any message is given back
+	// One clock for the grace: the outstanding pull requests run out while
+	// the running actions go on (both within ShutdownGrace).
+	graceEnd := time.Now().Add(w.cfg.ShutdownGrace)
+	requeued := r.fetcher.stopFetches(graceEnd) // before any message is given back
 	allDone := make(chan struct{})
 	go func() {
 		w.inflight.Wait()
@@ -167,7 +170,7 @@ func (w *Worker) shutdown(r *run) {
 	finished := true
 	select {
 	case <-allDone:
-	case <-time.After(w.cfg.ShutdownGrace):
+	case <-time.After(time.Until(graceEnd)):
 		w.log.Warn("shutdown grace expired; cancelling running actions")
 		r.cancelActions()
 		// Cancelled actions settle as "requeued"; an action that ignores its

@@ -119,7 +119,7 @@ func (w *Worker) intake(h *heldMsg, slot *slotState) (stay bool) {
 	if !ok {
 		h.stopBeat()
 		w.awaitPullsClosed()
-		w.settler.giveBack(h.msg) // shutdown while waiting: not started
+		w.settler.giveBack(w.actionCtx, h.msg) // shutdown while waiting: not started
 		return true
 	}
 	defer w.budget.release(cost)

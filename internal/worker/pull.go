@@ -29,9 +29,10 @@ import (
 //
 // While the credential breaker is open no Fetch goes out; messages held
 // (and those still arriving for a Fetch already outstanding) wait in their
-// places, kept alive. On Stop no Fetch goes out, the outstanding ones are
-// ended, and then what was pulled and not started is given back (nak;
-// stopFetches says why in that order).
+// places, kept alive. On Stop no Fetch goes out and the outstanding ones
+// run out (pullExpiry at most): what they still deliver is held, kept
+// alive, and given back (nak) with what was pulled and not started once
+// none is open any more (stopFetches says why in that order).
 
 // IntakePlacesPerSlot is the default number of intake places per action
 // slot: 4, so 64 at the default Concurrency of 16. A replica then holds up
@@ -120,11 +121,14 @@ type fetcher struct {
 	// held is how many messages are in their places now, peakHeld the
 	// most at once (never above total: tests).
 	held, peakHeld atomic.Int64
+	// lateGiven counts the messages that arrived after Stop and were
+	// given back (tests).
+	lateGiven atomic.Int64
 	// pullsClosed is closed once no Fetch is open at the server (Stop);
-	// late holds what arrived after Stop until then.
+	// late holds what arrived after Stop until then, kept alive.
 	pullsClosed chan struct{}
 	mu          sync.Mutex
-	late        []jetstream.Msg
+	late        []*heldMsg
 }
 
 // arrived counts a message into its place.
@@ -146,7 +150,7 @@ func (f *fetcher) release() {
 }
 
 // pullFetch runs the capacity-based pull loop until Stop. The Fetches
-// still outstanding then are ended by shutdown (stopFetches).
+// still outstanding then run out in shutdown (stopFetches).
 func (w *Worker) pullFetch(r *run) {
 	f := r.fetcher
 	for {
@@ -184,29 +188,54 @@ func (w *Worker) pullFetch(r *run) {
 	}
 }
 
-// stopFetches ends the Fetches still outstanding after Stop, then opens
-// the gate for the naks of messages pulled and not started (pullsClosed):
-// a message given back while a Fetch of this worker is still open at the
-// server would be delivered straight back to it, again and again, each
-// time counted as a delivery. Ending a Fetch unsubscribes its inbox; once
-// the server has that (the flush), it delivers nothing more to it. A
-// message already on its way then is dropped by the client and comes back
-// after AckWait. It returns how many messages arrived after Stop.
-func (f *fetcher) stopFetches() int {
-	f.cancel()
-	f.receivers.Wait()
-	if err := f.w.nc.FlushTimeout(f.w.cfg.ShutdownCancelWait); err != nil {
-		f.w.log.Warn("flushing the end of the pull requests", "error", err)
+// stopFetches waits, after Stop, until the Fetches still outstanding have
+// ended, then opens the gate for the naks of messages pulled and not
+// started (pullsClosed) and gives back what arrived after Stop. It
+// returns how many messages arrived after Stop.
+//
+// Why in that order: a message given back while a Fetch of this worker
+// is still open at the server would be delivered straight back to it,
+// again and again, each time counted as a delivery. Why wait rather than
+// end them: ending a Fetch unsubscribes its inbox at once, and a message
+// the server was already sending to it is dropped by the client and
+// comes back only after AckWait (30 s by default): a rolling restart
+// delayed such messages that long. A Fetch runs out by itself within
+// pullExpiry (the server's timeout status, or its count filled), and
+// nothing comes after that status; what arrives meanwhile is held, kept
+// alive, and given back here, at once for another replica. The wait is
+// bounded by deadline (shutdown's ShutdownGrace); a Fetch still open
+// then (a stalled connection) is ended as before, with that hazard.
+func (f *fetcher) stopFetches(deadline time.Time) int {
+	ended := make(chan struct{})
+	go func() { // the pull loop has returned: no receiver is added any more
+		f.receivers.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(time.Until(deadline)):
+		f.w.log.Warn("pull requests still open at the end of the shutdown grace; ending them")
+		f.cancel()
+		<-ended
+		if err := f.w.nc.FlushTimeout(f.w.cfg.ShutdownCancelWait); err != nil {
+			f.w.log.Warn("flushing the end of the pull requests", "error", err)
+		}
 	}
+	f.cancel()
 	close(f.pullsClosed)
 	f.mu.Lock()
 	late := f.late
 	f.late = nil
 	f.mu.Unlock()
-	for _, m := range late {
-		f.w.settler.giveBack(m)
+	// Their deferral counts (giveBack) get ShutdownCancelWait in all.
+	ctx, cancel := context.WithTimeout(context.Background(), f.w.cfg.ShutdownCancelWait)
+	defer cancel()
+	for _, h := range late {
+		h.stopBeat()
+		f.w.settler.giveBack(ctx, h.msg)
 		f.release()
 	}
+	f.lateGiven.Add(int64(len(late)))
 	return len(late)
 }
 
@@ -254,6 +283,7 @@ func (f *fetcher) fetch(n, ask int) error {
 			select {
 			case <-time.After(emptyFetchPause):
 			case <-f.ctx.Done():
+			case <-w.stopCh:
 			}
 		}
 		f.places.give(n - got)
@@ -291,28 +321,27 @@ func (f *fetcher) noteSize(n int) {
 }
 
 // hand gives msg to an intake goroutine, kept alive from now on; after
-// Stop it keeps it for stopFetches to give back.
+// Stop it keeps it, kept alive, for stopFetches to give back.
 func (f *fetcher) hand(msg jetstream.Msg) {
 	w := f.w
+	h := &heldMsg{msg: msg, stopBeat: w.heartbeat(msg)}
 	select {
 	case <-w.stopCh:
-		f.keepLate(msg)
+		f.keepLate(h)
 		return
 	default:
 	}
-	h := &heldMsg{msg: msg, stopBeat: w.heartbeat(msg)}
 	f.queuedBytes.Add(int64(len(msg.Data())))
 	select {
 	case w.work <- h:
 	case <-w.stopCh:
-		h.stopBeat()
 		f.queuedBytes.Add(-int64(len(msg.Data())))
-		f.keepLate(msg)
+		f.keepLate(h)
 	}
 }
 
-func (f *fetcher) keepLate(msg jetstream.Msg) {
+func (f *fetcher) keepLate(h *heldMsg) {
 	f.mu.Lock()
-	f.late = append(f.late, msg)
+	f.late = append(f.late, h)
 	f.mu.Unlock()
 }

@@ -135,3 +135,73 @@ func TestByteCap(t *testing.T) {
 	}
 	require.Equal(t, 64, f.byteCap(), "the hint decays back to small bodies")
 }
+
+// TestStopGivesBackWhatArrivesDuringStop: a replica stops while messages
+// are still on their way to its pull requests (published as Stop
+// begins). They are not dropped: what its pulls deliver after Stop is
+// given back (nak) once they have run out, and a second replica runs
+// every message exactly once, long before AckWait (1 min here) would
+// have brought back a dropped one. A round in which nothing reached A's
+// pulls after Stop proves nothing, so it is played again (at most 3).
+func TestStopGivesBackWhatArrivesDuringStop(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		if stopRound(t) > 0 {
+			return
+		}
+		t.Logf("round %d: nothing arrived for A's pulls after Stop", round)
+	}
+	t.Fatal("nothing arrived for A's pulls after Stop in 3 rounds: the test proved nothing")
+}
+
+// stopRound is one round of TestStopGivesBackWhatArrivesDuringStop; it
+// returns how many messages A gave back that arrived after its Stop.
+func stopRound(t *testing.T) int64 {
+	e := newEnv(t, envOpts{ackWait: time.Minute})
+	cfg := e.config()
+	cfg.Concurrency, cfg.Prefetch = 2, 64
+	cfg.WorkerID = "replica-a"
+	a, stopA := e.start(cfg)
+
+	const n = 600
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("stop-%d", i)
+	}
+	published := make(chan error, 1)
+	go func() { // a steady stream, so a pull of A's is receiving when it stops
+		for i, id := range ids {
+			m := natsMsg("imbi.actions.test.ok", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: id},
+				event(id, "test#ok", nil, id))
+			if _, err := e.js.PublishMsgAsync(m); err != nil {
+				published <- err
+				return
+			}
+			if i%4 == 3 { // about 4 a millisecond for 150 ms
+				time.Sleep(time.Millisecond)
+			}
+		}
+		select {
+		case <-e.js.PublishAsyncComplete():
+			published <- nil
+		case <-time.After(20 * time.Second):
+			published <- fmt.Errorf("publishes not acknowledged")
+		}
+	}()
+	require.Eventually(t, func() bool { return a.fetcher.delivered.Load() >= 100 }, 10*time.Second, time.Millisecond)
+	stopped := make(chan error, 1)
+	begun := time.Now()
+	go func() { stopped <- stopA() }()
+	cfg.WorkerID = "replica-b"
+	_, _ = e.start(cfg)
+	require.NoError(t, <-published)
+	require.Eventually(t, func() bool { return e.streamMsgs() == 0 }, 20*time.Second, 10*time.Millisecond,
+		"a message dropped at Stop waits for AckWait")
+	require.Less(t, time.Since(begun), 25*time.Second)
+	require.NoError(t, <-stopped)
+	for _, id := range ids {
+		require.Equal(t, 1, e.rec.Calls(id), id)
+	}
+	require.Zero(t, e.dlq.count())
+	return a.fetcher.lateGiven.Load()
+}

@@ -296,6 +296,12 @@ func (s *settler) Settle(ctx context.Context, d *delivery, dec Decision) {
 		s.publishLetter(ctx, d, st)
 	case KindDefer:
 		s.recordDeferral(ctx, d, st.Decision) // lanes.go
+	case KindRequeue:
+		if !st.Decision.Result.Ran {
+			// Given back at shutdown before it started: no attempt
+			// (countGiveBack says why).
+			s.recordDeferral(ctx, d, st.Decision)
+		}
 	}
 	s.finish(ctx, d, st)
 }
@@ -473,9 +479,40 @@ func (s *settler) settlePanic(ctx context.Context, d *delivery, p any) {
 }
 
 // giveBack naks a message pulled but never taken in (shutdown): another
-// replica gets it at once. It is the one settle without a delivery.
-func (s *settler) giveBack(msg jetstream.Msg) {
+// replica gets it at once. It is the one settle without a delivery. Its
+// delivery is recorded as a deferral first (countGiveBack), so it costs
+// the message no attempt.
+func (s *settler) giveBack(ctx context.Context, msg jetstream.Msg) {
+	if meta, err := msg.Metadata(); err == nil {
+		s.countGiveBack(ctx, meta)
+	}
 	_ = msg.Nak()
+}
+
+// countGiveBack records a delivery given back at shutdown, never started,
+// as a deferral (lanes.go): the next delivery's attempt is deliveries −
+// deferrals, and a message given back at every rolling restart must not
+// run out of attempts (with MaxAttempts 1 the next delivery was dead-
+// lettered max_attempts without ever running: TestManualPause). A failed
+// lookup or write costs the message one attempt, as before.
+func (s *settler) countGiveBack(ctx context.Context, meta *jetstream.MsgMetadata) {
+	if s.lanes == nil {
+		return
+	}
+	n := 0
+	if meta.NumDelivered > 1 {
+		var err error
+		if n, err = s.lanes.Deferrals(ctx, meta.Stream, meta.Sequence.Stream, meta.Timestamp); err != nil {
+			s.log.Warn("deferral count lookup failed at shutdown; this delivery counts as an attempt",
+				"stream_seq", meta.Sequence.Stream, "error", err)
+			return
+		}
+		n = min(n, int(meta.NumDelivered)-1)
+	}
+	if err := s.lanes.SetDeferrals(ctx, meta.Stream, meta.Sequence.Stream, meta.Timestamp, n+1, s.deferralTTL()); err != nil {
+		s.log.Warn("deferral count not stored at shutdown; this delivery counts as an attempt",
+			"stream_seq", meta.Sequence.Stream, "error", err)
+	}
 }
 
 // String is for logs.

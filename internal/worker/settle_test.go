@@ -75,6 +75,10 @@ type fakeLanes struct {
 	pauses []lanes.PauseRequest
 }
 
+func (f *fakeLanes) Deferrals(context.Context, string, uint64, time.Time) (int, error) {
+	return 0, f.err
+}
+
 func (f *fakeLanes) SetDeferrals(_ context.Context, stream string, seq uint64, stored time.Time, n int, _ time.Duration) error {
 	f.counts = append(f.counts, fmt.Sprintf("%s/%d@%d=%d", stream, seq, stored.UnixNano(), n))
 	return f.err

@@ -8,7 +8,7 @@
 //
 //  1. lifecycle.go  Start → pull.go: the pull loop fetches as many messages
 //     as there are free intake places and hands each to an intake
-//     goroutine, kept alive from its arrival; Stop ends the pulls.
+//     goroutine, kept alive from its arrival; on Stop the pulls run out.
 //  2. process.go    runIntake → process: decode (internal/envelope), span,
 //     crash-loop check, done-marker lookup (internal/donemarker), the
 //     InProgress heartbeat, an action slot, dispatch.DispatchInline.
