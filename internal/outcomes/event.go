@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aweber-imbi/imbi-worker/internal/dispatch"
@@ -148,7 +149,7 @@ func Build(s *worker.Settlement, prefix, workerID string) (ev Event, subject str
 		}
 	}
 	subject = prefix + "." + wire.InvalidToken
-	if h, err := wire.ParseHandler(raw); err == nil && dec.Reason != wire.ReasonInvalidEvent {
+	if h, ok := parsedHandler(s, raw); ok && dec.Reason != wire.ReasonInvalidEvent {
 		d.Handler = h.String()
 		subject = prefix + "." + h.Plugin + "." + h.Action
 	} else {
@@ -182,6 +183,22 @@ func Build(s *worker.Settlement, prefix, workerID string) (ev Event, subject str
 		ID: base + "." + strconv.Itoa(d.Attempt), Subject: d.Handler, Time: at,
 		DataContentType: wire.ContentTypeJSON, Data: d}
 	return ev, subject, true
+}
+
+// parsedHandler parses raw (wire.ParseHandler). The worker has done so
+// already for every handler it knows: Settlement.Handler is then
+// raw's canonical form, and when raw is written that way (as every
+// publisher in this repository writes it) its parts are split off without
+// parsing it again (the handler regex was ≈ 1.4 µs of a succeeded
+// outcome's cost in the worker's profile).
+func parsedHandler(s *worker.Settlement, raw string) (wire.Handler, bool) {
+	if raw != "" && raw == s.Handler {
+		if plugin, action, ok := strings.Cut(raw, "#"); ok {
+			return wire.Handler{Plugin: plugin, Action: action}, true
+		}
+	}
+	h, err := wire.ParseHandler(raw)
+	return h, err == nil
 }
 
 // actionID is the action's CloudEvent id; for bytes that are not a

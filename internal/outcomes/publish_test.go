@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,10 +78,12 @@ func TestAckerSweepsUnanswered(t *testing.T) {
 func BenchmarkHookPublish(b *testing.B) {
 	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
 	var seq atomic.Uint64 // distinct outcome ids: none is dropped as a duplicate
-	for _, js := range []bool{false, true} {
-		b.Run(fmt.Sprintf("jetstream-acks=%v", js), func(b *testing.B) {
-			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: js})
+	for _, v := range []struct{ js, noMsgID bool }{{false, false}, {false, true}, {true, false}} {
+		b.Run(fmt.Sprintf("jetstream-acks=%v/msg-id=%v", v.js, !v.noMsgID), func(b *testing.B) {
+			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: v.js, noMsgID: v.noMsgID})
 			b.SetParallelism(16)
+			cpu0 := processCPU(b)
+			b.Cleanup(func() { b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") })
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
@@ -97,6 +100,16 @@ func BenchmarkHookPublish(b *testing.B) {
 			})
 		})
 	}
+}
+
+// processCPU is the process's user and system CPU time so far (client
+// and embedded server together).
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestHookRetriesNoStream: an outcome published while its stream does not
