@@ -186,12 +186,14 @@ func run(o options) error {
 	if o.prepublish == "" || o.binDir == "" {
 		return errors.New("-prepublish and -bin-dir are required (scripts/bench-peers.sh sets them)")
 	}
+	var extra []contestant
 	for _, a := range o.also {
 		c, err := derive(a)
 		if err != nil {
 			return err
 		}
 		contestants = append(contestants, c)
+		extra = append(extra, c)
 	}
 	list := contestants
 	if o.only != "" {
@@ -202,6 +204,12 @@ func run(o options) error {
 				return fmt.Errorf("unknown contestant %q", name)
 			}
 			list = append(list, contestants[i])
+		}
+		// An -also row runs whether or not -contestants names it.
+		for _, c := range extra {
+			if !slices.ContainsFunc(list, func(l contestant) bool { return l.Name == c.Name }) {
+				list = append(list, c)
+			}
 		}
 	}
 	for _, c := range list {
