@@ -125,8 +125,8 @@ func Build(s *worker.Settlement, prefix, workerID string) (ev Event, subject str
 		// The work message's Nats-Msg-Id: the CE id for an ordinary
 		// publish (v1.1 §C's <action CE id>), <ce id>.replay.<n> for a
 		// dead letter's replay, whose delivery attempts start at 1 again
-		// and must not collide with the original's outcomes in the
-		// outcome stream's duplicate window (decision 0011).
+		// and must not collide with the original's outcomes (decision
+		// 0011: readers deduplicate by id, decision 0016).
 		if mid := s.Msg.Headers().Get(wire.HeaderMsgID); mid != "" {
 			base = bounded(mid)
 		}
@@ -149,8 +149,8 @@ func Build(s *worker.Settlement, prefix, workerID string) (ev Event, subject str
 		}
 	}
 	subject = prefix + "." + wire.InvalidToken
-	if h, ok := parsedHandler(s, raw); ok && dec.Reason != wire.ReasonInvalidEvent {
-		d.Handler = h.String()
+	if h, canonical, ok := parsedHandler(s, raw); ok && dec.Reason != wire.ReasonInvalidEvent {
+		d.Handler = canonical
 		subject = prefix + "." + h.Plugin + "." + h.Action
 	} else {
 		d.Handler = dispatch.Truncate(raw, maxHandlerLen)
@@ -191,14 +191,17 @@ func Build(s *worker.Settlement, prefix, workerID string) (ev Event, subject str
 // publisher in this repository writes it) its parts are split off without
 // parsing it again (the handler regex was ≈ 1.4 µs of a succeeded
 // outcome's cost in the worker's profile).
-func parsedHandler(s *worker.Settlement, raw string) (wire.Handler, bool) {
+func parsedHandler(s *worker.Settlement, raw string) (h wire.Handler, canonical string, ok bool) {
 	if raw != "" && raw == s.Handler {
 		if plugin, action, ok := strings.Cut(raw, "#"); ok {
-			return wire.Handler{Plugin: plugin, Action: action}, true
+			return wire.Handler{Plugin: plugin, Action: action}, raw, true
 		}
 	}
 	h, err := wire.ParseHandler(raw)
-	return h, err == nil
+	if err != nil {
+		return h, "", false
+	}
+	return h, h.String(), true
 }
 
 // actionID is the action's CloudEvent id; for bytes that are not a

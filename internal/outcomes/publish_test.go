@@ -78,9 +78,9 @@ func TestAckerSweepsUnanswered(t *testing.T) {
 func BenchmarkHookPublish(b *testing.B) {
 	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
 	var seq atomic.Uint64 // distinct outcome ids: none is dropped as a duplicate
-	for _, v := range []struct{ js, noMsgID bool }{{false, false}, {false, true}, {true, false}} {
-		b.Run(fmt.Sprintf("jetstream-acks=%v/msg-id=%v", v.js, !v.noMsgID), func(b *testing.B) {
-			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: v.js, noMsgID: v.noMsgID})
+	for _, v := range []struct{ js, msgID bool }{{false, false}, {false, true}, {true, true}} {
+		b.Run(fmt.Sprintf("jetstream-acks=%v/msg-id=%v", v.js, v.msgID), func(b *testing.B) {
+			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: v.js, msgID: v.msgID})
 			b.SetParallelism(16)
 			cpu0 := processCPU(b)
 			b.Cleanup(func() { b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") })
