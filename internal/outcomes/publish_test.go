@@ -102,6 +102,42 @@ func BenchmarkHookPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkHookPipeline: outcomes as a worker with idempotency on
+// handles them: published (BeforeSettle) by 32 goroutines, awaited
+// (BeforeAck) in order by one, as the done-marker writer does; CPU of
+// client and embedded server together.
+func BenchmarkHookPipeline(b *testing.B) {
+	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
+	h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench"})
+	var seq atomic.Uint64
+	q := make(chan *worker.Settlement, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range q {
+			if err := h.BeforeAck(context.Background(), s); err != nil {
+				b.Error(err)
+			}
+		}
+	}()
+	b.SetParallelism(16)
+	cpu0 := processCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
+				Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
+			if err := h.BeforeSettle(context.Background(), s); err != nil {
+				b.Error(err)
+				return
+			}
+			q <- s
+		}
+	})
+	close(q)
+	<-done
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
 // processCPU is the process's user and system CPU time so far (client
 // and embedded server together).
 func processCPU(b *testing.B) time.Duration {
