@@ -27,6 +27,9 @@ tree() { # tree <name> <commit of internal/envelope or "">: a copy of the workin
 	if [ -n "$2" ]; then
 		rm -rf "$out/$1/internal/envelope"
 		git archive "$2" internal/envelope | tar -x -C "$out/$1"
+		# today's callers take NewDecoder's one result
+		sed -i 's/^func NewDecoder() (\*Decoder, error) {/func newDecoderErr() (*Decoder, error) {/' "$out/$1/internal/envelope/envelope.go"
+		printf '\nfunc NewDecoder() *Decoder {\n\td, err := newDecoderErr()\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\treturn d\n}\n' >>"$out/$1/internal/envelope/envelope.go"
 	fi
 }
 tree now ""
