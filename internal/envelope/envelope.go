@@ -155,8 +155,12 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 	if m.Event.Type() != wire.EventType {
 		return m, &Error{Reason: wire.ReasonUnsupportedType, Err: fmt.Errorf("CloudEvent type %q is not %s", truncate(m.Event.Type(), 128), wire.EventType)}
 	}
-	if ct := m.Event.DataMediaType(); ct != "" && !isJSONMediaType(ct) {
-		return m, invalid("datacontenttype %q is not JSON", truncate(ct, 64))
+	// application/json, as sent, needs no second media type parse (sdk-go's
+	// Validate parsed it once).
+	if ct := m.Event.DataContentType(); ct != "" && ct != wire.ContentTypeJSON {
+		if mt := m.Event.DataMediaType(); !isJSONMediaType(mt) {
+			return m, invalid("datacontenttype %q is not JSON", truncate(mt, 64))
+		}
 	}
 	if !decoded {
 		if data, rawChain, err = decodeEnvelope(m.Event.Data()); err != nil {
@@ -246,7 +250,11 @@ func stringExtension(ev event.Event, name string) (string, bool) {
 	if ec == nil {
 		return "", false
 	}
-	s, err := types.ToString(ec.Extensions[name])
+	v, ok := ec.Extensions[name]
+	if !ok { // ToString(nil) would build an error to say so
+		return "", false
+	}
+	s, err := types.ToString(v)
 	return s, err == nil && s != ""
 }
 
