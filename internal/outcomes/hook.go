@@ -21,6 +21,12 @@ type publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
+// ackPublisher publishes an outcome and returns the wait for the
+// server's acknowledgement (acker; the benchmarks' alternatives).
+type ackPublisher interface {
+	publish(m *nats.Msg, timeout time.Duration) (*ackWait, error)
+}
+
 // DefaultPublishTimeout bounds the wait for one outcome's
 // acknowledgement.
 const DefaultPublishTimeout = 5 * time.Second
@@ -60,7 +66,7 @@ type Config struct {
 // anyway: the next attempt has an outcome of its own.
 type Hook struct {
 	js   publisher
-	acks *acker // nil: jetstream's PublishMsgAsync
+	acks ackPublisher // nil: jetstream's PublishMsgAsync
 	cfg  Config
 	// header is every outcome's header (Content-Type), shared: nats.go
 	// only reads a message's header.
@@ -83,8 +89,9 @@ func NewHook(js publisher, cfg Config) *Hook {
 		a, err := newAcker(c.Conn())
 		if err != nil {
 			cfg.Logger.Warn("outcome events use jetstream's acknowledgements", "error", err)
+		} else {
+			h.acks = a
 		}
-		h.acks = a
 	}
 	return h
 }
