@@ -87,7 +87,8 @@ func TestRunOutcomesOnAndOff(t *testing.T) {
 			require.NoError(t, err)
 			m, err := s.GetLastMsgForSubject(ctx, wire.DefaultOutcomesPrefix+".nope.act")
 			require.NoError(t, err)
-			require.Equal(t, "run-outcome.0.1", m.Header.Get(wire.HeaderMsgID))
+			require.Contains(t, string(m.Data), `"id":"run-outcome.0.1"`)
+			require.Empty(t, m.Header.Get(wire.HeaderMsgID), "no Nats-Msg-Id (decision 0016)")
 			require.Contains(t, string(m.Data), `"worker":"outcomes-default"`)
 		})
 	}

@@ -8,6 +8,8 @@
 #   1. CPU time (user+sys of the process, GC included) per Decode of the 1.2 KiB
 #      benchmark body: BenchmarkDecodeStructured/bench1k2 run -benchtime Nx, minus a 1x run;
 #   2. internal/bench -phases off: the full pipeline's CPU µs per message (process).
+# With AB_BASE=<rev> a fourth side, base, is the whole tree at <rev> (e.g. the
+# main branch before a change to internal/envelope).
 # Usage: scripts/bench-envelope-ab.sh [rounds] [bench messages] [decode iterations]
 # Prints every sample with the load average, then median and min per side.
 set -euo pipefail
@@ -25,11 +27,18 @@ tree() { # tree <name> <commit of internal/envelope or "">: a copy of the workin
 	if [ -n "$2" ]; then
 		rm -rf "$out/$1/internal/envelope"
 		git archive "$2" internal/envelope | tar -x -C "$out/$1"
+		# today's callers take NewDecoder's one result
+		sed -i 's/^func NewDecoder() (\*Decoder, error) {/func newDecoderErr() (*Decoder, error) {/' "$out/$1/internal/envelope/envelope.go"
+		printf '\nfunc NewDecoder() *Decoder {\n\td, err := newDecoderErr()\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\treturn d\n}\n' >>"$out/$1/internal/envelope/envelope.go"
 	fi
 }
 tree now ""
 tree orig cd7620f
 tree hand 23acc76
+if [ -n "${AB_BASE:-}" ]; then
+	mkdir -p "$out/base"
+	git archive "$AB_BASE" | tar -x -C "$out/base"
+fi
 ( # adapt the hand-written scanners to today's types; the bench publishes no chains
 	cd "$out/hand/internal/envelope"
 	sed -i 's/wire\.ActionData/wiredata.ActionData/g' ./*.go
@@ -39,7 +48,9 @@ tree hand 23acc76
 	sed -i 's#^\t"github.com/aweber-imbi/imbi-worker/wire"$#\t"github.com/aweber-imbi/imbi-worker/wire/wiredata"#' structured.go
 	sed -i 's#^\tTracestate  string$#&\n\tChain       *wire.Chain // A/B transplant: data.chain is not parsed#' envelope.go
 )
-for s in now orig hand; do # one benchmark, the same source on each side
+sides=(hand orig now)
+[ -n "${AB_BASE:-}" ] && sides+=(base)
+for s in "${sides[@]}"; do # one benchmark, the same source on each side
 	rm -f "$out/$s"/internal/envelope/*_test.go
 	cat >"$out/$s/internal/envelope/ab_test.go" <<'GO'
 package envelope
@@ -52,10 +63,7 @@ import (
 )
 
 func BenchmarkDecodeStructured(b *testing.B) {
-	dec, err := NewDecoder()
-	if err != nil {
-		b.Fatal(err)
-	}
+	dec := newDecoderAB(b)
 	h := map[string][]string{"Content-Type": {wire.ContentTypeCE}, "Nats-Msg-Id": {"d-1.0"}}
 	body := benchdata.Event("d-1.0", benchdata.Size, 1764072000000000000)
 	b.Run("bench1k2", func(b *testing.B) {
@@ -68,8 +76,12 @@ func BenchmarkDecodeStructured(b *testing.B) {
 	})
 }
 GO
+	if grep -q 'func NewDecoder() \*Decoder' "$out/$s/internal/envelope/envelope.go"; then
+		printf 'package envelope\n\nimport "testing"\n\nfunc newDecoderAB(testing.TB) *Decoder { return NewDecoder() }\n' >"$out/$s/internal/envelope/ab_new_test.go"
+	else # before NewDecoder lost its error
+		printf 'package envelope\n\nimport "testing"\n\nfunc newDecoderAB(b testing.TB) *Decoder {\n\td, err := NewDecoder()\n\tif err != nil {\n\t\tb.Fatal(err)\n\t}\n\treturn d\n}\n' >"$out/$s/internal/envelope/ab_new_test.go"
+	fi
 done
-sides=(hand orig now)
 for s in "${sides[@]}"; do
 	(cd "$out/$s" && "$GO" build -o "$out/bench-$s" ./internal/bench && "$GO" test -c -o "$out/env-$s.test" ./internal/envelope)
 done
@@ -81,8 +93,8 @@ cpu() { # cpu <test binary> <dir> <iterations>: user+sys seconds of one run
 }
 samples="$out/samples"
 for i in $(seq 0 $((rounds - 1))); do
-	for j in 0 1 2; do
-		s=${sides[$(((i + j) % 3))]}
+	for j in "${!sides[@]}"; do
+		s=${sides[$(((i + j) % ${#sides[@]}))]}
 		dir="$out/$s/internal/envelope"
 		base=$(cpu "$out/env-$s.test" "$dir" 1) # process start, schema compile
 		full=$(cpu "$out/env-$s.test" "$dir" "$iters")

@@ -6,6 +6,11 @@
 #   scripts/bench-peers.sh -n 20000 -rounds 1
 #   scripts/bench-peers.sh -contestants worker-off,worker -profile /tmp/prof -rounds 1
 #   scripts/bench-peers.sh -json /tmp/peers.json
+# BENCH_PEERS_BASE=<git rev> also builds that revision's worker as
+# imbi-worker-bench-base, for an A/B in one rotated run:
+#   BENCH_PEERS_BASE=main scripts/bench-peers.sh -contestants worker,worker-outcomes-off \
+#     -also "base=worker bin=imbi-worker-bench-base vs=base-off" \
+#     -also "base-off=worker-outcomes-off bin=imbi-worker-bench-base" -n 30000 -rounds 4
 # N defaults to 100k (BENCH_PEERS_N or -n). The nats-server is installed
 # once, pinned, into .cache/bin. The worker-remote rows (a no-op Python
 # action through imbi-plugin-host) are in the default list: they need the
@@ -56,4 +61,11 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/imbi-bench-peers.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 "$GO" build -o "$out/prepublish" ./internal/bench/prepublish
 (cd bench && "$GO" build -o "$out/" ./cmd/raw ./cmd/watermill ./cmd/imbi-worker-bench ./cmd/peers)
+if [ -n "${BENCH_PEERS_BASE:-}" ]; then
+	base_src="$out/base-src"
+	mkdir -p "$base_src"
+	git archive "$BENCH_PEERS_BASE" | tar -x -C "$base_src"
+	(cd "$base_src/bench" && "$GO" build -o "$out/imbi-worker-bench-base" ./cmd/imbi-worker-bench)
+	echo "bench-peers: imbi-worker-bench-base is $(git rev-parse --short "$BENCH_PEERS_BASE") ($BENCH_PEERS_BASE)"
+fi
 "$out/peers" -nats-server "$server" -prepublish "$out/prepublish" -bin-dir "$out" -n "${BENCH_PEERS_N:-100000}" "${host_args[@]}" "$@"

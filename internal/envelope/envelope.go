@@ -84,18 +84,10 @@ func invalid(format string, args ...any) *Error {
 }
 
 // Decoder decodes and validates messages; safe for concurrent use.
-type Decoder struct {
-	validator *validator
-}
+type Decoder struct{}
 
-// NewDecoder compiles the embedded envelope schema.
-func NewDecoder() (*Decoder, error) {
-	v, err := newValidator()
-	if err != nil {
-		return nil, err
-	}
-	return &Decoder{validator: v}, nil
-}
+// NewDecoder returns a Decoder.
+func NewDecoder() *Decoder { return &Decoder{} }
 
 // headerView is the subset of headers the decoder reads, found in one
 // case-insensitive pass: nats.go's Header.Get is case-sensitive but the
@@ -163,11 +155,15 @@ func (d *Decoder) Decode(headers map[string][]string, body []byte) (*Message, er
 	if m.Event.Type() != wire.EventType {
 		return m, &Error{Reason: wire.ReasonUnsupportedType, Err: fmt.Errorf("CloudEvent type %q is not %s", truncate(m.Event.Type(), 128), wire.EventType)}
 	}
-	if ct := m.Event.DataMediaType(); ct != "" && !isJSONMediaType(ct) {
-		return m, invalid("datacontenttype %q is not JSON", truncate(ct, 64))
+	// application/json, as sent, needs no second media type parse (sdk-go's
+	// Validate parsed it once).
+	if ct := m.Event.DataContentType(); ct != "" && ct != wire.ContentTypeJSON {
+		if mt := m.Event.DataMediaType(); !isJSONMediaType(mt) {
+			return m, invalid("datacontenttype %q is not JSON", truncate(mt, 64))
+		}
 	}
 	if !decoded {
-		if data, rawChain, err = d.validator.decode(m.Event.Data()); err != nil {
+		if data, rawChain, err = decodeEnvelope(m.Event.Data()); err != nil {
 			return m, err
 		}
 	}
@@ -254,7 +250,11 @@ func stringExtension(ev event.Event, name string) (string, bool) {
 	if ec == nil {
 		return "", false
 	}
-	s, err := types.ToString(ec.Extensions[name])
+	v, ok := ec.Extensions[name]
+	if !ok { // ToString(nil) would build an error to say so
+		return "", false
+	}
+	s, err := types.ToString(v)
 	return s, err == nil && s != ""
 }
 

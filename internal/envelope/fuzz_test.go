@@ -23,6 +23,7 @@ func checkDecodeInvariants(t *testing.T, m *Message, err error) {
 
 func FuzzDecodeStructured(f *testing.F) {
 	f.Add(structuredBody(f, nil), wire.ContentTypeCE)
+	f.Add([]byte(`{"specversion":"1.0","id":"x","source":"/s","type":"io.imbi.webhook.action.v1","subject":"s","time":"2026-11-25T12:00:00Z","dataschema":"https://x/s","ext":"v","data":{"rule":{"handler":"a#b"},"context":{"project_id":"p","project_slug":"s","org_slug":"o"},"event":{}}}`), "")
 	f.Add(structuredBody(f, nil), "")
 	f.Add([]byte(`{"specversion":"1.0","id":"x","source":"/s","type":"io.imbi.webhook.action.v1","data":{}}`), "")
 	f.Add([]byte(`{"specversion":"1.0","id":"x","source":"/s","type":"io.imbi.webhook.action.v1","data_base64":"e30="}`), wire.ContentTypeCE)
@@ -35,6 +36,9 @@ func FuzzDecodeStructured(f *testing.F) {
 		}
 		m, err := dec.Decode(h, body)
 		checkDecodeInvariants(t, m, err)
+		if err == nil && m.Mode == Structured { // the attributes as sdk-go reads them
+			requireAgreesWithSDK(t, "fuzz", body, m)
+		}
 	})
 }
 

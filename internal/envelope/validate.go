@@ -7,68 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
-	imbiworker "github.com/aweber-imbi/imbi-worker"
 	"github.com/aweber-imbi/imbi-worker/plugins"
 	"github.com/aweber-imbi/imbi-worker/wire"
 	"github.com/aweber-imbi/imbi-worker/wire/wiredata"
 )
 
-// validator decodes CloudEvent data into wiredata.ActionData by reading it
-// token by token on a jsontext.Decoder, which rejects bad syntax, duplicate
-// names and bad UTF-8; the walk below spells the envelope schema's rules
-// (names match exactly, JSON types, "required", "not null", "values are
-// strings"). The compiled schema only words errors; the oracle tests check
-// that whatever decode accepts, the schema and a reference decoder accept.
-type validator struct {
-	schema *jsonschema.Schema
-}
-
-const envelopeSchemaURL = "https://imbi.io/schemas/worker/action-envelope.v1.json"
-
-func newValidator() (*validator, error) {
-	raw, err := imbiworker.Schemas.ReadFile(wire.EnvelopeSchemaV1)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: embedded schema: %w", err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("envelope: schema is not JSON: %w", err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(envelopeSchemaURL, doc); err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	s, err := c.Compile(envelopeSchemaURL)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: compile schema: %w", err)
-	}
-	return &validator{schema: s}, nil
-}
-
-// validateSchema runs the generic JSON Schema validator on data.
-func (v *validator) validateSchema(data []byte) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return invalid("data is empty")
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return invalid("data is not JSON: %v", err)
-	}
-	if err := v.schema.Validate(doc); err != nil {
-		return invalid("data fails %s: %v", wire.EnvelopeSchemaV1, err)
-	}
-	return nil
-}
-
-// decode validates data and decodes it into the typed envelope; chain is
-// data.chain's raw value (nil without one).
-func (v *validator) decode(data []byte) (out wiredata.ActionData, chain jsontext.Value, err error) {
+// decodeEnvelope decodes CloudEvent data into wiredata.ActionData by
+// reading it token by token on a jsontext.Decoder, which rejects bad syntax,
+// duplicate names and bad UTF-8; decodeData spells the envelope schema's
+// rules (names match exactly, JSON types, "required", "not null", "values
+// are strings"). The oracle tests check that whatever it accepts, the
+// schema and a reference decoder accept. chain is data.chain's raw value
+// (nil without one).
+func decodeEnvelope(data []byte) (out wiredata.ActionData, chain jsontext.Value, err error) {
 	r := newReader(data)
 	defer readers.Put(r)
 	d := &r.dec
@@ -79,16 +35,36 @@ func (v *validator) decode(data []byte) (out wiredata.ActionData, chain jsontext
 			err = errors.New("data after the JSON object")
 		}
 	}
-	if serr := v.validateSchema(data); serr != nil {
-		return wiredata.ActionData{}, nil, serr
+	return wiredata.ActionData{}, nil, dataError(data, d, err)
+}
+
+// dataError words a failure of decodeData: where (the JSON pointer of the
+// value read last, quoted: names are the sender's) and what.
+func dataError(data []byte, d *jsontext.Decoder, err error) *Error {
+	var syntax *jsontext.SyntacticError
+	if len(bytes.TrimSpace(data)) == 0 {
+		return invalid("data is empty")
+	} else if errors.As(err, &syntax) {
+		return invalid("data is not strict JSON: %v", err)
 	}
-	return wiredata.ActionData{}, nil, invalid("data does not decode into the envelope: %v", err)
+	return invalid("data fails the envelope (%s) at %s: %v", wire.EnvelopeSchemaV1, strconv.Quote(truncate(string(d.StackPointer()), 128)), err)
 }
 
 const handlerMaxLen = 256 // code points, the schema's maxLength
 
+// missing names the required members not present (false in has).
+func missing(has map[string]bool) error {
+	var names []string
+	for name, ok := range has {
+		if !ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return fmt.Errorf("missing required %s", strings.Join(names, ", "))
+}
+
 var (
-	errRequired  = errors.New("missing a required member")
 	errNotObject = errors.New("must be an object or null")
 	errNotString = errors.New("must be a string")
 )
@@ -165,7 +141,7 @@ func decodeData(d *jsontext.Decoder, out *wiredata.ActionData) (chain jsontext.V
 	case err != nil:
 		return nil, err
 	case !rule || !handler || !ctx || !event:
-		return nil, errRequired
+		return nil, missing(map[string]bool{"rule": rule, "rule.handler": handler || !rule, "context": ctx, "event": event})
 	case utf8.RuneCountInString(r.Handler) < 1 || utf8.RuneCountInString(r.Handler) > handlerMaxLen:
 		return nil, errors.New("rule.handler must have 1 to 256 characters")
 	}
@@ -225,7 +201,7 @@ func decodeContext(d *jsontext.Decoder, c *plugins.PluginContext) (bool, error) 
 		return err
 	})
 	if err == nil && (!id || !slug || !org) {
-		err = errRequired
+		err = missing(map[string]bool{"project_id": id, "project_slug": slug, "org_slug": org})
 	}
 	c.AssignmentOptions, c.EnvironmentConfig = orEmpty(c.AssignmentOptions), orEmpty(c.EnvironmentConfig)
 	c.ProjectLinks = orEmpty(c.ProjectLinks)
@@ -289,11 +265,12 @@ func integer(d *jsontext.Decoder) (int, error) {
 	v, err := d.ReadValue()
 	if err != nil || v.Kind() == 'n' {
 		return 0, err
-	} else if v.Kind() != '0' {
-		return 0, errors.New("must be an integer")
 	}
-	n, err := strconv.ParseInt(string(v), 10, 0)
-	return int(n), err
+	n, err := strconv.ParseInt(string(v), 10, 0) // fails on "1", true, 1.0
+	if err != nil {
+		return 0, errors.New("must be an integer in int's range")
+	}
+	return int(n), nil
 }
 
 // strMap reads an object whose values are strings, or null (nil).

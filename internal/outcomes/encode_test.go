@@ -2,6 +2,7 @@ package outcomes_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -144,4 +145,22 @@ func BenchmarkEncode(b *testing.B) {
 			_, _ = json.Marshal(ev)
 		}
 	})
+}
+
+// BenchmarkBuild: an outcome built from a settlement whose handler the
+// worker parsed (Settlement.Handler set, as in a worker) and from one
+// whose handler Build parses itself.
+func BenchmarkBuild(b *testing.B) {
+	for _, known := range []bool{true, false} {
+		b.Run(fmt.Sprintf("handler-parsed-by-worker=%v", known), func(b *testing.B) {
+			s := settlementOf("d-1.p-1", "test#ok", worker.Decision{Kind: worker.KindAck, At: time.Now()}, 1)
+			if known {
+				s.Handler = "test#ok"
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _, _ = outcomes.Build(s, "imbi.outcomes", "w-1")
+			}
+		})
+	}
 }

@@ -77,3 +77,38 @@ func TestBuildChainStep(t *testing.T) {
 	require.True(t, ok)
 	require.Nil(t, ev.Data.Chain, "a message without a chain has none")
 }
+
+// The handler the worker already parsed (Settlement.Handler) gives the
+// same outcome as parsing the event's handler again, and only a handler
+// written in its canonical form is taken from it: a legacy or invalid one
+// is parsed as before.
+func TestBuildHandlerFromSettlement(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, raw, known string // known: Settlement.Handler as the worker sets it
+		subject, handler string
+	}{
+		{"canonical", "github#create_issue", "github#create_issue", "imbi.outcomes.github.create_issue", "github#create_issue"},
+		{"legacy separator", "github:create_issue", "github#create_issue", "imbi.outcomes.github.create_issue", "github#create_issue"},
+		{"unknown to the worker", "nope#x", "_unknown", "imbi.outcomes.nope.x", "nope#x"},
+		{"invalid", "Not A Handler", "_unknown", "imbi.outcomes._invalid", "Not A Handler"},
+		{"not split at all", "_unknown", "_unknown", "imbi.outcomes._invalid", "_unknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := worker.Decision{Kind: worker.KindAck, At: at}
+			parsed := settlementOf("d-1", tc.raw, dec, 1)
+			want, wantSubject, ok := outcomes.Build(parsed, "imbi.outcomes", "w-1")
+			require.True(t, ok)
+			known := settlementOf("d-1", tc.raw, dec, 1)
+			known.Handler = tc.known
+			got, subject, ok := outcomes.Build(known, "imbi.outcomes", "w-1")
+			require.True(t, ok)
+			require.Equal(t, want, got)
+			require.Equal(t, wantSubject, subject)
+			require.Equal(t, tc.subject, subject)
+			require.Equal(t, tc.handler, got.Data.Handler)
+		})
+	}
+}

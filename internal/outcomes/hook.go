@@ -21,6 +21,12 @@ type publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
+// ackPublisher publishes an outcome and returns the wait for the
+// server's acknowledgement (acker; the benchmarks' alternatives).
+type ackPublisher interface {
+	publish(m *nats.Msg, timeout time.Duration) (*ackWait, error)
+}
+
 // DefaultPublishTimeout bounds the wait for one outcome's
 // acknowledgement.
 const DefaultPublishTimeout = 5 * time.Second
@@ -39,6 +45,9 @@ type Config struct {
 	// jetStreamAcks: publish with jetstream's PublishMsgAsync instead of
 	// the acker (the benchmark's baseline).
 	jetStreamAcks bool
+	// msgID: publish with a Nats-Msg-Id header = the event's id, as
+	// before decision 0016 (the benchmark's baseline).
+	msgID bool
 }
 
 // Hook publishes the outcome event of every settle decision. It is the
@@ -57,8 +66,11 @@ type Config struct {
 // anyway: the next attempt has an outcome of its own.
 type Hook struct {
 	js   publisher
-	acks *acker // nil: jetstream's PublishMsgAsync
+	acks ackPublisher // nil: jetstream's PublishMsgAsync
 	cfg  Config
+	// header is every outcome's header (Content-Type), shared: nats.go
+	// only reads a message's header.
+	header nats.Header
 }
 
 // NewHook returns the outcome hook publishing on js.
@@ -72,13 +84,14 @@ func NewHook(js publisher, cfg Config) *Hook {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Hook{js: js, cfg: cfg}
+	h := &Hook{js: js, cfg: cfg, header: nats.Header{wire.HeaderContentType: []string{wire.ContentTypeCE}}}
 	if c, ok := js.(interface{ Conn() *nats.Conn }); ok && !cfg.jetStreamAcks {
 		a, err := newAcker(c.Conn())
 		if err != nil {
 			cfg.Logger.Warn("outcome events use jetstream's acknowledgements", "error", err)
+		} else {
+			h.acks = a
 		}
-		h.acks = a
 	}
 	return h
 }
@@ -100,32 +113,36 @@ const (
 // errNoAck: the outcome's acknowledgement did not come in time.
 var errNoAck = errors.New("outcome event not acknowledged in time")
 
-// message builds the NATS message of s's outcome; nil when the decision
-// gets none.
-func (h *Hook) message(s *worker.Settlement) (*nats.Msg, error) {
+// message builds the NATS message of s's outcome and returns the
+// event's id; nil when the decision gets none. The message has no
+// Nats-Msg-Id (decision 0016): no outcome is ever sent again under its id
+// to a stream that may have stored it, so the stream's duplicate tracking
+// would only cost; readers deduplicate by the CloudEvent id.
+func (h *Hook) message(s *worker.Settlement) (*nats.Msg, string, error) {
 	ev, subject, ok := Build(s, h.cfg.Prefix, h.cfg.WorkerID)
 	if !ok {
-		return nil, nil
+		return nil, "", nil
 	}
-	m := &nats.Msg{Subject: subject, Data: ev.AppendJSON(make([]byte, 0, eventSizeHint)), Header: nats.Header{
-		wire.HeaderContentType: []string{wire.ContentTypeCE},
-		wire.HeaderMsgID:       []string{ev.ID},
-	}}
-	return m, nil
+	m := &nats.Msg{Subject: subject, Data: ev.AppendJSON(make([]byte, 0, eventSizeHint)), Header: h.header}
+	if h.cfg.msgID {
+		m.Header = nats.Header{wire.HeaderContentType: []string{wire.ContentTypeCE}, wire.HeaderMsgID: []string{ev.ID}}
+	}
+	return m, ev.ID, nil
 }
 
 // pending is an outcome publish started in BeforeSettle, with the
 // decision kind it was built for.
 type pending struct {
 	m    *nats.Msg
+	id   string                 // the event's id
 	w    *ackWait               // the acker's wait, or
 	f    jetstream.PubAckFuture // jetstream's future
 	kind worker.Kind
 }
 
 // publish starts m's publish.
-func (h *Hook) publish(m *nats.Msg, kind worker.Kind) (pending, error) {
-	p := pending{m: m, kind: kind}
+func (h *Hook) publish(m *nats.Msg, id string, kind worker.Kind) (pending, error) {
+	p := pending{m: m, id: id, kind: kind}
 	var err error
 	if h.acks != nil {
 		p.w, err = h.acks.publish(m, h.cfg.Timeout)
@@ -140,6 +157,18 @@ func (h *Hook) publish(m *nats.Msg, kind worker.Kind) (pending, error) {
 
 // await waits for p's acknowledgement.
 func (h *Hook) await(p pending) error {
+	if p.w != nil {
+		// Usually the acknowledgement came while the done-marker was
+		// written: take it without a timer.
+		select {
+		case err := <-p.w.done:
+			if err == nil {
+				return nil
+			}
+			p.w.done <- err // the one result; the loop below reads it again
+		default:
+		}
+	}
 	timer := time.NewTimer(h.cfg.Timeout)
 	defer timer.Stop()
 	for retry := 0; p.w != nil; retry++ {
@@ -185,13 +214,13 @@ func (h *Hook) BeforeSettle(_ context.Context, s *worker.Settlement) error {
 	if s.Decision.Kind == worker.KindDeadLetter {
 		return nil
 	}
-	m, err := h.message(s)
+	m, id, err := h.message(s)
 	if err != nil || m == nil {
 		return err
 	}
-	p, err := h.publish(m, s.Decision.Kind)
+	p, err := h.publish(m, id, s.Decision.Kind)
 	if err != nil {
-		return h.failed(s, m, err)
+		return h.failed(s, m, id, err)
 	}
 	s.Pending = p
 	return nil
@@ -204,18 +233,18 @@ func (h *Hook) BeforeAck(_ context.Context, s *worker.Settlement) error {
 	if !ok || p.kind != s.Decision.Kind {
 		// Not started, or the decision changed after the early publish
 		// (cannot happen while this is the last BeforeSettle hook; that
-		// outcome went out under this attempt's id and the dedup window
-		// keeps it).
-		m, err := h.message(s)
+		// outcome went out under this attempt's id, which a reader
+		// deduplicating by id keeps).
+		m, id, err := h.message(s)
 		if err != nil || m == nil {
 			return err
 		}
-		if p, err = h.publish(m, s.Decision.Kind); err != nil {
-			return h.failed(s, m, err)
+		if p, err = h.publish(m, id, s.Decision.Kind); err != nil {
+			return h.failed(s, m, id, err)
 		}
 	}
 	if err := h.await(p); err != nil {
-		return h.failed(s, p.m, err)
+		return h.failed(s, p.m, p.id, err)
 	}
 	return nil
 }
@@ -224,11 +253,11 @@ func (h *Hook) BeforeAck(_ context.Context, s *worker.Settlement) error {
 // terminal outcome (the message is retried, not settled without it),
 // nil after a log line for retrying and paused (the message goes back
 // anyway and its next attempt has an outcome of its own).
-func (h *Hook) failed(s *worker.Settlement, m *nats.Msg, err error) error {
+func (h *Hook) failed(s *worker.Settlement, m *nats.Msg, id string, err error) error {
 	switch s.Decision.Kind {
 	case worker.KindRetry, worker.KindDefer, worker.KindRequeue:
 		h.cfg.Logger.Warn("outcome event not stored; the message is retried anyway",
-			"subject", m.Subject, "outcome_id", m.Header.Get(wire.HeaderMsgID), "error", err)
+			"subject", m.Subject, "outcome_id", id, "error", err)
 		return nil
 	}
 	return err

@@ -179,7 +179,7 @@ type step struct {
 
 // TestOutcomeRows runs every row of wire-contract §4 through a worker
 // and checks the outcome events each produces: status and reason per
-// attempt, the CloudEvent attributes, Nats-Msg-Id = id, the subject,
+// attempt, the CloudEvent attributes, no Nats-Msg-Id (decision 0016), the subject,
 // dead_letter pointing at the stored letter, and the JSON Schema.
 func TestOutcomeRows(t *testing.T) {
 	t.Parallel()
@@ -269,7 +269,7 @@ func TestOutcomeRows(t *testing.T) {
 				}
 				require.Equal(t, attempt, o.Data.Attempt)
 				require.Equal(t, msgID+"."+strconv.Itoa(attempt), o.ID)
-				require.Equal(t, o.ID, o.msgID, "Nats-Msg-Id is the id")
+				require.Empty(t, o.msgID, "no Nats-Msg-Id: readers deduplicate by the id (decision 0016)")
 				require.Equal(t, wire.ContentTypeCE, o.ctype, "structured mode")
 				require.Equal(t, wire.OutcomeEventType, o.Type)
 				require.Equal(t, "/imbi-worker/w-1", o.Source)

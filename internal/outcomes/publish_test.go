@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,10 +78,12 @@ func TestAckerSweepsUnanswered(t *testing.T) {
 func BenchmarkHookPublish(b *testing.B) {
 	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
 	var seq atomic.Uint64 // distinct outcome ids: none is dropped as a duplicate
-	for _, js := range []bool{false, true} {
-		b.Run(fmt.Sprintf("jetstream-acks=%v", js), func(b *testing.B) {
-			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: js})
+	for _, v := range []struct{ js, msgID bool }{{false, false}, {false, true}, {true, true}} {
+		b.Run(fmt.Sprintf("jetstream-acks=%v/msg-id=%v", v.js, v.msgID), func(b *testing.B) {
+			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench", jetStreamAcks: v.js, msgID: v.msgID})
 			b.SetParallelism(16)
+			cpu0 := processCPU(b)
+			b.Cleanup(func() { b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") })
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
@@ -97,6 +100,108 @@ func BenchmarkHookPublish(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkHookPipeline: outcomes as a worker with idempotency on
+// handles them: published (BeforeSettle) by 32 goroutines, awaited
+// (BeforeAck) in order by one, as the done-marker writer does; CPU of
+// client and embedded server together. Rows: acker (the hook's own), and
+// a JetStream fast batch (batchAcker, flow acks every 16 or 64 outcomes;
+// benchmark only, docs/performance.md §1 "the second pass"). Each row
+// checks that the stream holds one message per outcome. With -count,
+// testing runs one row's repetitions back to back: for A/B pairs run the
+// rows alternately, one -bench 'HookPipeline/<row>$' at a time.
+func BenchmarkHookPipeline(b *testing.B) {
+	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
+	allowFastBatch(b, env)
+	var seq atomic.Uint64
+	for _, v := range []struct {
+		name string
+		flow int // 0: the acker
+	}{{"acker", 0}, {"fast-batch-16", 16}, {"fast-batch-64", 64}} {
+		b.Run(v.name, func(b *testing.B) {
+			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench"})
+			var fast *batchAcker
+			if v.flow > 0 {
+				require.NoError(b, h.acks.(*acker).close())
+				var err error
+				fast, err = newBatchAcker(env.NC, v.flow, time.Millisecond)
+				require.NoError(b, err)
+				h.acks = fast
+			}
+			b.Cleanup(func() {
+				if fast != nil {
+					_ = fast.close()
+				} else {
+					_ = h.acks.(*acker).close()
+				}
+			})
+			stored0 := outcomeCount(b, env)
+			q := make(chan *worker.Settlement, 64)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for s := range q {
+					if err := h.BeforeAck(context.Background(), s); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+			b.SetParallelism(16)
+			cpu0 := processCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
+						Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
+					if err := h.BeforeSettle(context.Background(), s); err != nil {
+						b.Error(err)
+						return
+					}
+					q <- s
+				}
+			})
+			close(q)
+			<-done
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			b.StopTimer()
+			require.Equal(b, stored0+uint64(b.N), outcomeCount(b, env), "one stored message per acknowledged outcome")
+			if fast != nil {
+				fast.mu.Lock()
+				b.ReportMetric(float64(fast.flowAcks+fast.pubAcks)/float64(b.N), "replies/op")
+				fast.mu.Unlock()
+			}
+		})
+	}
+}
+
+// allowFastBatch turns on allow_batched on env's outcome stream.
+func allowFastBatch(tb testing.TB, env *streamstest.Env) {
+	tb.Helper()
+	ctx := context.Background()
+	s, err := env.JS.Stream(ctx, env.Config.OutcomesStream)
+	require.NoError(tb, err)
+	cfg := s.CachedInfo().Config
+	cfg.AllowBatchPublish = true
+	_, err = env.JS.UpdateStream(ctx, cfg)
+	require.NoError(tb, err)
+}
+
+// outcomeCount is the number of messages in env's outcome stream.
+func outcomeCount(tb testing.TB, env *streamstest.Env) uint64 {
+	tb.Helper()
+	s, err := env.JS.Stream(context.Background(), env.Config.OutcomesStream)
+	require.NoError(tb, err)
+	return s.CachedInfo().State.Msgs
+}
+
+// processCPU is the process's user and system CPU time so far (client
+// and embedded server together).
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestHookRetriesNoStream: an outcome published while its stream does not

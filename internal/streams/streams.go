@@ -226,8 +226,9 @@ func Apply(ctx context.Context, js jetstream.JetStream, c Config) (*Provisioned,
 	}
 	if c.Outcomes {
 		// Limits retention: consumers (the gateway's durable, outcomes
-		// tail, the console) read without removing. The duplicate window
-		// drops a repeated outcome (same id after a crash, v1.1 §C).
+		// tail, the console) read without removing. The worker publishes
+		// outcomes without Nats-Msg-Id (decision 0016), so the duplicate
+		// window is the work stream's only for a publisher that sets one.
 		p.Outcomes, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name:        c.OutcomesStream,
 			Description: "imbi-worker outcome events (wire-contract v1.1 §C)",

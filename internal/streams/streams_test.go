@@ -117,7 +117,7 @@ func TestApplyOutcomeStream(t *testing.T) {
 		require.Equal(t, []string{"imbi.outcomes.>"}, info.Config.Subjects, tc.name)
 		require.Equal(t, jetstream.LimitsPolicy, info.Config.Retention, tc.name)
 		require.Equal(t, tc.want, info.Config.MaxAge, tc.name)
-		require.Equal(t, c.DuplicateWindow, info.Config.Duplicates, "repeated outcome ids are dropped")
+		require.Equal(t, c.DuplicateWindow, info.Config.Duplicates, "the work stream's duplicate window")
 	}
 
 	off := DefaultConfig()

@@ -142,7 +142,8 @@ type Settlement struct {
 	Meta *jetstream.MsgMetadata
 	// Event is the decoded CloudEvent, nil when the bytes are not one.
 	Event *envelope.Message
-	// Handler is the metric label: canonical handler or "_unknown".
+	// Handler is the metric label: the canonical form (wire.ParseHandler)
+	// of the event's handler when the worker knows it, else "_unknown".
 	Handler string
 	// Attempt is the delivery count of this delivery.
 	Attempt int

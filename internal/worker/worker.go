@@ -157,10 +157,7 @@ func New(nc *nats.Conn, disp *dispatch.Dispatcher, cfg Config) (*Worker, error) 
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	dec, err := envelope.NewDecoder()
-	if err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
-	}
+	dec := envelope.NewDecoder()
 	m, err := newMetrics(cfg.MeterProvider)
 	if err != nil {
 		return nil, fmt.Errorf("worker: metrics: %w", err)

@@ -59,7 +59,9 @@ type contestant struct {
 	// Host: one imbi-plugin-host serves Handler.
 	Host bool
 	// Baseline is the row this one's overhead per message is reported
-	// against (the same worker flags, the Go no-op).
+	// against, every round and as the median of the rounds' paired ratios
+	// (a remote row: the same worker flags, the Go no-op; worker: the same
+	// less --no-outcomes).
 	Baseline string
 }
 
@@ -68,8 +70,10 @@ var contestants = []contestant{
 	{Name: "raw", Bin: "raw", Args: []string{"-url", "{{URL}}"}},
 	{Name: "watermill", Bin: "watermill", Args: []string{"-url", "{{URL}}"}},
 	{Name: "worker-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-idempotency")},
-	{Name: "worker", Bin: "imbi-worker-bench", Args: workerArgs()},
-	// The default mode less the outcome events (v1.1 §C): their cost.
+	// The default mode against itself less the outcome events (v1.1 §C):
+	// their cost, reported as a paired ratio per round (issue 16's target
+	// is worker >= 0.85 x worker-outcomes-off).
+	{Name: "worker", Bin: "imbi-worker-bench", Args: workerArgs(), Baseline: "worker-outcomes-off"},
 	{Name: "worker-outcomes-off", Bin: "imbi-worker-bench", Args: workerArgs("--no-outcomes")},
 	// The worker and worker-off rows with the action remote: the example
 	// Python plugin's no-op (examples/python-plugin, example-py#noop)
@@ -126,7 +130,7 @@ func main() {
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 4, "length of each CPU profile")
 	flag.BoolVar(&o.tap, "tap", false, "count the contestant's JetStream API traffic by kind from a tap subscription (perturbs the run: the server delivers every counted message once more)")
 	flag.StringVar(&o.workerArgs, "worker-args", "", "extra arguments for the worker contestants, e.g. \"--prefetch 256\" (experiments)")
-	flag.Func("also", "an extra contestant (repeatable): \"name=base extra args\", e.g. \"off-p256=worker-off --prefetch 256\"; NAME=value tokens go to its environment", func(v string) error {
+	flag.Func("also", "an extra contestant (repeatable): \"name=base extra args\", e.g. \"off-p256=worker-off --prefetch 256\"; NAME=value tokens go to its environment, bin=FILE runs another binary of -bin-dir, vs=ROW reports it against ROW (paired per round)", func(v string) error {
 		o.also = append(o.also, v)
 		return nil
 	})
@@ -182,12 +186,14 @@ func run(o options) error {
 	if o.prepublish == "" || o.binDir == "" {
 		return errors.New("-prepublish and -bin-dir are required (scripts/bench-peers.sh sets them)")
 	}
+	var extra []contestant
 	for _, a := range o.also {
 		c, err := derive(a)
 		if err != nil {
 			return err
 		}
 		contestants = append(contestants, c)
+		extra = append(extra, c)
 	}
 	list := contestants
 	if o.only != "" {
@@ -198,6 +204,12 @@ func run(o options) error {
 				return fmt.Errorf("unknown contestant %q", name)
 			}
 			list = append(list, contestants[i])
+		}
+		// An -also row runs whether or not -contestants names it.
+		for _, c := range extra {
+			if !slices.ContainsFunc(list, func(l contestant) bool { return l.Name == c.Name }) {
+				list = append(list, c)
+			}
 		}
 	}
 	for _, c := range list {
@@ -241,8 +253,10 @@ func run(o options) error {
 	}
 	med := medians(list, all)
 	printTable(fmt.Sprintf("median of %d rounds, load after %s", o.rounds, loadAvg()), med, list)
+	pairs := pairedRatios(list, all)
+	printPaired(pairs)
 	if o.jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"n": o.n, "rounds": all, "median": med}, "", "  ")
+		b, err := json.MarshalIndent(map[string]any{"n": o.n, "rounds": all, "median": med, "paired": pairs}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -265,6 +279,14 @@ func derive(spec string) (contestant, error) {
 	c := contestants[i]
 	c.Name, c.Args, c.Env = name, slices.Clone(c.Args), slices.Clone(c.Env)
 	for _, tok := range f[1:] {
+		if v, ok := strings.CutPrefix(tok, "bin="); ok && v != "" {
+			c.Bin = v
+			continue
+		}
+		if v, ok := strings.CutPrefix(tok, "vs="); ok && v != "" {
+			c.Baseline = v
+			continue
+		}
 		if k, _, isEnv := strings.Cut(tok, "="); isEnv && k != "" && strings.ToUpper(k) == k && !strings.HasPrefix(k, "-") {
 			c.Env = append(c.Env, tok)
 		} else {
@@ -320,15 +342,103 @@ func printTable(title string, rs []result, list []contestant) {
 	fmt.Println()
 }
 
+// paired is a row against its baseline, round by round (both drains of
+// a round ran back to back, in that round's rotated order), and the
+// medians of those per-round figures.
+type paired struct {
+	Contestant string     `json:"contestant"`
+	Baseline   string     `json:"baseline"`
+	Rounds     []overhead `json:"rounds"`
+	Median     overhead   `json:"median"`
+}
+
+// pairedRatios pairs every row that has a baseline with it, per round;
+// the medians are of the rounds' ratios and differences, not ratios of
+// medians (a round is the nearest A/B the shared machine allows).
+func pairedRatios(list []contestant, all []result) []paired {
+	var out []paired
+	for _, c := range list {
+		if c.Baseline == "" {
+			continue
+		}
+		p := paired{Contestant: c.Name, Baseline: c.Baseline}
+		for _, r := range all {
+			if r.Contestant != c.Name {
+				continue
+			}
+			i := slices.IndexFunc(all, func(b result) bool { return b.Round == r.Round && b.Contestant == c.Baseline })
+			if i < 0 {
+				continue
+			}
+			o := overheadOf(r, all[i])
+			o.Round = r.Round
+			p.Rounds = append(p.Rounds, o)
+		}
+		if len(p.Rounds) == 0 {
+			continue
+		}
+		med := func(f func(overhead) float64) float64 {
+			v := make([]float64, len(p.Rounds))
+			for i, o := range p.Rounds {
+				v[i] = f(o)
+			}
+			return median(v)
+		}
+		p.Median = overhead{
+			RateRatio: med(func(o overhead) float64 { return o.RateRatio }),
+			WallUs:    med(func(o overhead) float64 { return o.WallUs }),
+			CPUUs:     med(func(o overhead) float64 { return o.CPUUs }),
+			WorkerUs:  med(func(o overhead) float64 { return o.WorkerUs }),
+			HostUs:    med(func(o overhead) float64 { return o.HostUs }),
+			ServerUs:  med(func(o overhead) float64 { return o.ServerUs }),
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func printPaired(ps []paired) {
+	if len(ps) == 0 {
+		return
+	}
+	fmt.Println("paired per round (row / baseline in the same round):")
+	for _, p := range ps {
+		var rs []string
+		for _, o := range p.Rounds {
+			rs = append(rs, fmt.Sprintf("r%d %.2f", o.Round, o.RateRatio))
+		}
+		m := p.Median
+		fmt.Printf("  %s / %s: rate ratio %s; median %.2fx, CPU per message %+.1f µs (worker %+.1f, plugin host %+.1f, server %+.1f)\n",
+			p.Contestant, p.Baseline, strings.Join(rs, ", "), m.RateRatio, m.CPUUs, m.WorkerUs, m.HostUs, m.ServerUs)
+	}
+	fmt.Println()
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 // totalUsPerMsg is the CPU per message of every process on the path:
 // contestant, plugin host (remote rows) and server.
 func (r result) totalUsPerMsg() float64 { return r.CPUUsPerMsg + r.HostUsPerMsg + r.SrvUsPerMsg }
 
 // overhead is what a row costs per message over its baseline.
 type overhead struct {
-	RateRatio                         float64 // rate / baseline's rate
-	WallUs                            float64 // 1e6/rate − 1e6/baseline rate
-	CPUUs, WorkerUs, HostUs, ServerUs float64 // CPU µs/msg differences (CPUUs: total)
+	Round     int     `json:"round,omitempty"`
+	RateRatio float64 `json:"rate_ratio"`        // rate / baseline's rate
+	WallUs    float64 `json:"wall_us_per_msg"`   // 1e6/rate − 1e6/baseline rate
+	CPUUs     float64 `json:"cpu_us_per_msg"`    // CPU µs/msg difference, every process
+	WorkerUs  float64 `json:"worker_us_per_msg"` // … the contestant's
+	HostUs    float64 `json:"host_us_per_msg"`   // … the plugin host's
+	ServerUs  float64 `json:"server_us_per_msg"` // … the server's
 }
 
 func overheadOf(r, base result) overhead {

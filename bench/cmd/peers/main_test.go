@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,13 @@ func TestDeriveSplitsArgsAndEnv(t *testing.T) {
 	// The base entry is not changed.
 	if i := slices.IndexFunc(contestants, func(c contestant) bool { return c.Name == "worker-off" }); slices.Contains(contestants[i].Args, "256") {
 		t.Fatal("base contestant modified")
+	}
+	c, err = derive("base=worker bin=imbi-worker-bench-base vs=base-off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bin != "imbi-worker-bench-base" || c.Baseline != "base-off" || slices.ContainsFunc(c.Args, func(a string) bool { return strings.Contains(a, "=") }) || len(c.Env) != 0 {
+		t.Fatalf("bin/vs tokens: %+v", c)
 	}
 	for _, bad := range []string{"nobase", "x=", "x=unknown"} {
 		if _, err := derive(bad); err == nil {
@@ -49,19 +57,27 @@ func TestMediansAndProc(t *testing.T) {
 }
 
 // A remote row differs from its baseline only by the remote action: the
-// same binary and flags plus --remote-plugins on.
-func TestRemoteRowsMatchTheirBaseline(t *testing.T) {
+// same binary and flags plus --remote-plugins on. The worker row differs
+// from its baseline only by the outcome events: --no-outcomes.
+func TestRowsMatchTheirBaseline(t *testing.T) {
 	n := 0
 	for _, c := range contestants {
 		if c.Baseline == "" {
 			continue
 		}
-		n++
 		i := slices.IndexFunc(contestants, func(b contestant) bool { return b.Name == c.Baseline })
 		if i < 0 {
 			t.Fatalf("%s: baseline %q is not a contestant", c.Name, c.Baseline)
 		}
 		b := contestants[i]
+		if !c.Host {
+			if c.Name != "worker" || b.Name != "worker-outcomes-off" || c.Bin != b.Bin || b.Host ||
+				!slices.Equal(append(slices.Clone(c.Args), "--no-outcomes"), b.Args) {
+				t.Fatalf("%s against %s: %+v / %+v", c.Name, b.Name, c, b)
+			}
+			continue
+		}
+		n++
 		if !c.Host || c.Handler != remoteHandler || b.Host || b.Handler != "" || c.Bin != b.Bin {
 			t.Fatalf("%s against %s: %+v / %+v", c.Name, b.Name, c, b)
 		}
@@ -92,5 +108,36 @@ func TestOverhead(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The paired figures are per round (a row against its baseline of the
+// same round) and their medians, not ratios of the rows' medians.
+func TestPairedRatios(t *testing.T) {
+	list := []contestant{{Name: "a", Baseline: "b"}, {Name: "b"}, {Name: "c", Baseline: "missing"}}
+	all := []result{
+		{Round: 1, Contestant: "a", MsgsPerSec: 900, CPUUsPerMsg: 110, SrvUsPerMsg: 80},
+		{Round: 1, Contestant: "b", MsgsPerSec: 1000, CPUUsPerMsg: 100, SrvUsPerMsg: 70},
+		{Round: 2, Contestant: "b", MsgsPerSec: 500, CPUUsPerMsg: 100, SrvUsPerMsg: 70},
+		{Round: 2, Contestant: "a", MsgsPerSec: 400, CPUUsPerMsg: 130, SrvUsPerMsg: 90},
+		{Round: 3, Contestant: "a", MsgsPerSec: 700, CPUUsPerMsg: 105, SrvUsPerMsg: 75},
+		{Round: 3, Contestant: "b", MsgsPerSec: 1000, CPUUsPerMsg: 100, SrvUsPerMsg: 70},
+		{Round: 1, Contestant: "c", MsgsPerSec: 1},
+	}
+	ps := pairedRatios(list, all)
+	if len(ps) != 1 || ps[0].Contestant != "a" || ps[0].Baseline != "b" || len(ps[0].Rounds) != 3 {
+		t.Fatalf("paired %+v", ps)
+	}
+	var got []float64
+	for _, o := range ps[0].Rounds {
+		got = append(got, o.RateRatio)
+	}
+	if !slices.Equal(got, []float64{0.9, 0.8, 0.7}) {
+		t.Fatalf("round ratios %v", got)
+	}
+	// Ratio of the medians would be 700/1000 = 0.7; the median of the
+	// paired ratios is 0.8.
+	if m := ps[0].Median; m.RateRatio != 0.8 || m.WorkerUs != 10 || m.ServerUs != 10 || m.CPUUs != 20 {
+		t.Fatalf("median %+v", m)
 	}
 }
