@@ -249,7 +249,11 @@ func (w *Worker) awaitPullsClosed() { <-w.fetcher.pullsClosed }
 // left when the request ends.
 func (f *fetcher) fetch(n, ask int) error {
 	w := f.w
-	ctx, cancel := context.WithTimeout(f.ctx, pullExpiry+time.Second/2)
+	expiry, heartbeat := pullExpiry, pullHeartbeat
+	if e := w.cfg.hooks.pullExpiry; e > 0 {
+		expiry, heartbeat = e, min(heartbeat, e/4) // nats.go: expiry ≥ 2 heartbeats
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, expiry+expiry/10)
 	// The server counts a message's subject and ack reply into the limit
 	// too: a request below max_payload + that could never take the largest
 	// message.
@@ -258,7 +262,7 @@ func (f *fetcher) fetch(n, ask int) error {
 	// cluster (each ended "409 Batch Completed" with no message:
 	// TestWorkerSurvivesServerRestartInCluster). The bytes are bounded by
 	// the count instead (byteCap).
-	batch, err := w.consumer.Fetch(ask, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat))
+	batch, err := w.consumer.Fetch(ask, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(heartbeat))
 	if err != nil {
 		cancel()
 		return err
@@ -276,7 +280,7 @@ func (f *fetcher) fetch(n, ask int) error {
 			f.arrived()
 			f.hand(msg)
 		}
-		if got == 0 && time.Since(sent) < pullExpiry/2 {
+		if got == 0 && time.Since(sent) < expiry/2 {
 			// Ended early with nothing (an error status, a lost
 			// connection): the next request waits a little rather than
 			// spin.
