@@ -129,10 +129,6 @@ type hooks struct {
 	// afterDone runs after the done-marker is written and before the ack;
 	// returning true skips the ack (simulates a crash in between).
 	afterDone func(ceID string) (skipAck bool)
-	// pullExpiry replaces the pull requests' expiry (0: pullExpiry), so
-	// the tests' many Stops do not each wait up to 5 s for an idle pull
-	// to run out (stopFetches).
-	pullExpiry time.Duration
 }
 
 func (c *Config) setDefaults() {

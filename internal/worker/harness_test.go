@@ -98,8 +98,6 @@ func (e *env) config() Config {
 		Idempotency:   e.sc.Idempotency,
 		WorkerID:      "test-worker",
 		Logger:        testLogger(),
-		// A Stop waits for the outstanding pull to run out: 1 s, not 5.
-		hooks: hooks{pullExpiry: time.Second},
 	}
 }
 

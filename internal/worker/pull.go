@@ -249,11 +249,7 @@ func (w *Worker) awaitPullsClosed() { <-w.fetcher.pullsClosed }
 // left when the request ends.
 func (f *fetcher) fetch(n, ask int) error {
 	w := f.w
-	expiry, heartbeat := pullExpiry, pullHeartbeat
-	if e := w.cfg.hooks.pullExpiry; e > 0 {
-		expiry, heartbeat = e, min(heartbeat, e/4) // nats.go: expiry ≥ 2 heartbeats
-	}
-	ctx, cancel := context.WithTimeout(f.ctx, expiry+expiry/10)
+	ctx, cancel := context.WithTimeout(f.ctx, pullExpiry+time.Second/2)
 	// The server counts a message's subject and ack reply into the limit
 	// too: a request below max_payload + that could never take the largest
 	// message.
@@ -262,7 +258,7 @@ func (f *fetcher) fetch(n, ask int) error {
 	// cluster (each ended "409 Batch Completed" with no message:
 	// TestWorkerSurvivesServerRestartInCluster). The bytes are bounded by
 	// the count instead (byteCap).
-	batch, err := w.consumer.Fetch(ask, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(heartbeat))
+	batch, err := w.consumer.Fetch(ask, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat))
 	if err != nil {
 		cancel()
 		return err
@@ -280,7 +276,7 @@ func (f *fetcher) fetch(n, ask int) error {
 			f.arrived()
 			f.hand(msg)
 		}
-		if got == 0 && time.Since(sent) < expiry/2 {
+		if got == 0 && time.Since(sent) < pullExpiry/2 {
 			// Ended early with nothing (an error status, a lost
 			// connection): the next request waits a little rather than
 			// spin.
