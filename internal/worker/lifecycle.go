@@ -96,10 +96,6 @@ func (w *Worker) start(ctx context.Context) error {
 			return err
 		}
 	}
-	w.bound.Store(true)
-	w.log.Info("worker started", "stream", w.cfg.Streams.Stream, "consumer", w.cfg.Streams.Consumer,
-		"concurrency", w.cfg.Concurrency, "max_attempts", w.cfg.MaxAttempts,
-		"idempotency", w.cfg.Idempotency, "worker_id", w.cfg.WorkerID)
 
 	// Actions run under actionCtx: shutdown must not cut them off before
 	// the grace period ends.
@@ -136,6 +132,11 @@ func (w *Worker) start(ctx context.Context) error {
 			pullsClosed: make(chan struct{})}}
 	w.fetcher = r.fetcher
 	w.work, w.actionCtx = r.work, actionCtx
+	// Ready from here on: what the run shares is in place.
+	w.bound.Store(true)
+	w.log.Info("worker started", "stream", w.cfg.Streams.Stream, "consumer", w.cfg.Streams.Consumer,
+		"concurrency", w.cfg.Concurrency, "max_attempts", w.cfg.MaxAttempts,
+		"idempotency", w.cfg.Idempotency, "worker_id", w.cfg.WorkerID)
 	for range intake {
 		w.inflight.Add(1)
 		go w.runIntake()
