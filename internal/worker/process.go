@@ -174,34 +174,8 @@ func (w *Worker) process(ctx context.Context, h *heldMsg, slot *slotState) (stay
 		}
 	}()
 
-	if w.cfg.hooks.beforeDecode != nil {
-		w.cfg.hooks.beforeDecode(msg.Data())
-	}
-	var ev *envelope.Message
-	var decodeErr error
-	if n := len(msg.Data()); n > w.cfg.MaxEventBytes {
-		// Not decoded, and not kept: the letter omits the body (deadletter.go).
-		d.omitted = n
-		decodeErr = &envelope.Error{Reason: wire.ReasonInvalidEvent, Err: &EventTooLargeError{Size: n, Limit: w.cfg.MaxEventBytes}}
-	} else {
-		ev, decodeErr = w.dec.Decode(msg.Headers(), msg.Data())
-	}
+	ev, decodeErr := w.decode(d)
 	decoded := time.Now()
-	d.ev = ev
-	if ev != nil {
-		d.ceID = ev.ID()
-		d.rawHndlr = ev.Data.Rule.Handler
-		if d.rawHndlr == "" {
-			d.rawHndlr = ev.Event.Subject()
-		}
-		if h, ok := w.disp.KnownHandler(d.rawHndlr); ok {
-			d.handler = h
-			d.lane.Plugin, _, _ = strings.Cut(h, "#")
-			if p := ev.Data.Plugin; p != nil {
-				d.lane.PluginID = p.ID
-			}
-		}
-	}
 
 	ctx = w.startSpans(ctx, d, received, decoded, decodeErr)
 
@@ -260,6 +234,39 @@ func (w *Worker) process(ctx context.Context, h *heldMsg, slot *slotState) (stay
 	}
 	finish(res)
 	return true
+}
+
+// decode decodes d's message and notes its event, CloudEvent id, handler
+// and lane on d; an event above MaxEventBytes is not decoded.
+func (w *Worker) decode(d *delivery) (*envelope.Message, error) {
+	if w.cfg.hooks.beforeDecode != nil {
+		w.cfg.hooks.beforeDecode(d.msg.Data())
+	}
+	var ev *envelope.Message
+	var decodeErr error
+	if n := len(d.msg.Data()); n > w.cfg.MaxEventBytes {
+		// Not decoded, and not kept: the letter omits the body (deadletter.go).
+		d.omitted = n
+		decodeErr = &envelope.Error{Reason: wire.ReasonInvalidEvent, Err: &EventTooLargeError{Size: n, Limit: w.cfg.MaxEventBytes}}
+	} else {
+		ev, decodeErr = w.dec.Decode(d.msg.Headers(), d.msg.Data())
+	}
+	d.ev = ev
+	if ev != nil {
+		d.ceID = ev.ID()
+		d.rawHndlr = ev.Data.Rule.Handler
+		if d.rawHndlr == "" {
+			d.rawHndlr = ev.Event.Subject()
+		}
+		if h, ok := w.disp.KnownHandler(d.rawHndlr); ok {
+			d.handler = h
+			d.lane.Plugin, _, _ = strings.Cut(h, "#")
+			if p := ev.Data.Plugin; p != nil {
+				d.lane.PluginID = p.ID
+			}
+		}
+	}
+	return ev, decodeErr
 }
 
 // startSpans starts d's consumer span (continuing the publisher's trace)
