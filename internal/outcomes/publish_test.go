@@ -86,8 +86,7 @@ func BenchmarkHookPublish(b *testing.B) {
 			b.Cleanup(func() { b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") })
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
-						Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
+					s := benchSettlement(&seq)
 					if err := h.BeforeSettle(context.Background(), s); err != nil {
 						b.Error(err)
 						return
@@ -151,8 +150,7 @@ func BenchmarkHookPipeline(b *testing.B) {
 			cpu0 := processCPU(b)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					s := &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
-						Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
+					s := benchSettlement(&seq)
 					if err := h.BeforeSettle(context.Background(), s); err != nil {
 						b.Error(err)
 						return
@@ -239,4 +237,11 @@ func TestHookRetriesNoStream(t *testing.T) {
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), info.State.Msgs)
+}
+
+// benchSettlement is an Ack decision with an outcome id of its own (seq:
+// none is dropped as a duplicate).
+func benchSettlement(seq *atomic.Uint64) *worker.Settlement {
+	return &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
+		Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
 }
