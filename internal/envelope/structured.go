@@ -104,8 +104,11 @@ func scanTopLevel(body []byte, ec *event.EventContextV1, data *wiredata.ActionDa
 		if err != nil {
 			return s, err
 		}
-		name := unquote(quoted) // valid until the next read
-		var n int               // length of the value
+		// A slice of body (jsontext parses newReader's bytes.Buffer in
+		// place) or, when escaped, a copy: it stays valid while the value
+		// is read, and attribute and the switch below use it after that.
+		name := unquote(quoted)
+		var n int // length of the value
 		isData := string(name) == "data"
 		if isData && data != nil && !s.decoded && dec.PeekKind() == '{' {
 			from := int(dec.InputOffset())

@@ -141,6 +141,7 @@ func decodeData(d *jsontext.Decoder, out *wiredata.ActionData) (chain jsontext.V
 	case err != nil:
 		return nil, err
 	case !rule || !handler || !ctx || !event:
+		// Without rule only rule is named, not its handler too.
 		return nil, missing(map[string]bool{"rule": rule, "rule.handler": handler || !rule, "context": ctx, "event": event})
 	case utf8.RuneCountInString(r.Handler) < 1 || utf8.RuneCountInString(r.Handler) > handlerMaxLen:
 		return nil, errors.New("rule.handler must have 1 to 256 characters")

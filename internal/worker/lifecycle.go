@@ -101,29 +101,28 @@ func (w *Worker) start(ctx context.Context) error {
 	// the grace period ends.
 	actionCtx, cancelActions := context.WithCancel(context.WithoutCancel(ctx))
 
-	// A fixed pool of intake goroutines, fed one message at a time: their
-	// stacks stay grown (decoding grows them; a goroutine per message paid
-	// for that every time). Each decodes its message and, with idempotency
-	// on, looks its done-marker up, then waits for one of the Concurrency
-	// action slots. With idempotency on there are intakePerSlot of them per
-	// slot: the lookup's round trip (≈ 0.5 ms on a busy two-core host) then
-	// holds no action slot, which had capped the throughput at Concurrency
-	// messages per round trip. Without lookups more goroutines only cost
-	// scheduling. Messages waiting for a slot are kept alive with
-	// InProgress like running ones.
-	intake := w.cfg.Prefetch // one goroutine per intake place (pull.go)
+	// A fixed pool of intake goroutines, one per intake place (pull.go),
+	// fed one message at a time: their stacks stay grown (decoding grows
+	// them; a goroutine per message paid for that every time). Each decodes
+	// its message and, with idempotency on, looks its done-marker up, then
+	// waits for one of the Concurrency action slots: the lookup's round trip
+	// (≈ 0.5 ms on a busy two-core host) holds no action slot, which had
+	// capped the throughput at Concurrency messages per round trip.
+	// Messages waiting for a slot are kept alive with InProgress like
+	// running ones (their heartbeat runs from arrival).
+	intake := w.cfg.Prefetch
 	w.actionSlots = make(chan struct{}, w.cfg.Concurrency)
 	w.budget = newByteBudget(w.cfg.MaxInflightBytes)
 	w.stopping = w.stopCh
 	if w.done != nil {
-		// The writer's queue stays at intakePerSlot × Concurrency, not one
+		// The writer's queue stays at markerQueuePerSlot × Concurrency, not one
 		// per intake place: it bounds how many finished actions can wait
 		// for their markers while the store fails (a broker restart), and
 		// so how many re-run when the replica is then killed (the crash
 		// suite saw 12 per kill with a queue of 32 places, against its
 		// bound of one per slot).
 		w.markers = donemarker.NewWriter(w.js, w.done, w.cfg.Streams.DoneBucket, []byte(w.cfg.WorkerID),
-			w.cfg.InProgressInterval, intakePerSlot*w.cfg.Concurrency, w.cfg.Concurrency)
+			w.cfg.InProgressInterval, markerQueuePerSlot*w.cfg.Concurrency, w.cfg.Concurrency)
 		w.settler.markers = w.markers
 	}
 	fctx, cancelFetches := context.WithCancel(context.WithoutCancel(ctx))

@@ -54,11 +54,11 @@ type places struct {
 
 func newPlaces(n int) *places { return &places{free: n, wake: make(chan struct{}, 1)} }
 
-// take takes every free place if there are at least min of them.
-func (p *places) take(min int) int {
+// take takes every free place if there are at least atLeast of them.
+func (p *places) take(atLeast int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.free < min || p.free == 0 {
+	if p.free < atLeast || p.free == 0 {
 		return 0
 	}
 	n := p.free
@@ -250,9 +250,6 @@ func (w *Worker) awaitPullsClosed() { <-w.fetcher.pullsClosed }
 func (f *fetcher) fetch(n, ask int) error {
 	w := f.w
 	ctx, cancel := context.WithTimeout(f.ctx, pullExpiry+time.Second/2)
-	// The server counts a message's subject and ack reply into the limit
-	// too: a request below max_payload + that could never take the largest
-	// message.
 	// No FetchMaxBytes: with a byte limit, nats-server 2.15.2 stopped
 	// delivering to every request after a stream leader's failover in a
 	// cluster (each ended "409 Batch Completed" with no message:

@@ -137,11 +137,11 @@ func (w *Worker) takeBytes(msg jetstream.Msg) (int64, bool) {
 	return cost, w.budget.acquire(cost, w.stopping)
 }
 
-// intakePerSlot sizes the done-marker writer's queue: 2 × Concurrency
-// (lifecycle.go says why it is not one per intake place). It was the
-// number of intake goroutines per slot before capacity-based pulls
-// (decision 0015).
-const intakePerSlot = 2
+// markerQueuePerSlot sizes the done-marker writer's queue: 2 ×
+// Concurrency (lifecycle.go says why it is not one per intake place). It
+// was the number of intake goroutines per slot before capacity-based
+// pulls (decision 0015), which is where the 2 comes from.
+const markerQueuePerSlot = 2
 
 // New builds a worker on a connected NATS connection. The streams,
 // bucket and consumer must exist (streams.Apply).
