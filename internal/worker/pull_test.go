@@ -169,17 +169,15 @@ func stopRound(t *testing.T) int64 {
 		ids[i] = fmt.Sprintf("stop-%d", i)
 	}
 	published := make(chan error, 1)
-	go func() { // a steady stream, so a pull of A's is receiving when it stops
-		for i, id := range ids {
+	go func() { // a steady stream A keeps up with, so a pull of A's is open when it stops
+		for _, id := range ids {
 			m := natsMsg("imbi.actions.test.ok", map[string]string{"Content-Type": wire.ContentTypeCE, wire.HeaderMsgID: id},
 				event(id, "test#ok", nil, id))
 			if _, err := e.js.PublishMsgAsync(m); err != nil {
 				published <- err
 				return
 			}
-			if i%4 == 3 { // about 4 a millisecond for 150 ms
-				time.Sleep(time.Millisecond)
-			}
+			time.Sleep(time.Millisecond) // at most 1 a millisecond, for 600 ms or more
 		}
 		select {
 		case <-e.js.PublishAsyncComplete():
@@ -188,7 +186,12 @@ func stopRound(t *testing.T) int64 {
 			published <- fmt.Errorf("publishes not acknowledged")
 		}
 	}()
-	require.Eventually(t, func() bool { return a.fetcher.delivered.Load() >= 100 }, 10*time.Second, time.Millisecond)
+	// Stop once A has caught up: it holds nothing and its pull is open,
+	// so the next message published goes to A's pull after its Stop
+	// (with its places full, as a loaded CI machine left them, no pull
+	// was open and nothing could arrive).
+	require.Eventually(t, func() bool { return a.fetcher.delivered.Load() >= 100 && a.fetcher.held.Load() == 0 },
+		10*time.Second, time.Millisecond)
 	stopped := make(chan error, 1)
 	begun := time.Now()
 	go func() { stopped <- stopA() }()
