@@ -180,6 +180,12 @@ type result struct {
 	MeanWaiting    float64        `json:"mean_waiting_pulls"`
 	ServerCores    float64        `json:"server_cores"`
 	Tap            map[string]int `json:"tap,omitempty"`
+	// The whole host during the drain (/proc/stat): cores busy (every
+	// process, this harness included) and cores stolen by the hypervisor.
+	// A round with steal is a round on a shared host: its rate says more
+	// about the neighbours than about the contestant.
+	HostBusyCores  float64 `json:"host_busy_cores"`
+	HostStealCores float64 `json:"host_steal_cores"`
 }
 
 func run(o options) error {
@@ -237,10 +243,10 @@ func run(o options) error {
 				return fmt.Errorf("round %d, %s: %w", r+1, c.Name, err)
 			}
 			round = append(round, res)
-			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f  mean ack-pending %.1f, waiting pulls %.2f  redelivered %d\n",
+			fmt.Printf("  round %d %-12s %8.0f msgs/s  %6.1f + %6.1f µs/msg  RSS %6.1f MiB  conn in/out %.3f/%.3f per msg  cores %.2f + %.2f  syscalls/msg %.2f + %.2f  mean ack-pending %.1f, waiting pulls %.2f  redelivered %d  host busy %.2f, steal %.2f cores\n",
 				r+1, c.Name, res.MsgsPerSec, res.CPUUsPerMsg, res.SrvUsPerMsg, res.RSSMiB, res.ConnInPerMsg, res.ConnOutPerMsg,
 				res.ContestantCores, res.ServerCores, res.SyscallsPerMsg, res.SrvSyscallsPerMsg,
-				res.MeanAckPending, res.MeanWaiting, res.Redelivered)
+				res.MeanAckPending, res.MeanWaiting, res.Redelivered, res.HostBusyCores, res.HostStealCores)
 			if c.Host {
 				fmt.Printf("    plugin host: %.1f µs/msg, %.2f cores, %d run requests\n", res.HostUsPerMsg, res.HostCores, res.HostRequests)
 			}
@@ -485,6 +491,8 @@ func medians(list []contestant, all []result) []result {
 		m.ConnOutPerMsg = med(func(r result) float64 { return r.ConnOutPerMsg })
 		m.ContestantCores = med(func(r result) float64 { return r.ContestantCores })
 		m.ServerCores = med(func(r result) float64 { return r.ServerCores })
+		m.HostBusyCores = med(func(r result) float64 { return r.HostBusyCores })
+		m.HostStealCores = med(func(r result) float64 { return r.HostStealCores })
 		m.SyscallsPerMsg = med(func(r result) float64 { return r.SyscallsPerMsg })
 		m.SrvSyscallsPerMsg = med(func(r result) float64 { return r.SrvSyscallsPerMsg })
 		m.MeanAckPending = med(func(r result) float64 { return r.MeanAckPending })
@@ -672,6 +680,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		t0, t1       time.Time
 		c0, s0, h0   time.Duration
 		cs0, ss0     int64
+		host0        hostTicks
 		polls        int
 		sumAckPend   float64
 		sumWaiting   float64
@@ -708,6 +717,7 @@ func drain(o options, c contestant, round int) (res result, err error) {
 		if t0.IsZero() && info.Delivered.Stream > 0 {
 			t0, c0, s0, h0 = now, cc, sc, hc
 			cs0, ss0 = procSyscalls(cmd.Process.Pid), procSyscalls(srv.cmd.Process.Pid)
+			host0 = readHostTicks()
 			conn0, _ = contestantConn(srv.monitor)
 			if o.profileDir != "" {
 				base := filepath.Join(o.profileDir, fmt.Sprintf("%s-r%d", c.Name, round))
@@ -739,6 +749,9 @@ func drain(o options, c contestant, round int) (res result, err error) {
 			res.MsgsPerSec = float64(o.n) / res.Seconds
 			res.ContestantCores = (cc - c0).Seconds() / res.Seconds
 			res.ServerCores = (sc - s0).Seconds() / res.Seconds
+			host1 := readHostTicks()
+			res.HostBusyCores = (host1.busy - host0.busy).Seconds() / res.Seconds
+			res.HostStealCores = (host1.steal - host0.steal).Seconds() / res.Seconds
 			if host != nil {
 				res.HostUsPerMsg = float64((hc - h0).Microseconds()) / float64(o.n)
 				res.HostCores = (hc - h0).Seconds() / res.Seconds
@@ -852,6 +865,29 @@ func procCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// hostTicks is the host's CPU time since boot (/proc/stat's cpu line).
+type hostTicks struct{ busy, steal time.Duration }
+
+// readHostTicks reads the aggregate cpu line: busy is user + nice +
+// system + irq + softirq, steal the hypervisor's. Zero when unreadable.
+func readHostTicks() hostTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostTicks{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return hostTicks{}
+	}
+	var v [8]int64
+	for i := range v {
+		v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+	}
+	ticks := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return hostTicks{busy: ticks(v[0] + v[1] + v[2] + v[5] + v[6]), steal: ticks(v[7])}
 }
 
 // dieWithParent: a child (server, prepublisher, contestant) gets SIGTERM
