@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -356,6 +357,50 @@ type paired struct {
 	Baseline   string     `json:"baseline"`
 	Rounds     []overhead `json:"rounds"`
 	Median     overhead   `json:"median"`
+	// RatioCI is a distribution-free confidence interval of the median
+	// rate ratio (medianCI); zero Coverage: too few rounds for one.
+	RatioCI interval `json:"rate_ratio_ci"`
+}
+
+// interval is a confidence interval and its coverage.
+type interval struct {
+	Lo       float64 `json:"lo"`
+	Hi       float64 `json:"hi"`
+	Coverage float64 `json:"coverage"`
+}
+
+// medianCI is the narrowest order-statistic interval [x(k), x(n+1−k)] of
+// v that covers the median with at least the given probability, whatever
+// the distribution (the count of values below the median is
+// Binomial(n, ½)). With fewer than 6 values no interval reaches 95 %: the
+// zero interval. On a shared host one round's ratio swings by ±15 %;
+// this says how far the median of the rounds may be from the truth.
+func medianCI(v []float64, want float64) interval {
+	n := len(v)
+	if n == 0 {
+		return interval{}
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	// tail[j] = P(X ≤ j) for X ~ Binomial(n, ½).
+	tail := make([]float64, n+1)
+	p, c := math.Pow(0.5, float64(n)), 1.0
+	for j := 0; j <= n; j++ {
+		if j > 0 {
+			c = c * float64(n-j+1) / float64(j)
+			tail[j] = tail[j-1]
+		}
+		tail[j] += c * p
+	}
+	var best interval
+	for k := 1; k <= n/2; k++ {
+		cov := 1 - 2*tail[k-1]
+		if cov < want {
+			break
+		}
+		best = interval{Lo: v[k-1], Hi: v[n-k], Coverage: cov}
+	}
+	return best
 }
 
 // pairedRatios pairs every row that has a baseline with it, per round;
@@ -378,6 +423,7 @@ func pairedRatios(list []contestant, all []result) []paired {
 			}
 			o := overheadOf(r, all[i])
 			o.Round = r.Round
+			o.StealCores = max(r.HostStealCores, all[i].HostStealCores)
 			p.Rounds = append(p.Rounds, o)
 		}
 		if len(p.Rounds) == 0 {
@@ -398,6 +444,11 @@ func pairedRatios(list []contestant, all []result) []paired {
 			HostUs:    med(func(o overhead) float64 { return o.HostUs }),
 			ServerUs:  med(func(o overhead) float64 { return o.ServerUs }),
 		}
+		ratios := make([]float64, len(p.Rounds))
+		for i, o := range p.Rounds {
+			ratios[i] = o.RateRatio
+		}
+		p.RatioCI = medianCI(ratios, 0.95)
 		out = append(out, p)
 	}
 	return out
@@ -407,15 +458,23 @@ func printPaired(ps []paired) {
 	if len(ps) == 0 {
 		return
 	}
-	fmt.Println("paired per round (row / baseline in the same round):")
+	fmt.Println("paired per round (row / baseline in the same round; * = a drain lost ≥ 0.05 cores to steal):")
 	for _, p := range ps {
 		var rs []string
 		for _, o := range p.Rounds {
-			rs = append(rs, fmt.Sprintf("r%d %.2f", o.Round, o.RateRatio))
+			mark := ""
+			if o.StealCores >= stolenRound {
+				mark = "*"
+			}
+			rs = append(rs, fmt.Sprintf("r%d %.2f%s", o.Round, o.RateRatio, mark))
 		}
 		m := p.Median
-		fmt.Printf("  %s / %s: rate ratio %s; median %.2fx, CPU per message %+.1f µs (worker %+.1f, plugin host %+.1f, server %+.1f)\n",
-			p.Contestant, p.Baseline, strings.Join(rs, ", "), m.RateRatio, m.CPUUs, m.WorkerUs, m.HostUs, m.ServerUs)
+		ci := "too few rounds for a 95 % interval"
+		if c := p.RatioCI; c.Coverage > 0 {
+			ci = fmt.Sprintf("%.0f %% interval of the median %.2f–%.2f", 100*c.Coverage, c.Lo, c.Hi)
+		}
+		fmt.Printf("  %s / %s: rate ratio %s; median %.2fx (%s), CPU per message %+.1f µs (worker %+.1f, plugin host %+.1f, server %+.1f)\n",
+			p.Contestant, p.Baseline, strings.Join(rs, ", "), m.RateRatio, ci, m.CPUUs, m.WorkerUs, m.HostUs, m.ServerUs)
 	}
 	fmt.Println()
 }
@@ -445,7 +504,13 @@ type overhead struct {
 	WorkerUs  float64 `json:"worker_us_per_msg"` // … the contestant's
 	HostUs    float64 `json:"host_us_per_msg"`   // … the plugin host's
 	ServerUs  float64 `json:"server_us_per_msg"` // … the server's
+	// StealCores: the more stolen of the two drains (host_steal_cores).
+	StealCores float64 `json:"steal_cores,omitempty"`
 }
+
+// stolenRound: a round whose drains lost at least this many cores to the
+// hypervisor is marked; its ratio says more about the neighbours.
+const stolenRound = 0.05
 
 func overheadOf(r, base result) overhead {
 	return overhead{

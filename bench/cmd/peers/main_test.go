@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -139,5 +140,32 @@ func TestPairedRatios(t *testing.T) {
 	// paired ratios is 0.8.
 	if m := ps[0].Median; m.RateRatio != 0.8 || m.WorkerUs != 10 || m.ServerUs != 10 || m.CPUUs != 20 {
 		t.Fatalf("median %+v", m)
+	}
+}
+
+func TestMedianCI(t *testing.T) {
+	seq := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[n-1-i] = float64(i + 1) // unsorted on purpose
+		}
+		return v
+	}
+	for _, c := range []struct {
+		n      int
+		lo, hi float64
+		cov    float64 // rounded to 4 places
+	}{
+		{n: 5},                              // 1 − 2/32 = 93.75 %: none
+		{n: 6, lo: 1, hi: 6, cov: 0.9688},   // 1 − 2/64
+		{n: 12, lo: 3, hi: 10, cov: 0.9614}, // 1 − 2·79/4096
+		{n: 20, lo: 6, hi: 15, cov: 0.9586}, // 1 − 2·P(X ≤ 5)
+		{n: 1},
+		{n: 0},
+	} {
+		got := medianCI(seq(c.n), 0.95)
+		if got.Lo != c.lo || got.Hi != c.hi || math.Round(got.Coverage*1e4)/1e4 != c.cov {
+			t.Errorf("n=%d: %+v, want [%v, %v] at %v", c.n, got, c.lo, c.hi, c.cov)
+		}
 	}
 }
