@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/benchdata"
+	"github.com/aweber-imbi/imbi-worker/internal/envelope"
 	"github.com/aweber-imbi/imbi-worker/internal/streams"
 	"github.com/aweber-imbi/imbi-worker/internal/streams/streamstest"
 	"github.com/aweber-imbi/imbi-worker/internal/worker"
@@ -104,8 +106,14 @@ func BenchmarkHookPublish(b *testing.B) {
 // BenchmarkHookPipeline: outcomes as a worker with idempotency on
 // handles them: published (BeforeSettle) by 32 goroutines, awaited
 // (BeforeAck) in order by one, as the done-marker writer does; CPU of
-// client and embedded server together. Rows: acker (the hook's own), and
-// a JetStream fast batch (batchAcker, flow acks every 16 or 64 outcomes;
+// client and embedded server together. Each outcome is of a decoded
+// bench event (benchEvent: rule, context and event as the worker's
+// outcomes carry them). Rows: acker (the hook's own); acker-no-header,
+// the same without the Content-Type header the contract asks for (what
+// the header costs); acker-1-byte, the floor: a 1-byte message without
+// headers on the same subject, published and awaited the same way, so
+// acker minus acker-1-byte is what the event's content costs; and a
+// JetStream fast batch (batchAcker, flow acks every 16 or 64 outcomes;
 // benchmark only, docs/performance.md §1 "the second pass"). Each row
 // checks that the stream holds one message per outcome. With -count,
 // testing runs one row's repetitions back to back: for A/B pairs run the
@@ -114,12 +122,21 @@ func BenchmarkHookPipeline(b *testing.B) {
 	env := streamstest.Start(b, streams.Config{Idempotency: true, Outcomes: true})
 	allowFastBatch(b, env)
 	var seq atomic.Uint64
+	ev := benchEvent(b)
 	for _, v := range []struct {
-		name string
-		flow int // 0: the acker
-	}{{"acker", 0}, {"fast-batch-16", 16}, {"fast-batch-64", 64}} {
+		name     string
+		flow     int  // 0: the acker
+		floor    bool // a 1-byte message without headers instead of the event
+		noHeader bool // the event without its Content-Type header
+	}{
+		{name: "acker"}, {name: "acker-no-header", noHeader: true}, {name: "acker-1-byte", floor: true},
+		{name: "fast-batch-16", flow: 16}, {name: "fast-batch-64", flow: 64},
+	} {
 		b.Run(v.name, func(b *testing.B) {
 			h := NewHook(env.JS, Config{Prefix: env.Config.OutcomesPrefix, WorkerID: "bench"})
+			if v.noHeader {
+				h.header = nil
+			}
 			var fast *batchAcker
 			if v.flow > 0 {
 				require.NoError(b, h.acks.(*acker).close())
@@ -151,7 +168,10 @@ func BenchmarkHookPipeline(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					s := benchSettlement(&seq)
-					if err := h.BeforeSettle(context.Background(), s); err != nil {
+					s.Event, s.Handler = ev, benchHandler
+					if v.floor {
+						floorPublish(b, h, s)
+					} else if err := h.BeforeSettle(context.Background(), s); err != nil {
 						b.Error(err)
 						return
 					}
@@ -244,4 +264,30 @@ func TestHookRetriesNoStream(t *testing.T) {
 func benchSettlement(seq *atomic.Uint64) *worker.Settlement {
 	return &worker.Settlement{Decision: worker.Decision{Kind: worker.KindAck, At: time.Now()}, Attempt: 1,
 		Meta: &jetstream.MsgMetadata{Stream: "BENCH", Sequence: jetstream.SequencePair{Stream: seq.Add(1)}}}
+}
+
+// benchHandler is the bench events' handler.
+const benchHandler = "bench#noop"
+
+// benchEvent is a decoded 1.2 KiB bench event (internal/benchdata, as
+// make bench-peers publishes them): its outcome is the size a worker's is.
+func benchEvent(b *testing.B) *envelope.Message {
+	b.Helper()
+	ev, err := envelope.NewDecoder().Decode(nil, benchdata.EventFor("bench-1", benchHandler, 1200, 0))
+	require.NoError(b, err)
+	return ev
+}
+
+// floorPublish publishes s's 1-byte stand-in (acker-1-byte) and leaves
+// its wait for BeforeAck, as BeforeSettle leaves the event's.
+func floorPublish(b *testing.B, h *Hook, s *worker.Settlement) {
+	_, subject, ok := Build(s, h.cfg.Prefix, h.cfg.WorkerID)
+	require.True(b, ok)
+	m := &nats.Msg{Subject: subject, Data: []byte{'x'}}
+	p, err := h.publish(m, "floor", s.Decision.Kind)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	s.Pending = p
 }
