@@ -38,6 +38,11 @@ for d in examples/plugins/*/; do
   [ -f "$d/go.mod" ] && (cd "$d" && GOFLAGS=-mod=mod go test -count=1 ./...)
 done
 
+# --- the benchmark harness's own unit tests (bench/, its own go.mod) ---
+# Only the harness's pure helpers (paired ratios, the median's interval,
+# -also parsing): no benchmark runs here.
+(cd bench && GOFLAGS=-mod=mod go test -count=1 ./cmd/peers)
+
 # --- Python client ---
 if [ -d clients/python/tests ]; then
   "$IMBI_TEST_PYTHON" -m pytest -q -rs clients/python/tests  # -rs: list skip reasons
