@@ -181,10 +181,7 @@ func chainKillDiagnostics(ctx context.Context, t *testing.T, js jetstream.JetStr
 		t.Logf("done bucket: %v", err)
 	} else {
 		for s := range 3 {
-			ceID := id
-			if s > 0 {
-				ceID = wire.ChainStepID(id, s)
-			}
+			ceID := wire.ChainStepID(id, s) // the first step's too (publisher.Chain)
 			e, err := kv.Get(ctx, donemarker.Key(ceID))
 			if err != nil {
 				t.Logf("done-marker %s: %v", ceID, err)
