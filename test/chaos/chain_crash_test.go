@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aweber-imbi/imbi-worker/internal/donemarker"
 	"github.com/aweber-imbi/imbi-worker/publisher"
 	"github.com/aweber-imbi/imbi-worker/test/chaos/chaosplugin"
 	"github.com/aweber-imbi/imbi-worker/wire"
@@ -28,7 +29,10 @@ import (
 // with the same id, which the duplicate window drops. Every step of every
 // chain runs exactly once. Each round reports whether the kill beat the
 // ack (step 2 still in the stream after the process died); at least one
-// must, or the test did not test the window.
+// must, or the test did not test the window. Step 3 never runs in the
+// process about to be killed (RecordConfig.HoldWhileKillPending): a round
+// that did not finish logs every run of its steps, the markers, the
+// consumer and the stream (chainKillDiagnostics).
 func TestChainKill9BetweenContinuationAndAck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process suite; skipped with -short")
@@ -66,10 +70,11 @@ func TestChainKill9BetweenContinuationAndAck(t *testing.T) {
 		env:  []string{"IMBI_CHAOS_RECORD_DIR=" + recordDir, "IMBI_CHAOS_KILL_NATS_URL=" + srv.url()},
 		args: append([]string{"run", "--concurrency", "4", "--admin-addr", "127.0.0.1:0", "--backoff-base", "100ms"}, common...)}
 	r.start()
+	pids := map[int]int{r.current().cmd.Process.Pid: 1} // pid → life
 	t.Cleanup(func() {
 		if t.Failed() {
 			for l := 1; l <= r.lives; l++ {
-				t.Log(tail(filepath.Join(dir, fmt.Sprintf("chainkill-%d.log", l)), 20))
+				t.Log(tail(filepath.Join(dir, fmt.Sprintf("chainkill-%d.log", l)), 200))
 			}
 		}
 	})
@@ -92,8 +97,16 @@ func TestChainKill9BetweenContinuationAndAck(t *testing.T) {
 		c := publisher.Chain{ID: id, DeliveryID: id, Data: base.Data}
 		for s := range 3 {
 			rc := chaosplugin.RecordConfig{Label: "chain", Step: strconv.Itoa(s)}
-			if s == 1 {
+			switch s {
+			case 1:
 				rc.KillAfterMarker = wire.ChainStepID(id, s)
+			case 2:
+				// Step 3 is published before step 2's marker, so the dying
+				// process may pull and run it; killed before step 3's own
+				// marker is stored, it would run again after the restart
+				// (every kill's effect→marker window, not the one aimed
+				// at). The dying process holds it instead.
+				rc.HoldWhileKillPending = true
 			}
 			cfg, err := json.Marshal(rc)
 			require.NoError(t, err)
@@ -109,10 +122,27 @@ func TestChainKill9BetweenContinuationAndAck(t *testing.T) {
 			landed++
 		}
 		r.start()
-		require.Eventually(t, func() bool {
+		pids[r.current().cmd.Process.Pid] = r.lives
+		// A step that ran twice fails at once (its count never goes back
+		// to 1); a chain that stalls fails after 60 s. Both log why.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
 			got := runs()
-			return got[id+"/0"] == 1 && got[id+"/1"] == 1 && got[id+"/2"] == 1 && streamMsgs() == 0
-		}, 60*time.Second, 50*time.Millisecond, "round %d: the chain did not finish", i)
+			for s := range 3 {
+				if key := id + "/" + strconv.Itoa(s); got[key] > 1 {
+					chainKillDiagnostics(ctx, t, js, recordDir, id, pids)
+					t.Fatalf("round %d: %s ran %d times", i, key, got[key])
+				}
+			}
+			if got[id+"/0"] == 1 && got[id+"/1"] == 1 && got[id+"/2"] == 1 && streamMsgs() == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				chainKillDiagnostics(ctx, t, js, recordDir, id, pids)
+				t.Fatalf("round %d: the chain did not finish", i)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	time.Sleep(1500 * time.Millisecond) // past AckWait: a late redelivery would run now
 	for key, n := range runs() {
@@ -128,4 +158,60 @@ func TestChainKill9BetweenContinuationAndAck(t *testing.T) {
 	t.Logf("kills between the marker and the ack: %d of %d", landed, rounds)
 	require.Positive(t, landed, "no kill landed before the ack: the window was not tested")
 	report(t, "chain_kill9", map[string]int{"rounds": rounds, "kills_before_ack": landed})
+}
+
+// chainKillDiagnostics logs what a round that did not finish left behind,
+// so a rare failure names its cause: every run of the chain's steps (the
+// process's life and when), each step's done-marker, the work consumer's
+// state and the messages still in the work stream.
+func chainKillDiagnostics(ctx context.Context, t *testing.T, js jetstream.JetStream, recordDir, id string, pids map[int]int) {
+	t.Helper()
+	byPID, err := chaosplugin.ReadRecordsByProcess(recordDir)
+	if err != nil {
+		t.Logf("records: %v", err)
+	}
+	for line, ps := range byPID {
+		if key, _, _ := strings.Cut(line, "@"); strings.HasPrefix(key, id+"/") {
+			for _, pid := range ps {
+				t.Logf("run %s by pid %d (life %d)", line, pid, pids[pid])
+			}
+		}
+	}
+	if kv, err := js.KeyValue(ctx, wire.DefaultDoneBucket); err != nil {
+		t.Logf("done bucket: %v", err)
+	} else {
+		for s := range 3 {
+			ceID := wire.ChainStepID(id, s) // the first step's too (publisher.Chain)
+			e, err := kv.Get(ctx, donemarker.Key(ceID))
+			if err != nil {
+				t.Logf("done-marker %s: %v", ceID, err)
+				continue
+			}
+			t.Logf("done-marker %s: stored %s (revision %d)", ceID, e.Created().Format(time.RFC3339Nano), e.Revision())
+		}
+	}
+	if c, err := js.Consumer(ctx, wire.DefaultStream, wire.DefaultConsumer); err != nil {
+		t.Logf("consumer: %v", err)
+	} else if ci, err := c.Info(ctx); err != nil {
+		t.Logf("consumer info: %v", err)
+	} else {
+		t.Logf("consumer: num_pending %d num_ack_pending %d num_redelivered %d num_waiting %d delivered %+v ack_floor %+v ack_wait %s max_ack_pending %d",
+			ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.Delivered, ci.AckFloor, ci.Config.AckWait, ci.Config.MaxAckPending)
+	}
+	stream, err := js.Stream(ctx, wire.DefaultStream)
+	if err != nil {
+		t.Logf("stream: %v", err)
+		return
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Logf("stream info: %v", err)
+		return
+	}
+	t.Logf("stream: %d messages, first %d last %d", info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		if m, err := stream.GetMsg(ctx, seq); err == nil {
+			t.Logf("stream seq %d subject %s msg_id %s stored %s", seq, m.Subject, m.Header.Get(nats.MsgIdHdr), m.Time.Format(time.RFC3339Nano))
+		}
+	}
 }

@@ -20,6 +20,9 @@ type MarkerKiller struct {
 	url, bucket, dir string
 	mu               sync.Mutex
 	nc               *nats.Conn
+	// armed counts the kills this process armed: once one is, the
+	// process is about to die (pending).
+	armed int
 }
 
 // NewMarkerKiller watches bucket on the server at url; dir holds the
@@ -52,5 +55,15 @@ func (k *MarkerKiller) arm(ceID string) error {
 	}); err != nil {
 		return err
 	}
+	k.armed++
 	return k.nc.Flush()
+}
+
+// pending reports whether this process armed a kill: it dies the moment
+// that marker is stored. A restarted process has none pending (the guard
+// file keeps it from arming the same id again).
+func (k *MarkerKiller) pending() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.armed > 0
 }

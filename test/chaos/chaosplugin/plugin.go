@@ -69,6 +69,13 @@ type RecordConfig struct {
 	// CloudEvent id: record SIGKILLs the process once that id's done-marker
 	// is stored (before the ack), once per id.
 	KillAfterMarker string `json:"kill_after_marker,omitempty"`
+	// HoldWhileKillPending, with a MarkerKiller set, makes record wait for
+	// its context, recording nothing, while this process has a kill armed
+	// (KillAfterMarker): the process is about to die, and an effect
+	// recorded now could lose its done-marker to the kill and run again
+	// after the restart — the at-least-once window of every kill, not the
+	// one a suite aims its kill at. A restarted process records at once.
+	HoldWhileKillPending bool `json:"hold_while_kill_pending,omitempty"`
 }
 
 // Plugin is the chaos webhook plugin. Build it with New or NewCreds.
@@ -147,6 +154,10 @@ func (p *Plugin) record(ctx context.Context, in plugins.ActionInput[RecordConfig
 	id, err := EventID(in.Event)
 	if err != nil {
 		return err
+	}
+	if in.Config.HoldWhileKillPending && p.killer != nil && p.killer.pending() {
+		<-ctx.Done() // the kill comes first; else the deadline, and a retry
+		return ctx.Err()
 	}
 	if d := time.Duration(in.Config.SleepMS) * time.Millisecond; d > 0 {
 		t := time.NewTimer(d)
