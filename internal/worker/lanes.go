@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -89,6 +90,22 @@ func (s *settler) decideRateLimited(d *delivery, dec Decision, res dispatch.Resu
 // longer than any gap between two deferrals of a live message.
 func (s *settler) deferralTTL() time.Duration {
 	return max(s.cfg.RateLimitMaxWait, 24*time.Hour) + 24*time.Hour
+}
+
+// earlierDeferrals is how many of the deliveries before this one were
+// deferrals (v1.1 §B): none for a first delivery, else the lanes
+// bucket's count, never more than the deliveries before this one. The
+// intake subtracts it from the delivery count to get the attempt; a
+// give-back at shutdown adds one to it.
+func earlierDeferrals(ctx context.Context, store laneStore, meta *jetstream.MsgMetadata) (int, error) {
+	if meta.NumDelivered <= 1 {
+		return 0, nil
+	}
+	n, err := store.Deferrals(ctx, meta.Stream, meta.Sequence.Stream, meta.Timestamp)
+	if err != nil {
+		return 0, err
+	}
+	return min(n, int(meta.NumDelivered)-1), nil
 }
 
 // recordDeferral is a Defer's durable step: the deferral count, then the

@@ -301,16 +301,16 @@ func (w *Worker) precheck(ctx context.Context, d *delivery, decodeErr error, slo
 	}
 
 	// Deliveries that were deferrals (rate limits, paused lanes) are not
-	// attempts. A first delivery has none; later ones read the count.
-	if d.deliveries > 1 && w.lanes != nil {
-		n, err := w.lanes.Deferrals(ctx, d.meta.Stream, d.meta.Sequence.Stream, d.meta.Timestamp)
+	// attempts.
+	if w.lanes != nil {
+		n, err := earlierDeferrals(ctx, w.lanes, d.meta)
 		if err != nil {
 			d.logger().Warn("deferral count lookup failed; retrying later", "error", err)
 			return Decision{Kind: KindRetry, Reason: wire.ReasonUnavailable,
 				ErrorText: dispatch.RedactText(err.Error(), nil),
 				Delay:     backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, d.attempt)}, true
 		}
-		d.deferred = min(n, d.deliveries-1)
+		d.deferred = n
 		d.attempt = d.deliveries - d.deferred
 	}
 

@@ -500,15 +500,11 @@ func (s *settler) countGiveBack(ctx context.Context, meta *jetstream.MsgMetadata
 	if s.lanes == nil {
 		return
 	}
-	n := 0
-	if meta.NumDelivered > 1 {
-		var err error
-		if n, err = s.lanes.Deferrals(ctx, meta.Stream, meta.Sequence.Stream, meta.Timestamp); err != nil {
-			s.log.Warn("deferral count lookup failed at shutdown; this delivery counts as an attempt",
-				"stream_seq", meta.Sequence.Stream, "error", err)
-			return
-		}
-		n = min(n, int(meta.NumDelivered)-1)
+	n, err := earlierDeferrals(ctx, s.lanes, meta)
+	if err != nil {
+		s.log.Warn("deferral count lookup failed at shutdown; this delivery counts as an attempt",
+			"stream_seq", meta.Sequence.Stream, "error", err)
+		return
 	}
 	if err := s.lanes.SetDeferrals(ctx, meta.Stream, meta.Sequence.Stream, meta.Timestamp, n+1, s.deferralTTL()); err != nil {
 		s.log.Warn("deferral count not stored at shutdown; this delivery counts as an attempt",
