@@ -429,26 +429,24 @@ func pairedRatios(list []contestant, all []result) []paired {
 		if len(p.Rounds) == 0 {
 			continue
 		}
-		med := func(f func(overhead) float64) float64 {
+		values := func(f func(overhead) float64) []float64 {
 			v := make([]float64, len(p.Rounds))
 			for i, o := range p.Rounds {
 				v[i] = f(o)
 			}
-			return median(v)
+			return v
 		}
+		med := func(f func(overhead) float64) float64 { return median(values(f)) }
+		rate := func(o overhead) float64 { return o.RateRatio }
 		p.Median = overhead{
-			RateRatio: med(func(o overhead) float64 { return o.RateRatio }),
+			RateRatio: med(rate),
 			WallUs:    med(func(o overhead) float64 { return o.WallUs }),
 			CPUUs:     med(func(o overhead) float64 { return o.CPUUs }),
 			WorkerUs:  med(func(o overhead) float64 { return o.WorkerUs }),
 			HostUs:    med(func(o overhead) float64 { return o.HostUs }),
 			ServerUs:  med(func(o overhead) float64 { return o.ServerUs }),
 		}
-		ratios := make([]float64, len(p.Rounds))
-		for i, o := range p.Rounds {
-			ratios[i] = o.RateRatio
-		}
-		p.RatioCI = medianCI(ratios, 0.95)
+		p.RatioCI = medianCI(values(rate), 0.95)
 		out = append(out, p)
 	}
 	return out
@@ -538,11 +536,7 @@ func medians(list []contestant, all []result) []result {
 			for i, r := range rs {
 				v[i] = f(r)
 			}
-			slices.Sort(v)
-			if len(v)%2 == 1 {
-				return v[len(v)/2]
-			}
-			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+			return median(v)
 		}
 		m.MsgsPerSec = med(func(r result) float64 { return r.MsgsPerSec })
 		m.Seconds = med(func(r result) float64 { return r.Seconds })

@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -46,6 +47,14 @@ func main() {
 }
 
 func run(url, stream, consumer string, reverse int, stored string, unacked bool) error {
+	if stored != "" && reverse > 1 {
+		// The reverse-order acks replace the handler: -stored would be
+		// silently ignored.
+		return errors.New("-stored and -ack-reverse are separate experiments; use one")
+	}
+	if unacked && stored == "" {
+		return errors.New("-stored-unacked needs -stored SUBJECT")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	nc, err := nats.Connect(url, nats.Name("bench-raw"))
