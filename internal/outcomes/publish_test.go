@@ -168,6 +168,9 @@ func BenchmarkHookPipeline(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					s := benchSettlement(&seq)
+					// Every outcome of the one event has the id
+					// bench-1.1: none carries Nats-Msg-Id (decision
+					// 0016), so the stream stores each (checked below).
 					s.Event, s.Handler = ev, benchHandler
 					if v.floor {
 						floorPublish(b, h, s)

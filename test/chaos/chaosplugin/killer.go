@@ -20,9 +20,8 @@ type MarkerKiller struct {
 	url, bucket, dir string
 	mu               sync.Mutex
 	nc               *nats.Conn
-	// armed counts the kills this process armed: once one is, the
-	// process is about to die (pending).
-	armed int
+	// armed: this process armed a kill, so it is about to die (pending).
+	armed bool
 }
 
 // NewMarkerKiller watches bucket on the server at url; dir holds the
@@ -55,7 +54,7 @@ func (k *MarkerKiller) arm(ceID string) error {
 	}); err != nil {
 		return err
 	}
-	k.armed++
+	k.armed = true
 	return k.nc.Flush()
 }
 
@@ -65,5 +64,5 @@ func (k *MarkerKiller) arm(ceID string) error {
 func (k *MarkerKiller) pending() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.armed > 0
+	return k.armed
 }
